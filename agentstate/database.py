@@ -1,0 +1,85 @@
+"""``connect()``: open a database that is ready to use, sync or async.
+
+One connection per thread (apsw connections are thread-safe but serialise their calls), and one
+or more per process; any number of processes may share the file. Writes go through
+:func:`agentstate.engine.write` (``BEGIN IMMEDIATE``), so concurrent writers queue for up to
+``busy_timeout_ms`` instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+
+import apsw
+
+from agentstate import engine, errors, migrations
+from agentstate.engine import DEFAULT_PATH, AsyncConnection, Durability, Settings
+
+
+def _settings(durability: Durability, busy_timeout_ms: int) -> Settings:
+    if durability not in ("normal", "full"):
+        raise errors.InvalidValueError(f"durability must be 'normal' or 'full', not {durability!r}")
+    return Settings(durability=durability, busy_timeout_ms=busy_timeout_ms)
+
+
+def _ready(conn: apsw.Connection, readonly: bool, migrate: bool) -> None:
+    """Bring the schema up to date, or refuse a database this code cannot use."""
+    state = migrations.status(conn)
+    if not state.pending:
+        return
+    if readonly or not migrate:
+        names = ", ".join(m.filename for m in state.pending)
+        raise errors.SchemaOutdatedError(
+            f"the database needs migrations {names}: run 'agentstate migrate PATH' "
+            "or open it with connect(path) (migrate=True)"
+        )
+    migrations.migrate(conn)
+
+
+def connect(
+    path: str | os.PathLike[str] = DEFAULT_PATH,
+    *,
+    readonly: bool = False,
+    migrate: bool = True,
+    durability: Durability = "normal",
+    busy_timeout_ms: int = 10_000,
+) -> apsw.Connection:
+    """Open (creating if needed) an agentstate database and return a configured apsw connection.
+
+    :param path: a file path, ``":memory:"``, or an SQLite ``file:`` URI.
+    :param readonly: open without write access; the schema must already be current.
+    :param migrate: apply pending migrations (the default); if False, pending ones raise.
+    :param durability: ``"normal"`` (synchronous=NORMAL) or ``"full"`` (every commit fsynced).
+    :param busy_timeout_ms: how long a writer waits for another's write lock.
+    :raises SchemaError: the schema is newer than this code, or an applied file was edited or lost.
+    """
+    conn = engine.open_connection(path, readonly=readonly, settings=_settings(durability, busy_timeout_ms))
+    try:
+        _ready(conn, readonly, migrate)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+async def connect_async(
+    path: str | os.PathLike[str] = DEFAULT_PATH,
+    *,
+    readonly: bool = False,
+    migrate: bool = True,
+    durability: Durability = "normal",
+    busy_timeout_ms: int = 10_000,
+) -> AsyncConnection:
+    """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
+
+    Use it with the async classes (:class:`agentstate.AsyncTaskManager`, ...), and close it with
+    ``await conn.aclose()``.
+    """
+    settings = _settings(durability, busy_timeout_ms)
+    conn = await engine.open_async_connection(path, readonly=readonly, settings=settings)
+    try:
+        await engine.run_async(conn, _ready, conn, readonly, migrate)
+    except BaseException:
+        await conn.aclose()
+        raise
+    return conn

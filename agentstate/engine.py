@@ -1,0 +1,200 @@
+"""The SQLite engine: everything that knows it is talking to SQLite through apsw lives here.
+
+Opening a connection, the pragmas, how a write transaction starts, where the engine's SQL files
+are, and how apsw exceptions become agentstate's. A PostgreSQL engine would be a sibling module
+with the same five things and its own ``schema/postgresql/`` folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+
+import apsw
+
+from agentstate import errors
+
+ENGINE = "sqlite"
+DEFAULT_PATH = "agentstate.db"
+# STRICT tables need 3.37, RETURNING 3.35, ON CONFLICT ... DO NOTHING with RETURNING 3.35.
+MIN_SQLITE = (3, 37, 0)
+# Our registry holds under 100 statements; keep every one of them prepared.
+STATEMENT_CACHE_SIZE = 256
+
+if TYPE_CHECKING:
+    AsyncConnection: TypeAlias = apsw.AsyncConnection
+else:  # apsw defines the async connection type in its stubs only
+    AsyncConnection = apsw.Connection
+
+Durability = Literal["normal", "full"]
+T = TypeVar("T")
+
+
+def schema_dir(engine: str = ENGINE) -> Path:
+    """The folder of this engine's .sql files, in a wheel or in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_schema" / engine, here.parent / "schema" / engine):
+        if candidate.is_dir():
+            return candidate
+    raise errors.SchemaError(f"cannot find the {engine} schema files next to {here}; reinstall agentstate")
+
+
+@dataclass(frozen=True)
+class Pragma:
+    """One line of pragmas.sql."""
+
+    name: str
+    value: str
+
+
+_PRAGMA_LINE = re.compile(r"^PRAGMA\s+(\w+)\s*=\s*([\w-]+)\s*;\s*$", re.IGNORECASE)
+
+
+def load_pragmas(path: Path | None = None) -> tuple[Pragma, ...]:
+    """Parse ``pragmas.sql``: one ``PRAGMA name = value;`` per line, comments allowed."""
+    path = path or schema_dir() / "pragmas.sql"
+    pragmas = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("--"):
+            continue
+        match = _PRAGMA_LINE.match(text)
+        if not match:
+            raise errors.SchemaError(f"{path}:{lineno}: expected 'PRAGMA name = value;', got {text!r}")
+        pragmas.append(Pragma(match.group(1).lower(), match.group(2)))
+    return tuple(pragmas)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How connections are opened. The defaults suit an embedded, multi-process workload."""
+
+    durability: Durability = "normal"
+    """``normal``: synchronous=NORMAL, a power cut may lose the last commits, never corrupts.
+    ``full``: synchronous=FULL, every commit is on disk before it returns (slower appends)."""
+    busy_timeout_ms: int = 10_000
+    """How long a writer waits for the write lock before :class:`DatabaseBusyError`."""
+    cache_size_kib: int = 65_536
+    extra_pragmas: dict[str, str] = field(default_factory=dict)
+
+    def pragmas(self) -> list[Pragma]:
+        overrides = {
+            "synchronous": self.durability.upper(),
+            "busy_timeout": str(self.busy_timeout_ms),
+            "cache_size": str(-self.cache_size_kib),
+            **{k.lower(): v for k, v in self.extra_pragmas.items()},
+        }
+        return [Pragma(p.name, overrides.get(p.name, p.value)) for p in load_pragmas()]
+
+
+def check_sqlite_version() -> None:
+    """Refuse an SQLite library too old for the schema (STRICT tables, RETURNING)."""
+    version = tuple(int(part) for part in apsw.sqlite_lib_version().split(".")[:3])
+    if version < MIN_SQLITE:
+        wanted = ".".join(map(str, MIN_SQLITE))
+        raise errors.SchemaError(
+            f"SQLite {apsw.sqlite_lib_version()} is too old: agentstate needs {wanted}+; "
+            "upgrade apsw (pip install -U apsw), which bundles a current SQLite"
+        )
+
+
+def configure(conn: apsw.Connection, settings: Settings) -> None:
+    """Apply agentstate's settings to a freshly opened connection."""
+    readonly = conn.readonly("main")
+    for pragma in settings.pragmas():
+        if readonly and pragma.name in {"auto_vacuum", "journal_mode"}:
+            continue  # both write the file header
+        conn.pragma(pragma.name, pragma.value)
+    # Statements with a bound LIMIT were re-prepared on every call until the plan was pinned:
+    # the query planner stability guarantee keeps one plan per statement in apsw's cache.
+    conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, 1)
+    # Double-quoted strings are identifiers only (apsw.bestpractice.connection_dqs).
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    # `with conn:` takes the write lock up front, so a transaction never fails half-way with
+    # "database is locked" when it turns from reading to writing; it waits busy_timeout instead.
+    conn.transaction_mode = "IMMEDIATE"
+
+
+def open_connection(
+    path: str | os.PathLike[str], *, readonly: bool = False, settings: Settings | None = None
+) -> apsw.Connection:
+    """Open and configure one apsw connection (no schema check; see :func:`agentstate.connect`)."""
+    check_sqlite_version()
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    filename = os.fspath(path)
+    try:
+        conn = apsw.Connection(filename, flags=flags | apsw.SQLITE_OPEN_URI, statementcachesize=STATEMENT_CACHE_SIZE)
+        configure(conn, settings or Settings())
+    except apsw.Error as exc:
+        raise translate(exc, f"opening {filename!r}") from exc
+    return conn
+
+
+async def open_async_connection(
+    path: str | os.PathLike[str], *, readonly: bool = False, settings: Settings | None = None
+) -> AsyncConnection:
+    """Open a connection in apsw's async mode: its calls run on a worker thread of its own."""
+    check_sqlite_version()
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    filename = os.fspath(path)
+    try:
+        conn = await apsw.Connection.as_async(filename, flags | apsw.SQLITE_OPEN_URI, None, STATEMENT_CACHE_SIZE)
+        await run_async(conn, configure, conn, settings or Settings())
+    except apsw.Error as exc:
+        raise translate(exc, f"opening {filename!r}") from exc
+    return conn
+
+
+def run_async(conn: AsyncConnection, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> Awaitable[T]:
+    """Run a synchronous agentstate call on an async connection's worker thread."""
+    result: Awaitable[T] = conn.async_run(call, *args, **kwargs)
+    return result
+
+
+@contextlib.contextmanager
+def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
+    """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when one is already open.
+
+    apsw errors raised inside become agentstate errors; the transaction rolls back.
+    """
+    with translating(), conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def translating(context: str = "") -> Iterator[None]:
+    """Turn any apsw exception raised inside into the matching agentstate error."""
+    try:
+        yield
+    except apsw.Error as exc:
+        raise translate(exc, context) from exc
+
+
+def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
+    """The agentstate error for an apsw exception; the caller chains it with ``from exc``."""
+    where = f"{context}: " if context else ""
+    message = str(exc).removeprefix(f"{type(exc).__name__}: ")
+    if isinstance(exc, apsw.ConstraintError):
+        if "FOREIGN KEY" in message:
+            return errors.ForeignKeyError(f"{where}{message} (a referenced row does not exist)")
+        if "UNIQUE" in message or "PRIMARY KEY" in message:
+            return errors.DuplicateError(f"{where}{message}")
+        if "NOT NULL" in message:
+            return errors.NotNullError(f"{where}{message}")
+        return errors.CheckConstraintError(f"{where}{message}")
+    if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
+        return errors.DatabaseBusyError(
+            f"{where}{message}: another connection held the write lock past the busy timeout; "
+            "keep write transactions short or raise Settings.busy_timeout_ms"
+        )
+    if isinstance(exc, apsw.ReadOnlyError):
+        return errors.ReadOnlyError(f"{where}{message}: this connection was opened read-only")
+    if isinstance(exc, apsw.CantOpenError):
+        return errors.AgentStateError(f"{where}{message}: check that the path exists and is writable")
+    return errors.AgentStateError(f"{where}{type(exc).__name__}: {message}")

@@ -1,0 +1,124 @@
+"""Every exception agentstate raises, under one base class.
+
+Messages say what happened, to which row or file, and what to do about it. When SQLite was the
+cause, the original apsw exception is chained (``raise ... from exc``) so nothing is lost.
+"""
+
+from __future__ import annotations
+
+
+class AgentStateError(Exception):
+    """Base class of every error agentstate raises."""
+
+
+# --- schema and migrations -------------------------------------------------------------------
+
+
+class SchemaError(AgentStateError):
+    """The database schema and the code disagree, or a schema file is malformed."""
+
+
+class MigrationFileError(SchemaError):
+    """A migration file on disk is misnamed or duplicates another's version."""
+
+
+class MigrationEditedError(SchemaError):
+    """A migration that was already applied has been changed on disk since."""
+
+
+class MigrationMissingError(SchemaError):
+    """A migration recorded as applied is no longer on disk."""
+
+
+class SchemaTooNewError(SchemaError):
+    """The database was migrated by a newer agentstate than this one."""
+
+
+class SchemaOutdatedError(SchemaError):
+    """The database has pending migrations and this connection may not apply them."""
+
+
+class QueryFileError(SchemaError):
+    """A named-query .sql file is malformed (duplicate name, empty block, bad header)."""
+
+
+# --- database state ----------------------------------------------------------------------------
+
+
+class DatabaseBusyError(AgentStateError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+
+class ReadOnlyError(AgentStateError):
+    """A write was attempted through a read-only connection."""
+
+
+class NotFoundError(AgentStateError, LookupError):
+    """No row has the id that was asked for."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"{kind} {key!r} does not exist")
+        self.kind = kind
+        self.key = key
+
+
+class IntegrityError(AgentStateError):
+    """SQLite refused a row because it breaks a constraint of the schema."""
+
+
+class ForeignKeyError(IntegrityError):
+    """A row refers to a row that does not exist (or is still referred to)."""
+
+
+class CheckConstraintError(IntegrityError):
+    """A value is outside what the schema allows (a CHECK constraint failed)."""
+
+
+class DuplicateError(IntegrityError):
+    """A row with the same unique key already exists."""
+
+
+class NotNullError(IntegrityError):
+    """A required value was missing."""
+
+
+# --- caller input ------------------------------------------------------------------------------
+
+
+class InvalidValueError(AgentStateError, ValueError):
+    """An argument has the right type but a value agentstate cannot store (e.g. not JSON)."""
+
+
+class InvalidTypeError(AgentStateError, TypeError):
+    """An argument has the wrong Python type."""
+
+
+# --- task lifecycle ------------------------------------------------------------------------------
+
+
+class InvalidTransitionError(AgentStateError):
+    """The task is not in a status from which this transition is allowed."""
+
+    def __init__(self, worker_id: str, status: str, action: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"cannot {action} task {worker_id!r}: it is {status!r}, "
+            f"and {action} needs {' or '.join(repr(s) for s in allowed)}"
+        )
+        self.worker_id = worker_id
+        self.status = status
+        self.action = action
+
+
+class RetryLimitError(InvalidTransitionError):
+    """A failed task has used all its attempts and may not be retried again."""
+
+
+class StaleTokenError(AgentStateError):
+    """The fencing token is not the task's current one: the lease was lost to another owner."""
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+class IdempotencyConflictError(AgentStateError):
+    """An idempotency key was reused for a message with different content."""

@@ -1,0 +1,187 @@
+"""Forward-only schema migrations from numbered .sql files.
+
+A migration is ``schema/<engine>/NNNN_name.sql``. Each pending file runs in its own write
+transaction together with its bookkeeping row (version, name, sha256, time) and
+``PRAGMA user_version``, so a crash leaves either all of a file or none of it. Applied files are
+never edited: a change is a new file, and a database whose applied file changed, disappeared or
+comes from a newer agentstate is refused with the file named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import apsw
+
+from agentstate import engine, errors
+from agentstate.values import utc_now
+
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+) STRICT;
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered .sql file on disk."""
+
+    version: int
+    name: str
+    path: Path
+    sql: str
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """One row of ``schema_migrations``."""
+
+    version: int
+    name: str
+    sha256: str
+    applied_at: str
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """What is applied and what is pending; building it checks that the two agree."""
+
+    applied: tuple[AppliedMigration, ...]
+    pending: tuple[Migration, ...]
+
+    @property
+    def version(self) -> int:
+        return max((m.version for m in self.applied), default=0)
+
+
+def checksum(text: str) -> str:
+    """sha256 of a file's text with line endings normalised, so a CRLF checkout still matches."""
+    return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
+
+
+def discover(folder: Path | None = None) -> tuple[Migration, ...]:
+    """The migration files of a folder (default: the engine's), in version order.
+
+    Strict about names, duplicates and gaps. The engine's own files are read once per process.
+    """
+    return _discover(folder) if folder is not None else _shipped()
+
+
+@cache
+def _shipped() -> tuple[Migration, ...]:
+    return _discover(engine.schema_dir())
+
+
+def _discover(folder: Path) -> tuple[Migration, ...]:
+    found: dict[int, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        if path.name == "pragmas.sql":
+            continue
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise errors.MigrationFileError(
+                f"{path}: migration files are named NNNN_lowercase_name.sql (e.g. 0002_add_index.sql)"
+            )
+        version = int(match.group(1))
+        if version in found:
+            raise errors.MigrationFileError(f"{path}: version {version} is also {found[version].path.name}")
+        sql = path.read_text(encoding="utf-8")
+        found[version] = Migration(version, match.group(2), path, sql, checksum(sql))
+    versions = sorted(found)
+    if versions != list(range(1, len(versions) + 1)):
+        raise errors.MigrationFileError(
+            f"{folder}: migration versions must run 1, 2, 3, ... without gaps; found {versions}"
+        )
+    return tuple(found[v] for v in versions)
+
+
+def _applied(conn: apsw.Connection) -> tuple[AppliedMigration, ...]:
+    if not conn.table_exists("main", "schema_migrations"):
+        return ()
+    rows = conn.execute("SELECT version, name, sha256, applied_at FROM schema_migrations ORDER BY version")
+    return tuple(AppliedMigration(*row) for row in rows)
+
+
+def _compare(applied: tuple[AppliedMigration, ...], known: tuple[Migration, ...]) -> MigrationStatus:
+    on_disk = {m.version: m for m in known}
+    latest = max(on_disk, default=0)
+    for row in applied:
+        if row.version > latest:
+            raise errors.SchemaTooNewError(
+                f"the database is at schema version {max(r.version for r in applied)} "
+                f"(applied {row.version:04d}_{row.name}.sql) but this agentstate knows only up to {latest}: "
+                "upgrade agentstate (pip install -U agentstate) before opening it"
+            )
+        migration = on_disk.get(row.version)
+        if migration is None or migration.name != row.name:
+            raise errors.MigrationMissingError(
+                f"migration {row.version:04d}_{row.name}.sql was applied to this database but is missing "
+                "from the schema folder: restore it from version control; applied files are never deleted"
+            )
+        if migration.sha256 != row.sha256:
+            raise errors.MigrationEditedError(
+                f"{migration.path.name} was previously applied but has been modified "
+                f"(sha256 {row.sha256[:12]}... applied, {migration.sha256[:12]}... on disk): restore the "
+                "applied text from version control and put the change in a new numbered file"
+            )
+    done = {row.version for row in applied}
+    return MigrationStatus(applied, tuple(m for m in known if m.version not in done))
+
+
+def status(conn: apsw.Connection, known: tuple[Migration, ...] | None = None) -> MigrationStatus:
+    """Applied and pending migrations, without writing anything.
+
+    :raises SchemaTooNewError, MigrationMissingError, MigrationEditedError: see their docs.
+    """
+    with engine.translating("reading schema_migrations"):
+        return _compare(_applied(conn), known if known is not None else discover())
+
+
+def migrate(
+    conn: apsw.Connection,
+    known: tuple[Migration, ...] | None = None,
+    on_apply: Callable[[Migration], None] | None = None,
+) -> list[Migration]:
+    """Apply every pending migration in order and return the ones this call applied.
+
+    Safe to run from several processes at once: each file's check-and-apply holds the write
+    lock, so the loser of a race finds the file applied and moves on. Applying twice is a no-op.
+    """
+    known = known if known is not None else discover()
+    applied_now: list[Migration] = []
+    if not status(conn, known).pending:
+        return applied_now
+    for migration in known:
+        with engine.write(conn):
+            conn.execute(BOOKKEEPING)
+            pending = _compare(_applied(conn), known).pending
+            if migration not in pending:
+                continue  # applied by another process while we waited for the lock
+            with engine.translating(f"applying {migration.filename}"):
+                conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",
+                (migration.version, migration.name, migration.sha256, utc_now()),
+            )
+            # user_version takes no bound parameter; the value is an int from a file name.
+            conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+        applied_now.append(migration)
+        if on_apply:
+            on_apply(migration)
+    return applied_now

@@ -1,0 +1,106 @@
+"""Values at the edge between Python and SQLite: timestamps, ids, JSON and argument checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agentstate import errors
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_now() -> str:
+    """Now, as the fixed-width UTC text every timestamp column holds (microsecond precision)."""
+    return format_time(time.time_ns() // 1000)
+
+
+def format_time(epoch_us: int) -> str:
+    """Microseconds since the epoch as 'YYYY-MM-DDTHH:MM:SS.ffffffZ'; this text sorts by time."""
+    return (_EPOCH + timedelta(microseconds=epoch_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_after(seconds: float) -> str:
+    """The timestamp ``seconds`` from now."""
+    return format_time(time.time_ns() // 1000 + round(seconds * 1_000_000))
+
+
+def parse_time(text: str) -> datetime:
+    """A stored timestamp back as an aware datetime."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def as_timestamp(name: str, value: datetime | str) -> str:
+    """Accept an aware datetime or a stored timestamp string for a time-range argument."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise errors.InvalidValueError(f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, str):
+        try:
+            parse_time(value)
+        except ValueError:
+            raise errors.InvalidValueError(
+                f"{name} {value!r} is not a 'YYYY-MM-DDTHH:MM:SS.ffffffZ' timestamp"
+            ) from None
+        return value
+    raise errors.InvalidTypeError(f"{name} must be a datetime or a timestamp string, not {type(value).__name__}")
+
+
+def new_id() -> str:
+    """A 32-hex-character id that sorts by creation time (48-bit ms clock + 80 random bits).
+
+    Time-ordered ids append to the end of the primary-key b-tree instead of splitting pages
+    all over it, which keeps inserts fast at millions of rows.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def to_json(name: str, value: Any) -> str:
+    """Encode a JSON column; a value JSON cannot represent raises InvalidValueError naming it."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise errors.InvalidValueError(f"{name} is not JSON-serialisable: {exc}") from exc
+
+
+def from_json(text: str | None) -> Any:
+    """Decode a JSON column read back from the database."""
+    return None if text is None else json.loads(text)
+
+
+def require_str(name: str, value: object) -> str:
+    """Check an id or text argument: a non-empty str."""
+    if not isinstance(value, str):
+        raise errors.InvalidTypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value:
+        raise errors.InvalidValueError(f"{name} must not be empty")
+    return value
+
+
+def optional_str(name: str, value: object) -> str | None:
+    """Like :func:`require_str`, but None is allowed."""
+    return None if value is None else require_str(name, value)
+
+
+def require_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """Check an integer argument (bool is refused: True is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.InvalidTypeError(f"{name} must be an int, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise errors.InvalidValueError(f"{name} must be at least {minimum}, got {value}")
+    if not -(2**63) <= value < 2**63:
+        raise errors.InvalidValueError(f"{name} must fit in 64 bits, got {value}")
+    return value
+
+
+def require_seconds(name: str, value: object) -> float:
+    """Check a positive duration in seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise errors.InvalidTypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0 or value == float("inf"):
+        raise errors.InvalidValueError(f"{name} must be a positive, finite number of seconds, got {value}")
+    return float(value)

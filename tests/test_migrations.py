@@ -1,0 +1,220 @@
+"""Migrations: fresh apply, re-apply, refusals, and concurrent appliers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+from pathlib import Path
+
+import apsw
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import agentstate
+from agentstate import engine, errors, migrations
+
+REAL = migrations.discover()
+
+
+def copy_schema(tmp_path: Path) -> Path:
+    folder = tmp_path / "schema"
+    shutil.copytree(engine.schema_dir(), folder)
+    return folder
+
+
+def table_names(conn: apsw.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+
+
+def test_fresh_apply_creates_every_table_and_records_it(db_path: Path) -> None:
+    conn = engine.open_connection(db_path)
+    try:
+        applied = migrations.migrate(conn)
+        assert [m.version for m in applied] == [m.version for m in REAL]
+        assert {
+            "conversations",
+            "routers",
+            "planners",
+            "workers",
+            "router_planner_links",
+            "router_messages",
+            "planner_messages",
+            "worker_messages",
+            "task_events",
+            "schema_migrations",
+        } <= table_names(conn)
+        rows = conn.execute("SELECT version, name, sha256 FROM schema_migrations ORDER BY version").fetchall()
+        assert rows == [(m.version, m.name, m.sha256) for m in REAL]
+        assert conn.pragma("user_version") == REAL[-1].version
+    finally:
+        conn.close()
+
+
+def test_reapply_is_a_noop(db_path: Path) -> None:
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn)
+        before = conn.execute("SELECT * FROM schema_migrations").fetchall()
+        changes = conn.total_changes()
+        assert migrations.migrate(conn) == []
+        assert conn.execute("SELECT * FROM schema_migrations").fetchall() == before
+        assert conn.total_changes() == changes
+    finally:
+        conn.close()
+
+
+def test_pending_files_apply_in_order_each_with_its_row(tmp_path: Path, db_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn, migrations.discover(folder))
+        (folder / f"{len(REAL) + 1:04d}_add_note.sql").write_text("ALTER TABLE planners ADD COLUMN note TEXT;\n")
+        (folder / f"{len(REAL) + 2:04d}_index_note.sql").write_text(
+            "CREATE INDEX idx_planners_note ON planners(note);\n"
+        )
+        known = migrations.discover(folder)
+        state = migrations.status(conn, known)
+        assert [m.name for m in state.pending] == ["add_note", "index_note"]
+        assert [m.name for m in migrations.migrate(conn, known)] == ["add_note", "index_note"]
+        assert conn.pragma("user_version") == len(REAL) + 2
+        assert migrations.status(conn, known).pending == ()
+    finally:
+        conn.close()
+
+
+def test_failing_migration_leaves_nothing_behind(tmp_path: Path, db_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn, migrations.discover(folder))
+        (folder / f"{len(REAL) + 1:04d}_broken.sql").write_text(
+            "CREATE TABLE half_done (x INTEGER);\nCREATE TABLE planners (oops INTEGER);\n"
+        )
+        with pytest.raises(errors.AgentStateError, match="broken.sql"):
+            migrations.migrate(conn, migrations.discover(folder))
+        assert "half_done" not in table_names(conn)
+        assert conn.pragma("user_version") == len(REAL)
+        assert len(conn.execute("SELECT * FROM schema_migrations").fetchall()) == len(REAL)
+    finally:
+        conn.close()
+
+
+def test_edited_applied_file_is_refused_naming_it(tmp_path: Path, db_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn, migrations.discover(folder))
+        first = folder / REAL[0].filename
+        first.write_text(first.read_text() + "\n-- an innocent-looking edit\n")
+        with pytest.raises(
+            errors.MigrationEditedError,
+            match=rf"{REAL[0].filename} was previously applied but has been modified.*new numbered file",
+        ):
+            migrations.status(conn, migrations.discover(folder))
+    finally:
+        conn.close()
+
+
+def test_crlf_checkout_is_not_an_edit(tmp_path: Path, db_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn, migrations.discover(folder))
+        first = folder / REAL[0].filename
+        first.write_bytes(first.read_bytes().replace(b"\n", b"\r\n"))
+        assert migrations.status(conn, migrations.discover(folder)).pending == ()
+    finally:
+        conn.close()
+
+
+def test_missing_applied_file_is_refused(tmp_path: Path, db_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    extra = folder / f"{len(REAL) + 1:04d}_extra.sql"
+    extra.write_text("CREATE TABLE extra (x INTEGER);\n")
+    later = folder / f"{len(REAL) + 2:04d}_later.sql"
+    later.write_text("CREATE TABLE later (x INTEGER);\n")
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn, migrations.discover(folder))
+        conn.execute("DELETE FROM schema_migrations WHERE version = ?", (len(REAL) + 2,))
+        extra.unlink()
+        later.rename(folder / f"{len(REAL) + 1:04d}_later.sql")  # renumbered: 'extra' is gone
+        with pytest.raises(errors.MigrationMissingError, match=r"extra\.sql was applied.*missing.*restore"):
+            migrations.status(conn, migrations.discover(folder))
+    finally:
+        conn.close()
+
+
+def test_database_newer_than_code_is_refused(tmp_path: Path, db_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    (folder / f"{len(REAL) + 1:04d}_future.sql").write_text("CREATE TABLE future (x INTEGER);\n")
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn, migrations.discover(folder))
+    finally:
+        conn.close()
+    with pytest.raises(errors.SchemaTooNewError, match=r"future\.sql.*upgrade agentstate"):
+        agentstate.connect(db_path)
+
+
+def test_misnamed_and_duplicate_files_are_refused(tmp_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    (folder / "2_bad.sql").write_text("SELECT 1;")
+    with pytest.raises(errors.MigrationFileError, match="2_bad.sql"):
+        migrations.discover(folder)
+    (folder / "2_bad.sql").unlink()
+    (folder / f"{len(REAL):04d}_twin.sql").write_text("SELECT 1;")
+    with pytest.raises(errors.MigrationFileError, match="twin.sql"):
+        migrations.discover(folder)
+
+
+def test_readonly_or_no_migrate_refuses_pending(db_path: Path) -> None:
+    engine.open_connection(db_path).close()  # an empty database file: everything is pending
+    with pytest.raises(errors.SchemaOutdatedError, match="agentstate migrate"):
+        agentstate.connect(db_path, migrate=False)
+    with pytest.raises(errors.SchemaOutdatedError):
+        agentstate.connect(db_path, readonly=True)
+
+
+def _apply(path: str, barrier: multiprocessing.synchronize.Barrier, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    barrier.wait()
+    try:
+        conn = agentstate.connect(path)
+        out.put(("ok", conn.pragma("user_version")))
+        conn.close()
+    except Exception as exc:  # reported to the parent, which fails the test
+        out.put(("error", repr(exc)))
+
+
+@pytest.mark.slow
+def test_processes_applying_at_once_end_with_one_schema(db_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    workers = 6
+    barrier, out = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_apply, args=(str(db_path), barrier, out)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert results == [("ok", REAL[-1].version)] * workers
+    conn = agentstate.connect(db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").get == len(REAL)
+        assert conn.execute("PRAGMA integrity_check").get == "ok"
+    finally:
+        conn.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(min_value=1, max_value=4))
+def test_migrating_any_number_of_times_is_idempotent(times: int) -> None:
+    conn = engine.open_connection(":memory:")
+    try:
+        for _ in range(times):
+            migrations.migrate(conn)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").get == len(REAL)
+        assert migrations.status(conn).pending == ()
+    finally:
+        conn.close()
