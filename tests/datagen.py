@@ -1,0 +1,79 @@
+"""Generate a realistic database quickly, in SQL: tasks over 1k planners with skewed statuses,
+and messages over 1k agents in every stream. Used by the plan tests (after ANALYZE)."""
+
+from __future__ import annotations
+
+import apsw
+
+from agentstate import engine
+
+# Skewed like a long-running system: most tasks are long recorded, a tenth wait.
+STATUS_MIX = "CASE WHEN n % 100 < 10 THEN 'pending' WHEN n % 100 < 12 THEN 'claimed' " \
+    "WHEN n % 100 < 30 THEN 'completed' WHEN n % 100 < 35 THEN 'failed_validation' ELSE 'recorded' END"
+
+
+def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100_000, agents: int = 1_000) -> None:
+    """Fill an empty, migrated database and ANALYZE it."""
+    with engine.write(conn):
+        conn.execute(
+            """
+            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :agents)
+            INSERT INTO planners (planner_id, status, created_at, updated_at)
+            SELECT printf('planner-%04d', n), CASE WHEN n % 10 = 0 THEN 'idle' ELSE 'active' END,
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now', printf('-%d seconds', n)),
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM n;
+            INSERT INTO routers (router_id, created_at, updated_at)
+            SELECT printf('router-%04d', n), strftime('%Y-%m-%dT%H:%M:%f000Z', 'now'),
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM n;
+            INSERT INTO conversations (id, created_at, updated_at)
+            SELECT printf('conv-%04d', n), strftime('%Y-%m-%dT%H:%M:%f000Z', 'now'),
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM n;
+            INSERT INTO router_planner_links (router_id, planner_id)
+            SELECT printf('router-%04d', n), printf('planner-%04d', (n * 7) % :agents) FROM n;
+            """,
+            {"agents": agents},
+        )
+        conn.execute(
+            f"""
+            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :tasks)
+            INSERT INTO workers (worker_id, planner_id, task_status, lease_owner, lease_expires_at,
+                                 task_context, created_at, updated_at)
+            SELECT printf('task-%08d', n), printf('planner-%04d', n % :agents), status,
+                   CASE WHEN status = 'claimed' THEN 'executor-1' END,
+                   CASE WHEN status = 'claimed' THEN strftime('%Y-%m-%dT%H:%M:%f000Z', 'now', '+60 seconds') END,
+                   json_object('step', n, 'notes', 'generated'),
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n)),
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n + 60))
+            FROM (SELECT n, {STATUS_MIX} AS status FROM n);
+            """,
+            {"tasks": tasks, "agents": agents},
+        )
+        for table, key, fmt in (
+            ("router_messages", "conversation_id", "conv-%04d"),
+            ("planner_messages", "agent_id", "planner-%04d"),
+        ):
+            conn.execute(
+                f"""
+                WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :messages)
+                INSERT INTO {table} ({key}, position, role, content, metadata, created_at)
+                SELECT printf('{fmt}', n % :agents), n / :agents + 1,
+                       CASE WHEN n % 2 THEN 'assistant' ELSE 'user' END,
+                       printf('message %d: %s', n, substr(hex(randomblob(100)), 1, 150)),
+                       json_object('tokens', n % 500),
+                       strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n))
+                FROM n;
+                """,
+                {"messages": messages, "agents": agents},
+            )
+        conn.execute(
+            """
+            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :messages)
+            INSERT INTO worker_messages (agent_id, position, role, content, created_at)
+            SELECT printf('task-%08d', n % :agents), n / :agents + 1, 'assistant',
+                   printf('worker output %d', n),
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n))
+            FROM n;
+            """,
+            {"messages": messages, "agents": agents},
+        )
+    conn.execute("ANALYZE")
