@@ -181,11 +181,12 @@ def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
     where = f"{context}: " if context else ""
     message = str(exc).removeprefix(f"{type(exc).__name__}: ")
     if isinstance(exc, apsw.ConstraintError):
-        if "FOREIGN KEY" in message:
+        code = getattr(exc, "extendedresult", None)
+        if code == apsw.SQLITE_CONSTRAINT_FOREIGNKEY:
             return errors.ForeignKeyError(f"{where}{message} (a referenced row does not exist)")
-        if "UNIQUE" in message or "PRIMARY KEY" in message:
+        if code in (apsw.SQLITE_CONSTRAINT_UNIQUE, apsw.SQLITE_CONSTRAINT_PRIMARYKEY):
             return errors.DuplicateError(f"{where}{message}")
-        if "NOT NULL" in message:
+        if code == apsw.SQLITE_CONSTRAINT_NOTNULL:
             return errors.NotNullError(f"{where}{message}")
         return errors.CheckConstraintError(f"{where}{message}")
     if isinstance(exc, (apsw.BusyError, apsw.LockedError)):

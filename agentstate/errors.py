@@ -112,6 +112,16 @@ class InvalidTransitionError(AgentStateError):
 class RetryLimitError(InvalidTransitionError):
     """A failed task has used all its attempts and may not be retried again."""
 
+    def __init__(self, worker_id: str, attempts: int, max_attempts: int) -> None:
+        AgentStateError.__init__(
+            self,
+            f"cannot retry task {worker_id!r}: it used {attempts} of its {max_attempts} attempts; "
+            "record it, or create a new task",
+        )
+        self.worker_id = worker_id
+        self.status = "failed_validation"
+        self.action = "retry"
+
 
 class StaleTokenError(AgentStateError):
     """The fencing token is not the task's current one: the lease was lost to another owner."""

@@ -17,25 +17,31 @@ def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100
     with engine.write(conn):
         conn.execute(
             """
-            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :agents)
+            CREATE TEMP TABLE numbers AS
+            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :count)
+            SELECT n FROM n;
+            """,
+            {"count": max(tasks, messages, agents)},
+        )
+        conn.execute(
+            """
             INSERT INTO planners (planner_id, status, created_at, updated_at)
             SELECT printf('planner-%04d', n), CASE WHEN n % 10 = 0 THEN 'idle' ELSE 'active' END,
                    strftime('%Y-%m-%dT%H:%M:%f000Z', 'now', printf('-%d seconds', n)),
-                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM n;
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM temp.numbers WHERE n < :agents;
             INSERT INTO routers (router_id, created_at, updated_at)
             SELECT printf('router-%04d', n), strftime('%Y-%m-%dT%H:%M:%f000Z', 'now'),
-                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM n;
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM temp.numbers WHERE n < :agents;
             INSERT INTO conversations (id, created_at, updated_at)
             SELECT printf('conv-%04d', n), strftime('%Y-%m-%dT%H:%M:%f000Z', 'now'),
-                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM n;
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') FROM temp.numbers WHERE n < :agents;
             INSERT INTO router_planner_links (router_id, planner_id)
-            SELECT printf('router-%04d', n), printf('planner-%04d', (n * 7) % :agents) FROM n;
+            SELECT printf('router-%04d', n), printf('planner-%04d', (n * 7) % :agents) FROM temp.numbers WHERE n < :agents;
             """,
             {"agents": agents},
         )
         conn.execute(
             f"""
-            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :tasks)
             INSERT INTO workers (worker_id, planner_id, task_status, lease_owner, lease_expires_at,
                                  task_context, created_at, updated_at)
             SELECT printf('task-%08d', n), printf('planner-%04d', n % :agents), status,
@@ -44,7 +50,7 @@ def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100
                    json_object('step', n, 'notes', 'generated'),
                    strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n)),
                    strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n + 60))
-            FROM (SELECT n, {STATUS_MIX} AS status FROM n);
+            FROM (SELECT n, {STATUS_MIX} AS status FROM temp.numbers WHERE n < :tasks);
             """,
             {"tasks": tasks, "agents": agents},
         )
@@ -54,26 +60,25 @@ def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100
         ):
             conn.execute(
                 f"""
-                WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :messages)
                 INSERT INTO {table} ({key}, position, role, content, metadata, created_at)
                 SELECT printf('{fmt}', n % :agents), n / :agents + 1,
                        CASE WHEN n % 2 THEN 'assistant' ELSE 'user' END,
                        printf('message %d: %s', n, substr(hex(randomblob(100)), 1, 150)),
                        json_object('tokens', n % 500),
                        strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n))
-                FROM n;
+                FROM temp.numbers WHERE n < :messages;
                 """,
                 {"messages": messages, "agents": agents},
             )
         conn.execute(
             """
-            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n + 1 < :messages)
             INSERT INTO worker_messages (agent_id, position, role, content, created_at)
             SELECT printf('task-%08d', n % :agents), n / :agents + 1, 'assistant',
                    printf('worker output %d', n),
                    strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n))
-            FROM n;
+            FROM temp.numbers WHERE n < :messages;
             """,
             {"messages": messages, "agents": agents},
         )
+        conn.execute("DROP TABLE temp.numbers")
     conn.execute("ANALYZE")

@@ -77,7 +77,8 @@ CREATE INDEX idx_workers_done ON workers (planner_id, created_at, worker_id)
     WHERE task_status IN ('completed', 'failed_validation');
 
 -- Every change of a task's status (or owner, on a reclaim) leaves one row here, written by the
--- triggers below in the same transaction as the change, whoever made it.
+-- triggers below in the same transaction as the change, whoever made it. `detail` keeps the
+-- result or failure reason of that step, so retries do not erase why an attempt failed.
 CREATE TABLE task_events (
     event_id    INTEGER PRIMARY KEY,
     worker_id   TEXT NOT NULL REFERENCES workers (worker_id) ON DELETE CASCADE,
@@ -85,6 +86,7 @@ CREATE TABLE task_events (
     to_status   TEXT NOT NULL,
     fence       INTEGER NOT NULL,
     actor       TEXT,
+    detail      TEXT CHECK (detail IS NULL OR json_valid(detail)),
     at          TEXT NOT NULL
 ) STRICT;
 CREATE INDEX idx_task_events_worker ON task_events (worker_id, event_id);
@@ -98,8 +100,9 @@ END;
 CREATE TRIGGER trg_workers_transition AFTER UPDATE OF task_status, fence ON workers
 WHEN old.task_status IS NOT new.task_status OR old.fence IS NOT new.fence
 BEGIN
-    INSERT INTO task_events (worker_id, from_status, to_status, fence, actor, at)
-    VALUES (new.worker_id, old.task_status, new.task_status, new.fence, new.updated_by, new.updated_at);
+    INSERT INTO task_events (worker_id, from_status, to_status, fence, actor, detail, at)
+    VALUES (new.worker_id, old.task_status, new.task_status, new.fence, new.updated_by,
+            CASE WHEN new.task_status IN ('completed', 'failed_validation') THEN new.result END, new.updated_at);
 END;
 
 CREATE TABLE router_planner_links (

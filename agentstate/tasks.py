@@ -1,0 +1,529 @@
+"""Tasks: the planner's TaskManager, atomic claiming with leases, and fencing tokens.
+
+A task is one row of ``workers``. Its life::
+
+    pending --claim--> claimed --complete--> completed --record--> recorded
+       ^                 |  |                                    ^
+       |                 |  +--fail_validation--> failed_validation --+
+       |                 |                          |
+       +----release------+                          | retry (attempts < max_attempts)
+       +--------------------------------------------+
+
+A claim is a lease: the owner must ``heartbeat`` before ``lease_expires_at`` or another executor's
+``claim`` takes the task over (no sweeper needed). Each claim increments the task's ``fence``;
+the claim carries it as a token, and every later step by that owner must present it, so an
+executor that lost its lease cannot overwrite the new owner's work (:class:`StaleTokenError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import apsw
+
+from agentstate import engine, errors, queries
+from agentstate.engine import AsyncConnection
+from agentstate.values import (
+    from_json,
+    new_id,
+    optional_str,
+    require_int,
+    require_seconds,
+    require_str,
+    to_json,
+    utc_after,
+    utc_now,
+)
+
+TaskStatus = Literal["pending", "claimed", "completed", "failed_validation", "recorded"]
+STATUSES: Final = ("pending", "claimed", "completed", "failed_validation", "recorded")
+DEFAULT_LEASE_SECONDS: Final = 60.0
+DEFAULT_MAX_ATTEMPTS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One task (a row of ``workers``), JSON columns decoded."""
+
+    worker_id: str
+    planner_id: str
+    task_status: TaskStatus
+    description: str
+    acceptance_criteria: Any
+    task_context: Any
+    input_images: Any
+    metadata: Any
+    result: Any
+    attempts: int
+    max_attempts: int
+    fence: int
+    lease_owner: str | None
+    lease_expires_at: str | None
+    updated_by: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A task held by one owner until ``lease_expires_at``; ``token`` fences out earlier owners."""
+
+    task: Task
+
+    @property
+    def worker_id(self) -> str:
+        return self.task.worker_id
+
+    @property
+    def token(self) -> int:
+        return self.task.fence
+
+    @property
+    def owner(self) -> str:
+        assert self.task.lease_owner is not None
+        return self.task.lease_owner
+
+    @property
+    def lease_expires_at(self) -> str:
+        assert self.task.lease_expires_at is not None
+        return self.task.lease_expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One transition of a task, written in the same transaction as the transition."""
+
+    event_id: int
+    worker_id: str
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    fence: int
+    actor: str | None
+    detail: Any
+    at: str
+
+
+def _task(row: Any) -> Task:
+    (wid, pid, status, desc, criteria, context, images, meta, result, *rest) = row
+    return Task(
+        wid, pid, status, desc, from_json(criteria), from_json(context), from_json(images), from_json(meta),
+        from_json(result), *rest,
+    )  # fmt: skip
+
+
+_SQL = {name.removeprefix("tasks."): q.sql for name, q in queries.registry().items() if name.startswith("tasks.")}
+
+
+def _one(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Task | None:
+    row = conn.execute(_SQL[name], params).fetchone()
+    return None if row is None else _task(row)
+
+
+def _check_token(claim_or_id: Claim | str, token: int | None) -> tuple[str, int]:
+    if isinstance(claim_or_id, Claim):
+        return claim_or_id.worker_id, claim_or_id.token if token is None else require_int("token", token)
+    worker_id = require_str("worker_id", claim_or_id)
+    if token is None:
+        raise errors.InvalidTypeError("token is required when a worker_id is given instead of a Claim")
+    return worker_id, require_int("token", token)
+
+
+class TaskManager:
+    """Create, find and move the tasks of one planner (or, with ``planner_id=None``, claim any).
+
+    Every method is one short transaction; none leaves one open. Share the connection only
+    within one thread (see README: threads and processes).
+    """
+
+    def __init__(self, conn: apsw.Connection, planner_id: str | None = None, *, actor: str | None = None) -> None:
+        """:param actor: who is acting, recorded on task events (default: the planner id)."""
+        self.conn = conn
+        self.planner_id = optional_str("planner_id", planner_id)
+        self.actor = optional_str("actor", actor) or self.planner_id
+
+    # --- the planner's side ----------------------------------------------------------------
+
+    def _planner(self) -> str:
+        if self.planner_id is None:
+            raise errors.InvalidValueError("this TaskManager has no planner_id; pass one to TaskManager(conn, planner_id)")
+        return self.planner_id
+
+    def create_task(
+        self,
+        description: str = "",
+        *,
+        acceptance_criteria: Any = None,
+        task_context: Any = None,
+        input_images: Any = None,
+        metadata: Any = None,
+        worker_id: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> Task:
+        """Add a pending task for this planner. ``worker_id`` defaults to a new time-ordered id.
+
+        :raises NotFoundError: the planner does not exist.
+        :raises DuplicateError: a task with this worker_id exists.
+        :raises InvalidValueError: a JSON argument cannot be encoded as JSON.
+        """
+        return self.create_tasks(
+            [
+                dict(
+                    description=description,
+                    acceptance_criteria=acceptance_criteria,
+                    task_context=task_context,
+                    input_images=input_images,
+                    metadata=metadata,
+                    worker_id=worker_id,
+                    max_attempts=max_attempts,
+                )
+            ]
+        )[0]
+
+    def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
+        """Add several tasks in one transaction: all of them, or (on any error) none.
+
+        Each spec takes the keyword arguments of :meth:`create_task`.
+        """
+        planner_id = self._planner()
+        now = utc_now()
+        rows = [self._new_task_params(planner_id, now, **spec) for spec in specs]
+        created = []
+        try:
+            with engine.write(self.conn):
+                for params in rows:
+                    created.append(_task(self.conn.execute(_SQL["create"], params).fetchone()))
+        except errors.ForeignKeyError as exc:
+            raise errors.NotFoundError("planner", planner_id) from exc
+        except errors.DuplicateError as exc:
+            raise errors.DuplicateError(f"a task with one of these worker_ids already exists: {exc}") from exc
+        return created
+
+    def _new_task_params(
+        self,
+        planner_id: str,
+        now: str,
+        description: str = "",
+        acceptance_criteria: Any = None,
+        task_context: Any = None,
+        input_images: Any = None,
+        metadata: Any = None,
+        worker_id: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> dict[str, Any]:
+        if not isinstance(description, str):
+            raise errors.InvalidTypeError(f"description must be a str, not {type(description).__name__}")
+        return {
+            "worker_id": new_id() if worker_id is None else require_str("worker_id", worker_id),
+            "planner_id": planner_id,
+            "description": description,
+            "acceptance_criteria": to_json("acceptance_criteria", [] if acceptance_criteria is None else acceptance_criteria),
+            "task_context": to_json("task_context", {} if task_context is None else task_context),
+            "input_images": to_json("input_images", [] if input_images is None else input_images),
+            "metadata": to_json("metadata", {} if metadata is None else metadata),
+            "max_attempts": require_int("max_attempts", max_attempts, minimum=1),
+            "actor": self.actor,
+            "now": now,
+        }
+
+    def get_task(self, worker_id: str) -> Task:
+        """One task by id. :raises NotFoundError: no such task."""
+        task = _one(self.conn, "get", {"worker_id": require_str("worker_id", worker_id)})
+        if task is None:
+            raise errors.NotFoundError("task", worker_id)
+        return task
+
+    def get_current_task(self) -> Task | None:
+        """The planner's oldest pending task, or None when nothing waits."""
+        return _one(self.conn, "current_task", {"planner_id": self._planner()})
+
+    def get_completed_task(self) -> Task | None:
+        """The planner's oldest finished task (``completed`` or ``failed_validation``) not yet recorded."""
+        return _one(self.conn, "completed_task", {"planner_id": self._planner()})
+
+    def list_tasks(self, status: TaskStatus, *, after: Task | None = None, limit: int = 100) -> list[Task]:
+        """One page of the planner's tasks in ``status``, oldest first.
+
+        Pass the last task of a page as ``after`` to get the next page (keyset paging: stable
+        while tasks are added, and as fast on page 1000 as on page 1).
+        """
+        if status not in STATUSES:
+            raise errors.InvalidValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        if after is not None and not isinstance(after, Task):
+            raise errors.InvalidTypeError(f"after must be a Task from the previous page, not {type(after).__name__}")
+        params = {
+            "planner_id": self._planner(),
+            "status": status,
+            "after_created_at": after.created_at if after else "",
+            "after_worker_id": after.worker_id if after else "",
+            "limit": require_int("limit", limit, minimum=1),
+        }
+        return [_task(row) for row in self.conn.execute(_SQL["list_by_status"], params)]
+
+    def counts(self) -> dict[str, int]:
+        """The number of the planner's tasks in each status (every status present, zeros included)."""
+        found: dict[str, int] = dict(self.conn.execute(_SQL["counts"], {"planner_id": self._planner()}).fetchall())  # type: ignore[arg-type]
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def history(self, worker_id: str) -> list[TaskEvent]:
+        """Every transition of a task, oldest first. :raises NotFoundError: no such task."""
+        rows: list[Any] = self.conn.execute(_SQL["history"], {"worker_id": require_str("worker_id", worker_id)}).fetchall()
+        if not rows:
+            raise errors.NotFoundError("task", worker_id)
+        return [TaskEvent(e, w, f, t, fence, a, from_json(d), at) for (e, w, f, t, fence, a, d, at) in rows]
+
+    def retry(self, worker_id: str) -> Task:
+        """Send a task that failed validation back to pending.
+
+        :raises RetryLimitError: it already used ``max_attempts`` attempts.
+        :raises InvalidTransitionError: it is not ``failed_validation``.
+        """
+        params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor, "now": utc_now()}
+        with engine.write(self.conn):
+            task = _one(self.conn, "retry", params)
+            if task is None:
+                self._refuse(worker_id, "retry", ("failed_validation",))
+        assert task is not None
+        return task
+
+    def record(self, worker_id: str) -> Task:
+        """Mark a finished task recorded: the planner has taken its outcome into account.
+
+        :raises InvalidTransitionError: it is not ``completed`` or ``failed_validation``.
+        """
+        params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor, "now": utc_now()}
+        with engine.write(self.conn):
+            task = _one(self.conn, "record", params)
+            if task is None:
+                self._refuse(worker_id, "record", ("completed", "failed_validation"))
+        assert task is not None
+        return task
+
+    def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
+        """Retention: delete tasks recorded more than ``older_than_seconds`` ago, with their
+        events and worker messages, in short transactions of ``batch_size``; then hand the
+        freed pages back to the file system. Returns how many tasks went."""
+        params = {
+            "before": utc_after(-require_seconds("older_than_seconds", older_than_seconds)),
+            "limit": require_int("batch_size", batch_size, minimum=1),
+        }
+        total = 0
+        while True:
+            with engine.write(self.conn):
+                deleted = len(self.conn.execute(_SQL["purge_recorded"], params).fetchall())
+            total += deleted
+            if deleted < batch_size:
+                break
+        if total:
+            with engine.translating("incremental_vacuum"):
+                self.conn.execute("PRAGMA incremental_vacuum")
+        return total
+
+    # --- the executor's side ---------------------------------------------------------------
+
+    def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
+        """Take the next task for ``owner``: a task whose lease expired, else the oldest pending
+        one (of this planner, or of any planner when ``planner_id`` is None). One statement, so
+        two executors never get the same task. Returns None when there is nothing to do."""
+        with engine.write(self.conn):
+            return self._claim(owner, lease_seconds)
+
+    def _claim(self, owner: str, lease_seconds: float) -> Claim | None:
+        params = {
+            "owner": require_str("owner", owner),
+            "now": utc_now(),
+            "lease_expires_at": utc_after(require_seconds("lease_seconds", lease_seconds)),
+        }
+        if self.planner_id is None:
+            task = _one(self.conn, "claim_any", params)
+        else:
+            task = _one(self.conn, "claim_for_planner", {**params, "planner_id": self.planner_id})
+        return None if task is None else Claim(task)
+
+    def heartbeat(
+        self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> Claim:
+        """Extend a lease to ``lease_seconds`` from now. A lease that expired but was not yet
+        taken over is still yours.
+
+        :raises StaleTokenError: another owner claimed the task since.
+        """
+        worker_id, token = _check_token(claim, token)
+        params = {
+            "worker_id": worker_id,
+            "token": token,
+            "now": utc_now(),
+            "lease_expires_at": utc_after(require_seconds("lease_seconds", lease_seconds)),
+        }
+        with engine.write(self.conn):
+            task = _one(self.conn, "heartbeat", params)
+            if task is None:
+                self._refuse(worker_id, "heartbeat", ("claimed",), token)
+        assert task is not None
+        return Claim(task)
+
+    def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
+        """Finish a claimed task successfully, storing ``result`` (any JSON value).
+
+        :raises StaleTokenError: the lease was lost to another owner; nothing is written.
+        """
+        return self._finish(claim, token, "completed", result, "complete")
+
+    def fail_validation(self, claim: Claim | str, token: int | None = None, *, reason: Any = None) -> Task:
+        """Finish a claimed task whose output failed its acceptance criteria; ``reason`` is kept
+        (in ``result`` and in the task's history) for the planner to read."""
+        return self._finish(claim, token, "failed_validation", reason, "fail_validation")
+
+    def release(self, claim: Claim | str, token: int | None = None) -> Task:
+        """Give a claimed task back, unfinished, to pending (e.g. on a clean shutdown)."""
+        return self._finish(claim, token, "pending", None, "release")
+
+    def complete_and_claim_next(
+        self,
+        claim: Claim | str,
+        token: int | None = None,
+        *,
+        result: Any = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> Claim | None:
+        """Complete one task and claim the next in a single transaction: one round trip per task."""
+        worker_id, token = _check_token(claim, token)
+        owner = require_str("owner", claim.owner if isinstance(claim, Claim) else self.actor)
+        params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
+        with engine.write(self.conn):
+            if _one(self.conn, "finish", params) is None:
+                self._refuse(worker_id, "complete", ("claimed",), token)
+            return self._claim(owner, lease_seconds)
+
+    def _finish_params(self, worker_id: str, token: int, to_status: str, result: Any) -> dict[str, Any]:
+        return {
+            "worker_id": worker_id,
+            "token": token,
+            "to_status": to_status,
+            "result": None if result is None else to_json("result", result),
+            "actor": self.actor,
+            "now": utc_now(),
+        }
+
+    def _finish(self, claim: Claim | str, token: int | None, to_status: str, result: Any, action: str) -> Task:
+        worker_id, token = _check_token(claim, token)
+        params = self._finish_params(worker_id, token, to_status, result)
+        if isinstance(claim, Claim):
+            params["actor"] = claim.owner  # the executor that held it did this step
+        with engine.write(self.conn):
+            task = _one(self.conn, "finish", params)
+            if task is None:
+                self._refuse(worker_id, action, ("claimed",), token)
+        assert task is not None
+        return task
+
+    def _refuse(self, worker_id: str, action: str, allowed: tuple[str, ...], token: int | None = None) -> None:
+        """Explain why a compare-and-set matched no row; called inside its transaction."""
+        task = _one(self.conn, "get", {"worker_id": worker_id})
+        if task is None:
+            raise errors.NotFoundError("task", worker_id)
+        if token is not None and token != task.fence:
+            raise errors.StaleTokenError(
+                f"cannot {action} task {worker_id!r}: token {token} is stale (the task was claimed again; "
+                f"it is now {task.task_status!r} with token {task.fence}, owner {task.lease_owner!r}): "
+                "your lease expired and was taken over, so stop working on it"
+            )
+        if task.task_status not in allowed:
+            raise errors.InvalidTransitionError(worker_id, task.task_status, action, allowed)
+        if action == "retry":
+            raise errors.RetryLimitError(worker_id, task.attempts, task.max_attempts)
+        raise AssertionError(f"{action} of {worker_id!r} matched no row for no known reason")
+
+
+class AsyncTaskManager:
+    """:class:`TaskManager` for asyncio, on a connection from :func:`agentstate.connect_async`.
+
+    Each call runs the synchronous method on the connection's own worker thread.
+    """
+
+    def __init__(self, conn: AsyncConnection, planner_id: str | None = None, *, actor: str | None = None) -> None:
+        self.conn = conn
+        self._sync = TaskManager(conn, planner_id, actor=actor)  # type: ignore[arg-type]
+        self.planner_id = self._sync.planner_id
+
+    async def create_task(self, description: str = "", **fields: Any) -> Task:
+        """See :meth:`TaskManager.create_task`."""
+        return await engine.run_async(self.conn, self._sync.create_task, description, **fields)
+
+    async def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
+        """See :meth:`TaskManager.create_tasks`."""
+        return await engine.run_async(self.conn, self._sync.create_tasks, list(specs))
+
+    async def get_task(self, worker_id: str) -> Task:
+        """See :meth:`TaskManager.get_task`."""
+        return await engine.run_async(self.conn, self._sync.get_task, worker_id)
+
+    async def get_current_task(self) -> Task | None:
+        """See :meth:`TaskManager.get_current_task`."""
+        return await engine.run_async(self.conn, self._sync.get_current_task)
+
+    async def get_completed_task(self) -> Task | None:
+        """See :meth:`TaskManager.get_completed_task`."""
+        return await engine.run_async(self.conn, self._sync.get_completed_task)
+
+    async def list_tasks(self, status: TaskStatus, *, after: Task | None = None, limit: int = 100) -> list[Task]:
+        """See :meth:`TaskManager.list_tasks`."""
+        return await engine.run_async(self.conn, self._sync.list_tasks, status, after=after, limit=limit)
+
+    async def counts(self) -> dict[str, int]:
+        """See :meth:`TaskManager.counts`."""
+        return await engine.run_async(self.conn, self._sync.counts)
+
+    async def history(self, worker_id: str) -> list[TaskEvent]:
+        """See :meth:`TaskManager.history`."""
+        return await engine.run_async(self.conn, self._sync.history, worker_id)
+
+    async def retry(self, worker_id: str) -> Task:
+        """See :meth:`TaskManager.retry`."""
+        return await engine.run_async(self.conn, self._sync.retry, worker_id)
+
+    async def record(self, worker_id: str) -> Task:
+        """See :meth:`TaskManager.record`."""
+        return await engine.run_async(self.conn, self._sync.record, worker_id)
+
+    async def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
+        """See :meth:`TaskManager.purge_recorded`."""
+        return await engine.run_async(
+            self.conn, self._sync.purge_recorded, older_than_seconds=older_than_seconds, batch_size=batch_size
+        )
+
+    async def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
+        """See :meth:`TaskManager.claim`."""
+        return await engine.run_async(self.conn, self._sync.claim, owner, lease_seconds=lease_seconds)
+
+    async def heartbeat(
+        self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> Claim:
+        """See :meth:`TaskManager.heartbeat`."""
+        return await engine.run_async(self.conn, self._sync.heartbeat, claim, token, lease_seconds=lease_seconds)
+
+    async def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
+        """See :meth:`TaskManager.complete`."""
+        return await engine.run_async(self.conn, self._sync.complete, claim, token, result=result)
+
+    async def fail_validation(self, claim: Claim | str, token: int | None = None, *, reason: Any = None) -> Task:
+        """See :meth:`TaskManager.fail_validation`."""
+        return await engine.run_async(self.conn, self._sync.fail_validation, claim, token, reason=reason)
+
+    async def release(self, claim: Claim | str, token: int | None = None) -> Task:
+        """See :meth:`TaskManager.release`."""
+        return await engine.run_async(self.conn, self._sync.release, claim, token)
+
+    async def complete_and_claim_next(
+        self,
+        claim: Claim | str,
+        token: int | None = None,
+        *,
+        result: Any = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> Claim | None:
+        """See :meth:`TaskManager.complete_and_claim_next`."""
+        return await engine.run_async(
+            self.conn, self._sync.complete_and_claim_next, claim, token, result=result, lease_seconds=lease_seconds
+        )

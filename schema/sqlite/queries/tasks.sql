@@ -1,0 +1,168 @@
+-- Tasks: rows of `workers`, their lifecycle and their claims.
+--
+-- Every transition is one compare-and-set UPDATE ... WHERE <expected state> ... RETURNING:
+-- it changes the row only from a state that allows it, and returns nothing otherwise, so two
+-- executors racing for one task cannot both win. The triggers in 0001_initial.sql write the
+-- task_events row of each transition inside the same statement.
+
+-- name: create :returning
+-- uses: none
+-- Insert one pending task.
+INSERT INTO workers (worker_id, planner_id, description, acceptance_criteria, task_context,
+                     input_images, metadata, max_attempts, updated_by, created_at, updated_at)
+VALUES (:worker_id, :planner_id, :description, :acceptance_criteria, :task_context,
+        :input_images, :metadata, :max_attempts, :actor, :now, :now)
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at;
+
+-- name: get :one
+-- uses: sqlite_autoindex_workers_1
+-- One task by id.
+SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+       input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+       lease_expires_at, updated_by, created_at, updated_at
+FROM workers
+WHERE worker_id = :worker_id;
+
+-- name: current_task :one
+-- uses: idx_workers_planner_status
+-- The planner's oldest pending task; ties on created_at go to the smaller worker_id.
+SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+       input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+       lease_expires_at, updated_by, created_at, updated_at
+FROM workers
+WHERE planner_id = :planner_id AND task_status = 'pending'
+ORDER BY created_at, worker_id
+LIMIT 1;
+
+-- name: completed_task :one
+-- uses: idx_workers_done
+-- The planner's oldest task that finished, completed or failed validation, waiting to be recorded.
+SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+       input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+       lease_expires_at, updated_by, created_at, updated_at
+FROM workers
+WHERE planner_id = :planner_id AND task_status IN ('completed', 'failed_validation')
+ORDER BY created_at, worker_id
+LIMIT 1;
+
+-- name: list_by_status :many
+-- uses: idx_workers_planner_status
+-- A page of a planner's tasks in one status, oldest first, after the keyset cursor
+-- (created_at, worker_id) of the previous page's last task ('' and '' for the first page).
+SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+       input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+       lease_expires_at, updated_by, created_at, updated_at
+FROM workers
+WHERE planner_id = :planner_id AND task_status = :status
+  AND (created_at, worker_id) > (:after_created_at, :after_worker_id)
+ORDER BY created_at, worker_id
+LIMIT :limit;
+
+-- name: counts :many
+-- uses: idx_workers_planner_status
+-- How many of the planner's tasks are in each status (statuses with none are absent).
+SELECT task_status, count(*)
+FROM workers
+WHERE planner_id = :planner_id
+GROUP BY task_status;
+
+-- name: claim_for_planner :returning
+-- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
+-- Hand the planner's next task to :owner: first a claimed task whose lease expired (its executor
+-- died; any one of them, found among the few claimed), else the oldest pending one. The fence grows by one, so the previous
+-- owner's token goes stale.
+UPDATE workers
+SET task_status = 'claimed', lease_owner = :owner, lease_expires_at = :lease_expires_at,
+    fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = :now
+WHERE worker_id = coalesce(
+    (SELECT worker_id FROM workers
+     WHERE planner_id = :planner_id AND task_status = 'claimed' AND lease_expires_at < :now
+     LIMIT 1),
+    (SELECT worker_id FROM workers
+     WHERE planner_id = :planner_id AND task_status = 'pending'
+     ORDER BY created_at, worker_id LIMIT 1))
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at;
+
+-- name: claim_any :returning
+-- uses: idx_workers_leases, idx_workers_pending, sqlite_autoindex_workers_1
+-- Like claim_for_planner, across all planners: the longest-expired lease, else the oldest pending
+-- task. Both searches run on partial indexes that hold only the work in flight.
+UPDATE workers
+SET task_status = 'claimed', lease_owner = :owner, lease_expires_at = :lease_expires_at,
+    fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = :now
+WHERE worker_id = coalesce(
+    (SELECT worker_id FROM workers
+     WHERE task_status = 'claimed' AND lease_expires_at < :now
+     ORDER BY lease_expires_at LIMIT 1),
+    (SELECT worker_id FROM workers
+     WHERE task_status = 'pending'
+     ORDER BY created_at, worker_id LIMIT 1))
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at;
+
+-- name: heartbeat :returning
+-- uses: sqlite_autoindex_workers_1
+-- Extend the lease of a task the caller still holds (current fence).
+UPDATE workers
+SET lease_expires_at = :lease_expires_at, updated_at = :now
+WHERE worker_id = :worker_id AND task_status = 'claimed' AND fence = :token
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at;
+
+-- name: finish :returning
+-- uses: sqlite_autoindex_workers_1
+-- A claimed task leaves its claim: to 'completed' or 'failed_validation' with a result, or back to
+-- 'pending' (released). Only the current owner's token matches.
+UPDATE workers
+SET task_status = :to_status, result = :result, lease_owner = NULL, lease_expires_at = NULL,
+    updated_by = :actor, updated_at = :now
+WHERE worker_id = :worker_id AND task_status = 'claimed' AND fence = :token
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at;
+
+-- name: retry :returning
+-- uses: sqlite_autoindex_workers_1
+-- A task that failed validation goes back to pending while it has attempts left.
+UPDATE workers
+SET task_status = 'pending', result = NULL, updated_by = :actor, updated_at = :now
+WHERE worker_id = :worker_id AND task_status = 'failed_validation' AND attempts < max_attempts
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at;
+
+-- name: record :returning
+-- uses: sqlite_autoindex_workers_1
+-- The planner has taken a finished task's outcome into account: it is recorded, for good.
+UPDATE workers
+SET task_status = 'recorded', updated_by = :actor, updated_at = :now
+WHERE worker_id = :worker_id AND task_status IN ('completed', 'failed_validation')
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at;
+
+-- name: history :many
+-- uses: idx_task_events_worker
+-- Every transition of one task, in the order they happened.
+SELECT event_id, worker_id, from_status, to_status, fence, actor, detail, at
+FROM task_events
+WHERE worker_id = :worker_id
+ORDER BY event_id;
+
+-- name: purge_recorded :value
+-- uses: idx_workers_status, sqlite_autoindex_workers_1
+-- Retention: delete up to :limit tasks recorded before :before (their events and worker messages
+-- go with them, by cascade) and return how many went. Callers loop in short transactions.
+DELETE FROM workers
+WHERE worker_id IN (
+    SELECT worker_id FROM workers
+    WHERE task_status = 'recorded' AND updated_at < :before
+    ORDER BY updated_at
+    LIMIT :limit)
+RETURNING 1;
