@@ -147,7 +147,9 @@ class TaskManager:
 
     def _planner(self) -> str:
         if self.planner_id is None:
-            raise errors.InvalidValueError("this TaskManager has no planner_id; pass one to TaskManager(conn, planner_id)")
+            raise errors.InvalidValueError(
+                "this TaskManager has no planner_id; pass one to TaskManager(conn, planner_id)"
+            )
         return self.planner_id
 
     def create_task(
@@ -218,7 +220,9 @@ class TaskManager:
             "worker_id": new_id() if worker_id is None else require_str("worker_id", worker_id),
             "planner_id": planner_id,
             "description": description,
-            "acceptance_criteria": to_json("acceptance_criteria", [] if acceptance_criteria is None else acceptance_criteria),
+            "acceptance_criteria": to_json(
+                "acceptance_criteria", [] if acceptance_criteria is None else acceptance_criteria
+            ),
             "task_context": to_json("task_context", {} if task_context is None else task_context),
             "input_images": to_json("input_images", [] if input_images is None else input_images),
             "metadata": to_json("metadata", {} if metadata is None else metadata),
@@ -268,7 +272,9 @@ class TaskManager:
 
     def history(self, worker_id: str) -> list[TaskEvent]:
         """Every transition of a task, oldest first. :raises NotFoundError: no such task."""
-        rows: list[Any] = self.conn.execute(_SQL["history"], {"worker_id": require_str("worker_id", worker_id)}).fetchall()
+        rows: list[Any] = self.conn.execute(
+            _SQL["history"], {"worker_id": require_str("worker_id", worker_id)}
+        ).fetchall()
         if not rows:
             raise errors.NotFoundError("task", worker_id)
         return [TaskEvent(e, w, f, t, fence, a, from_json(d), at) for (e, w, f, t, fence, a, d, at) in rows]

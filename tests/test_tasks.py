@@ -152,7 +152,9 @@ def test_purge_recorded_deletes_old_tasks_with_their_events(tm: TaskManager) -> 
     tm.complete(claim)
     tm.record(old.worker_id)
     keep = tm.create_task()
-    tm.conn.execute("UPDATE workers SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE worker_id = ?", (old.worker_id,))
+    tm.conn.execute(
+        "UPDATE workers SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE worker_id = ?", (old.worker_id,)
+    )
     assert tm.purge_recorded(older_than_seconds=3600, batch_size=1) == 1
     with pytest.raises(errors.NotFoundError):
         tm.get_task(old.worker_id)
@@ -173,12 +175,24 @@ BAD_CALLS: list[tuple[str, type[errors.AgentStateError], Any]] = [
     ("duplicate id", errors.DuplicateError, lambda c: TaskManager(c, "p1").create_task(worker_id="t1")),
     ("id of wrong type", errors.InvalidTypeError, lambda c: TaskManager(c, "p1").create_task(worker_id=7)),
     ("planner of wrong type", errors.InvalidTypeError, lambda c: TaskManager(c, 5)),
-    ("context not JSON", errors.InvalidValueError, lambda c: TaskManager(c, "p1").create_task(task_context={"x": {1, 2}})),
+    (
+        "context not JSON",
+        errors.InvalidValueError,
+        lambda c: TaskManager(c, "p1").create_task(task_context={"x": {1, 2}}),
+    ),
     ("NaN is not JSON", errors.InvalidValueError, lambda c: TaskManager(c, "p1").create_task(metadata=float("nan"))),
     ("max_attempts zero", errors.InvalidValueError, lambda c: TaskManager(c, "p1").create_task(max_attempts=0)),
     ("max_attempts bool", errors.InvalidTypeError, lambda c: TaskManager(c, "p1").create_task(max_attempts=True)),
-    ("half a batch bad", errors.InvalidValueError, lambda c: TaskManager(c, "p1").create_tasks([{}, {"metadata": object()}])),
-    ("batch with a duplicate", errors.DuplicateError, lambda c: TaskManager(c, "p1").create_tasks([{}, {"worker_id": "t1"}])),
+    (
+        "half a batch bad",
+        errors.InvalidValueError,
+        lambda c: TaskManager(c, "p1").create_tasks([{}, {"metadata": object()}]),
+    ),
+    (
+        "batch with a duplicate",
+        errors.DuplicateError,
+        lambda c: TaskManager(c, "p1").create_tasks([{}, {"worker_id": "t1"}]),
+    ),
     ("unknown task", errors.NotFoundError, lambda c: TaskManager(c, "p1").get_task("missing")),
     ("unknown task retry", errors.NotFoundError, lambda c: TaskManager(c, "p1").retry("missing")),
     ("record a pending task", errors.InvalidTransitionError, lambda c: TaskManager(c, "p1").record("t1")),
