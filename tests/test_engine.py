@@ -1,0 +1,113 @@
+"""The connection manager: pragmas on every connection, write transactions, error translation."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import apsw
+import pytest
+
+import agentstate
+from agentstate import engine, errors
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_pragmas_are_in_effect_on_every_new_connection(db_path: Path, durability: engine.Durability) -> None:
+    agentstate.connect(db_path).close()
+    for _ in range(2):
+        conn = agentstate.connect(db_path, durability=durability, busy_timeout_ms=1234)
+        try:
+            assert conn.pragma("journal_mode") == "wal"
+            assert conn.pragma("synchronous") == {"normal": 1, "full": 2}[durability]
+            assert conn.pragma("foreign_keys") == 1
+            assert conn.pragma("busy_timeout") == 1234
+            assert conn.pragma("temp_store") == 2  # MEMORY
+            assert conn.pragma("cache_size") == -65536
+            assert conn.pragma("auto_vacuum") == 2  # INCREMENTAL, set when the file was created
+            assert conn.transaction_mode == "IMMEDIATE"
+            assert conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, -1) == 1
+        finally:
+            conn.close()
+
+
+def test_bad_durability_is_refused(db_path: Path) -> None:
+    with pytest.raises(errors.InvalidValueError, match="durability"):
+        agentstate.connect(db_path, durability="sometimes")  # type: ignore[arg-type]
+
+
+def test_readonly_connection_reads_but_cannot_write(db_path: Path) -> None:
+    agentstate.connect(db_path).close()
+    conn = agentstate.connect(db_path, readonly=True)
+    try:
+        assert conn.execute("SELECT count(*) FROM planners").get == 0
+        with pytest.raises(errors.ReadOnlyError, match="read-only"), agentstate.write(conn):
+            conn.execute("INSERT INTO planners (planner_id) VALUES ('p')")
+    finally:
+        conn.close()
+
+
+def test_write_rolls_back_on_error_and_chains_the_apsw_cause(fresh_db: apsw.Connection) -> None:
+    with pytest.raises(errors.DuplicateError) as caught, agentstate.write(fresh_db):
+        fresh_db.execute("INSERT INTO planners (planner_id) VALUES ('p')")
+        fresh_db.execute("INSERT INTO planners (planner_id) VALUES ('p')")
+    assert isinstance(caught.value.__cause__, apsw.ConstraintError)
+    assert fresh_db.execute("SELECT count(*) FROM planners").get == 0
+
+
+def test_busy_writer_waits_then_raises_a_clear_error(db_path: Path) -> None:
+    holder = agentstate.connect(db_path)
+    waiter = agentstate.connect(db_path, busy_timeout_ms=200)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(errors.DatabaseBusyError, match="busy timeout"), agentstate.write(waiter):
+            waiter.execute("INSERT INTO planners (planner_id) VALUES ('w')")
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+        waiter.close()
+
+
+def test_concurrent_writers_queue_instead_of_failing(db_path: Path) -> None:
+    """The classic 'database is locked': readers that upgrade to writers. IMMEDIATE prevents it."""
+    agentstate.connect(db_path).close()
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        conn = agentstate.connect(db_path)
+        try:
+            for i in range(50):
+                with agentstate.write(conn):
+                    count = conn.execute("SELECT count(*) FROM planners").get  # read, then write
+                    conn.execute(
+                        "INSERT INTO planners (planner_id, metadata) VALUES (?, ?)",
+                        (f"{n}-{i}", f'{{"seen": {count}}}'),
+                    )
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    conn = agentstate.connect(db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM planners").get == 200
+    finally:
+        conn.close()
+
+
+def test_pragmas_file_is_strict(tmp_path: Path) -> None:
+    bad = tmp_path / "pragmas.sql"
+    bad.write_text("PRAGMA journal_mode = WAL;\nDROP TABLE workers;\n")
+    with pytest.raises(errors.SchemaError, match=r"pragmas.sql:2"):
+        engine.load_pragmas(bad)
+
+
+def test_unopenable_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.AgentStateError, match="path exists"):
+        agentstate.connect(tmp_path / "no" / "such" / "dir" / "x.db")
