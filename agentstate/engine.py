@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import apsw
 
-from agentstate import errors
+from agentstate import checkpoint, errors
 
 ENGINE = "sqlite"
 DEFAULT_PATH = "agentstate.db"
 # STRICT tables need 3.37, RETURNING 3.35, ON CONFLICT ... DO NOTHING with RETURNING 3.35.
 MIN_SQLITE = (3, 37, 0)
+# Pragmas stored in the database file: applied once, when agentstate creates the file.
+FILE_PRAGMAS = frozenset({"auto_vacuum", "journal_mode"})
 # Our registry holds under 100 statements; keep every one of them prepared.
 STATEMENT_CACHE_SIZE = 256
 
@@ -80,6 +83,8 @@ class Settings:
     busy_timeout_ms: int = 10_000
     """How long a writer waits for the write lock before :class:`DatabaseBusyError`."""
     cache_size_kib: int = 65_536
+    background_checkpoints: bool = True
+    """Checkpoint the WAL on a background thread instead of inside a random writer's commit."""
     extra_pragmas: dict[str, str] = field(default_factory=dict)
 
     def pragmas(self) -> list[Pragma]:
@@ -105,20 +110,41 @@ def check_sqlite_version() -> None:
 
 def configure(conn: apsw.Connection, settings: Settings) -> None:
     """Apply agentstate's settings to a freshly opened connection."""
-    readonly = conn.readonly("main")
+    # Before anything that reads the file: another process may be creating it right now.
+    conn.set_busy_timeout(settings.busy_timeout_ms)
+    new_file = not conn.readonly("main") and conn.pragma("page_count") == 0
     for pragma in settings.pragmas():
-        if readonly and pragma.name in {"auto_vacuum", "journal_mode"}:
-            continue  # both write the file header
-        conn.pragma(pragma.name, pragma.value)
+        if pragma.name not in FILE_PRAGMAS:
+            conn.pragma(pragma.name, pragma.value)
+        elif new_file:
+            # These live in the file, not the connection: only a new file gets them, because
+            # setting one that is already in force still takes locks.
+            _set_file_pragma(conn, pragma, settings.busy_timeout_ms)
     # Statements with a bound LIMIT were re-prepared on every call until the plan was pinned:
     # the query planner stability guarantee keeps one plan per statement in apsw's cache.
     conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, 1)
     # Double-quoted strings are identifiers only (apsw.bestpractice.connection_dqs).
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
-    # `with conn:` takes the write lock up front, so a transaction never fails half-way with
-    # "database is locked" when it turns from reading to writing; it waits busy_timeout instead.
-    conn.transaction_mode = "IMMEDIATE"
+    if settings.background_checkpoints:
+        checkpoint.attach(conn)
+
+
+def _set_file_pragma(conn: apsw.Connection, pragma: Pragma, timeout_ms: int) -> None:
+    """Set a file-level pragma while other processes may be creating the same file.
+
+    Two connections that both hold a shared lock and want the exclusive one deadlock, and SQLite
+    answers one of them BUSY at once, without waiting; so retry until the busy timeout.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            conn.pragma(pragma.name, pragma.value)
+            return
+        except apsw.BusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def open_connection(
@@ -161,10 +187,31 @@ def run_async(conn: AsyncConnection, call: Callable[..., T], /, *args: Any, **kw
 def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when one is already open.
 
-    apsw errors raised inside become agentstate errors; the transaction rolls back.
+    It takes the write lock up front, so a transaction never fails half-way with "database is
+    locked" when it turns from reading to writing: it waits up to the busy timeout instead.
+    apsw errors raised inside become agentstate errors, and the transaction rolls back.
     """
-    with translating(), conn:
-        yield conn
+    with translating():
+        if not conn.get_autocommit():
+            with conn:  # apsw nests a savepoint
+                yield conn
+            return
+        # An explicit BEGIN, not apsw's transaction_mode: with several threads in one process,
+        # `with conn:` in IMMEDIATE mode was seen to wait for the lock without letting the
+        # holder's thread run (measured here with apsw 3.54.1: 4 threads stall until timeout).
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
 
 
 @contextlib.contextmanager

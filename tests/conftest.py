@@ -10,13 +10,14 @@ import apsw
 import pytest
 
 import agentstate
+from agentstate.checkpoint import is_background
 
 
 @pytest.fixture(autouse=True)
 def no_leaked_connections() -> Iterator[None]:
     before = {id(c) for c in apsw.connections()}
     yield
-    leaked = [c for c in apsw.connections() if id(c) not in before]
+    leaked = [c for c in apsw.connections() if id(c) not in before and not is_background(c)]
     for conn in leaked:
         conn.close()
     assert not leaked, f"test left {len(leaked)} connection(s) open: {[c.filename for c in leaked]}"

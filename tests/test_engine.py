@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -25,7 +26,6 @@ def test_pragmas_are_in_effect_on_every_new_connection(db_path: Path, durability
             assert conn.pragma("temp_store") == 2  # MEMORY
             assert conn.pragma("cache_size") == -65536
             assert conn.pragma("auto_vacuum") == 2  # INCREMENTAL, set when the file was created
-            assert conn.transaction_mode == "IMMEDIATE"
             assert conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, -1) == 1
         finally:
             conn.close()
@@ -111,3 +111,27 @@ def test_pragmas_file_is_strict(tmp_path: Path) -> None:
 def test_unopenable_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(errors.AgentStateError, match="path exists"):
         agentstate.connect(tmp_path / "no" / "such" / "dir" / "x.db")
+
+
+def test_checkpoints_run_in_the_background_and_keep_the_wal_bounded(db_path: Path) -> None:
+    conn = agentstate.connect(db_path)
+    try:
+        assert conn.pragma("wal_autocheckpoint") == 0, "writers must not checkpoint inside their commits"
+        blob = "x" * 3000
+        wal = Path(conn.filename_wal)
+        sizes = []
+        for round_ in range(4):
+            with agentstate.write(conn):
+                for i in range(400):  # ~1200 pages: past the checkpoint threshold each round
+                    conn.execute(
+                        "INSERT INTO planners (planner_id, metadata) VALUES (?, json_object('b', ?))",
+                        (f"{round_}-{i}", blob),
+                    )
+            time.sleep(1.2)  # the checkpointer wakes within its interval
+            sizes.append(wal.stat().st_size)
+        page = conn.pragma("page_size")
+        # Without checkpoints the WAL would hold all ~5000 pages; the background thread lets
+        # each writer restart it from the beginning.
+        assert max(sizes) < 3000 * page, sizes
+    finally:
+        conn.close()
