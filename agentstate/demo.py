@@ -1,17 +1,74 @@
-"""The demo workload behind ``agentstate demo`` (filled in as the library grows)."""
+"""The demo workload behind ``agentstate demo``: one conversation, end to end.
+
+A router takes a user's request, hands it to a planner, the planner splits it into tasks,
+an executor claims and runs them (one in four fails validation once and is retried), the
+planner records the outcomes, and every step leaves messages in the streams.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from agentstate.agents import Agents
 from agentstate.database import connect
+from agentstate.messages import MessageLog
 from agentstate.migrations import status
+from agentstate.tasks import TaskManager
+from agentstate.values import new_id
 
 
 def run(path: Path, *, tasks: int = 20) -> None:
-    """Create or open the database at ``path`` and print its schema version."""
+    """Create or open the database at ``path`` and run one conversation through it."""
+    started = time.perf_counter()
     conn = connect(path)
     try:
-        print(f"{path}: schema version {status(conn).version}")
+        print(f"database   {path} (schema version {status(conn).version})")
+        agents, log = Agents(conn), MessageLog(conn)
+        suffix = new_id()[-8:]
+        conversation = agents.create_conversation(f"conv-{suffix}", metadata={"user": "demo"})
+        router = agents.create_router(f"router-{suffix}")
+        planner = agents.create_planner(f"planner-{suffix}")
+        agents.link(router.router_id, planner.planner_id)
+        log.append("router", conversation.id, role="user", content=f"Please run {tasks} analysis steps.")
+        print(f"router     {router.router_id} got a request in {conversation.id}")
+
+        tm = TaskManager(conn, planner.planner_id)
+        tm.create_tasks(
+            [{"description": f"step {i}", "acceptance_criteria": ["has a result"], "task_context": {"step": i}}
+             for i in range(tasks)]
+        )  # fmt: skip
+        log.append("planner", planner.planner_id, role="assistant", content=f"Split the request into {tasks} tasks.")
+        print(f"planner    {planner.planner_id} created {tasks} tasks: {tm.counts()}")
+
+        executor = TaskManager(conn)  # claims across every planner
+        done = failed = 0
+        claim = executor.claim("executor-1", lease_seconds=30)
+        while claim is not None:
+            step = claim.task.task_context["step"]
+            log.append("worker", claim.worker_id, role="assistant", content=f"Working on step {step}.")
+            if step % 4 == 3 and claim.task.attempts == 1:
+                executor.fail_validation(claim, reason={"missing": "result"})
+                tm.retry(claim.worker_id)  # the planner gives it another attempt
+                failed += 1
+                claim = executor.claim("executor-1", lease_seconds=30)
+            else:
+                done += 1
+                claim = executor.complete_and_claim_next(claim, result={"step": step, "value": step * step})
+            if (done + failed) % 10 == 0:
+                print(f"executor   {done} completed, {failed} failed validation and retried", flush=True)
+
+        recorded = 0
+        while (task := tm.get_completed_task()) is not None:
+            tm.record(task.worker_id)
+            recorded += 1
+        log.append("router", conversation.id, role="assistant", content=f"All {recorded} steps are done.")
+        print(f"planner    recorded {recorded} tasks: {tm.counts()}")
+
+        history = tm.history(tm.list_tasks("recorded", limit=4)[-1].worker_id)
+        print("history    " + " -> ".join(e.to_status for e in history))
+        for message in log.latest("router", conversation.id, 50):
+            print(f"message    #{message.position} {message.role}: {message.content}")
+        print(f"done in {time.perf_counter() - started:.2f}s; inspect it with: sqlite3 {path} .tables")
     finally:
         conn.close()

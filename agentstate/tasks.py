@@ -398,7 +398,7 @@ class TaskManager:
         owner = require_str("owner", claim.owner if isinstance(claim, Claim) else self.actor)
         params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
         with engine.write(self.conn):
-            if _one(self.conn, "finish", params) is None:
+            if self.conn.execute(_SQL["finish"], params).fetchone() is None:  # no need to decode it
                 self._refuse(worker_id, "complete", ("claimed",), token)
             return self._claim(owner, lease_seconds)
 

@@ -66,8 +66,10 @@ CREATE TABLE workers (
 -- The guide's composite index, extended with the order columns so "oldest pending task of a
 -- planner" is one index seek with no sort.
 CREATE INDEX idx_workers_planner_status ON workers (planner_id, task_status, created_at, worker_id);
--- The guide's global status index; updated_at makes retention ("recorded before X") a range seek.
-CREATE INDEX idx_workers_status ON workers (task_status, updated_at);
+-- The guide's global status index.
+CREATE INDEX idx_workers_status ON workers (task_status);
+-- Retention ("recorded before X") is a range seek that heartbeats and transitions never touch.
+CREATE INDEX idx_workers_recorded ON workers (task_status, updated_at) WHERE task_status = 'recorded';
 -- Partial indexes stay as small as the work in flight.
 CREATE INDEX idx_workers_pending ON workers (task_status, created_at, worker_id)
     WHERE task_status = 'pending';

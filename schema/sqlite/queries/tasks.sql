@@ -156,7 +156,7 @@ WHERE worker_id = :worker_id
 ORDER BY event_id;
 
 -- name: purge_recorded :value
--- uses: idx_workers_status, sqlite_autoindex_workers_1
+-- uses: idx_workers_recorded, sqlite_autoindex_workers_1
 -- Retention: delete up to :limit tasks recorded before :before (their events and worker messages
 -- go with them, by cascade) and return how many went. Callers loop in short transactions.
 DELETE FROM workers
