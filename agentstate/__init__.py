@@ -1,17 +1,39 @@
 """agentstate: the state store for multi-agent systems, on SQLite through apsw.
 
-import agentstate
-conn = agentstate.connect("agents.db")   # creates and migrates the file if needed
+    import agentstate
+    conn = agentstate.connect("agents.db")   # creates and migrates the file if needed
+    tasks = agentstate.TaskManager(conn, "planner-1")
+    log = agentstate.MessageLog(conn)
 """
 
+from agentstate.agents import Agents, AsyncAgents, Conversation, Link, Planner, Router
 from agentstate.database import connect, connect_async
 from agentstate.engine import DEFAULT_PATH, Settings, write
+from agentstate.messages import STREAMS, AsyncMessageLog, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
+from agentstate.tasks import AsyncTaskManager, Claim, Task, TaskEvent, TaskManager
 
 __all__ = [
     "DEFAULT_PATH",
+    "STREAMS",
+    "Agents",
+    "AsyncAgents",
+    "AsyncMessageLog",
+    "AsyncTaskManager",
+    "Claim",
+    "Conversation",
+    "Link",
+    "Message",
+    "MessageLog",
     "MigrationStatus",
+    "NewMessage",
+    "Planner",
+    "Router",
     "Settings",
+    "Stream",
+    "Task",
+    "TaskEvent",
+    "TaskManager",
     "connect",
     "connect_async",
     "migrate",

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
 from agentstate import errors
@@ -15,7 +16,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def utc_now() -> str:
     """Now, as the fixed-width UTC text every timestamp column holds (microsecond precision)."""
-    return format_time(time.time_ns() // 1000)
+    return _format_now(time.time_ns() // 1000)
+
+
+# Every append and transition stamps a time; strftime of the whole date costs ~8 us, so the
+# 'YYYY-MM-DDTHH:MM:SS.' part is formatted once per second (~1 us a call).
+_second_prefix: tuple[int, str] = (-1, "")
+
+
+def _format_now(epoch_us: int) -> str:
+    global _second_prefix
+    second, fraction = divmod(epoch_us, 1_000_000)
+    cached = _second_prefix
+    if cached[0] != second:
+        cached = _second_prefix = (second, format_time(second * 1_000_000)[:-7])
+    return f"{cached[1]}{fraction:06d}Z"
 
 
 def format_time(epoch_us: int) -> str:
@@ -59,9 +74,26 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
+def _not_json(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(value, **options) builds a new encoder on every call, which costs more than encoding
+# a small object; so build the C encoder once (compact, non-ASCII kept, NaN refused). With no
+# markers dict it keeps no state between calls, so threads may share it; a reference cycle then
+# ends in RecursionError rather than "Circular reference detected".
+_C_ENCODE = (
+    c_make_encoder(None, _not_json, c_encode_basestring, None, ":", ",", False, False, False)
+    if c_make_encoder is not None and c_encode_basestring is not None
+    else None
+)
+
+
 def to_json(name: str, value: Any) -> str:
     """Encode a JSON column; a value JSON cannot represent raises InvalidValueError naming it."""
     try:
+        if _C_ENCODE is not None:
+            return "".join(_C_ENCODE(value, 0))
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise errors.InvalidValueError(f"{name} is not JSON-serialisable: {exc}") from exc
@@ -69,7 +101,13 @@ def to_json(name: str, value: Any) -> str:
 
 def from_json(text: str | None) -> Any:
     """Decode a JSON column read back from the database."""
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    if text == "{}":  # the defaults of most JSON columns: skip the parser
+        return {}
+    if text == "[]":
+        return []
+    return json.loads(text)
 
 
 def require_str(name: str, value: object) -> str:
@@ -78,6 +116,9 @@ def require_str(name: str, value: object) -> str:
         raise errors.InvalidTypeError(f"{name} must be a str, not {type(value).__name__}")
     if not value:
         raise errors.InvalidValueError(f"{name} must not be empty")
+    if "\x00" in value:
+        # SQLite's length() stops at a NUL, so the schema's length CHECKs would misjudge it.
+        raise errors.InvalidValueError(f"{name} must not contain NUL characters")
     return value
 
 

@@ -8,8 +8,10 @@ import apsw
 from agentstate import engine
 
 # Skewed like a long-running system: most tasks are long recorded, a tenth wait.
-STATUS_MIX = "CASE WHEN n % 100 < 10 THEN 'pending' WHEN n % 100 < 12 THEN 'claimed' " \
+STATUS_MIX = (
+    "CASE WHEN n % 100 < 10 THEN 'pending' WHEN n % 100 < 12 THEN 'claimed' "
     "WHEN n % 100 < 30 THEN 'completed' WHEN n % 100 < 35 THEN 'failed_validation' ELSE 'recorded' END"
+)
 
 
 def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100_000, agents: int = 1_000) -> None:

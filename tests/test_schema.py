@@ -71,7 +71,7 @@ JSON = st.recursive(
 @settings(max_examples=150, deadline=None)
 @given(
     description=st.text(),
-    worker_id=st.text(min_size=1, max_size=128),
+    worker_id=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=128),
     context=JSON,
     criteria=JSON,
     max_attempts=st.integers(1, 2**63 - 1),
@@ -96,6 +96,12 @@ def test_task_columns_round_trip_at_the_edges(
         assert json.loads(conn.execute("SELECT metadata FROM planners").get) == context  # type: ignore[arg-type]
     finally:
         conn.close()
+
+
+def test_ids_with_nul_are_refused(fresh_db: apsw.Connection) -> None:
+    fresh_db.execute("INSERT INTO planners (planner_id) VALUES ('p')")
+    with pytest.raises(errors.InvalidValueError, match="NUL"):
+        TaskManager(fresh_db, "p").create_task(worker_id="\x00a")
 
 
 def test_integers_past_64_bits_are_refused(fresh_db: apsw.Connection) -> None:

@@ -1,0 +1,611 @@
+"""Message history: three append-only streams, read back in order by position.
+
+``"router"`` messages belong to a conversation (``router_messages``), ``"planner"`` and
+``"worker"`` messages to an agent (``planner_messages``, ``worker_messages``; a worker is a task,
+keyed by its ``worker_id``). The owner must exist before its stream is written.
+
+**Positions.** Every message gets a position in its stream, assigned inside the appending write
+transaction: the last position plus one. Positions are unique per stream and strictly increase
+in commit order, so "everything after position p" never misses a message that commits later.
+They are not dense: :meth:`MessageLog.trim` removes old ones, and readers must not assume
+``p + 1`` exists. Trimming always keeps a stream's last message, so positions never restart.
+
+**Idempotency.** An append may carry a client-chosen ``idempotency_key``, unique per stream. A
+retry with the same key and the same role, content and metadata returns the stored message (same
+position) and writes nothing; the same key with anything different raises
+:class:`~agentstate.errors.IdempotencyConflictError`. Keys of trimmed messages are forgotten.
+
+**Pages.** :meth:`MessageLog.latest`, :meth:`~MessageLog.before` and :meth:`~MessageLog.after`
+return messages in chronological order and are keyset pages over the stream's clustered key, so
+each is one short index range read at any depth::
+
+    page = log.latest("planner", planner_id, 50)          # the newest 50, oldest first
+    older = log.before("planner", planner_id, page[0].position, limit=50)
+    newer = log.after("planner", planner_id, page[-1].position, limit=50)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple, cast, get_args
+
+import apsw
+
+from agentstate import engine, errors, queries
+from agentstate.engine import AsyncConnection
+from agentstate.rows import Builder
+from agentstate.values import as_timestamp, optional_str, require_int, require_str, to_json, utc_now
+
+Stream = Literal["router", "planner", "worker"]
+"""The three message streams: ``router`` (by conversation id), ``planner`` and ``worker`` (by agent id)."""
+
+STREAMS: tuple[Stream, ...] = get_args(Stream)
+MAX_ROLE_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stored message."""
+
+    stream: Stream
+    stream_id: str
+    """The conversation id (``router``) or the agent id (``planner``, ``worker``)."""
+    position: int
+    role: str
+    content: str
+    metadata: Any
+    idempotency_key: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append with :meth:`MessageLog.append_many` or :meth:`MessageLog.append_bulk`."""
+
+    role: str
+    content: str
+    metadata: Any = None
+    """Any JSON value; ``None`` stores ``{}``."""
+    idempotency_key: str | None = None
+
+
+_build_message = Builder(Message)
+
+
+@dataclass(frozen=True)
+class _StreamSQL:
+    """One message table: its owner and its statements."""
+
+    name: Stream
+    owner_kind: str
+    owner_exists: str
+    append: str
+    insert: str
+    last_position: str
+    by_idempotency_key: str
+    get: str
+    latest: str
+    before: str
+    after: str
+    count: str
+    time_range: str
+    trim_before: str
+    trim_keep_last: str
+
+
+def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
+    table = f"{name}_messages"
+
+    def sql(query: str) -> str:
+        return queries.sql(f"messages.{query}_{table}")
+
+    return _StreamSQL(
+        name=name,
+        owner_kind=owner_kind,
+        owner_exists=queries.sql(owner_exists),
+        append=sql("append"),
+        insert=sql("insert"),
+        last_position=sql("last_position"),
+        by_idempotency_key=sql("by_idempotency_key"),
+        get=sql("get"),
+        latest=sql("latest"),
+        before=sql("before"),
+        after=sql("after"),
+        count=sql("count"),
+        time_range=sql("time_range"),
+        trim_before=sql("trim_before"),
+        trim_keep_last=sql("trim_keep_last"),
+    )
+
+
+_SQL: dict[str, _StreamSQL] = {
+    "router": _stream_sql("router", "conversation", "agents.get_conversations"),
+    "planner": _stream_sql("planner", "planner", "agents.get_planners"),
+    "worker": _stream_sql("worker", "worker", "agents.worker_exists"),
+}
+_by_stream_id = itemgetter("stream_id")
+# Bounds for an open-ended time range: every stored timestamp starts with a digit.
+_EARLIEST = ""
+_LATEST = "~"
+
+
+class _Draft(NamedTuple):
+    """A validated message, encoded for SQLite, not yet positioned."""
+
+    stream_id: str
+    role: str
+    content: str
+    metadata: str
+    idempotency_key: str | None
+
+
+def _stream(stream: object) -> _StreamSQL:
+    try:
+        return _SQL[stream]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise errors.InvalidValueError(
+            f"stream must be one of {', '.join(map(repr, STREAMS))}, not {stream!r}"
+        ) from None
+
+
+def _stream_id(value: object) -> str:
+    return require_str("stream_id", value)
+
+
+def _draft(stream_id: str, role: object, content: object, metadata: object, idempotency_key: object) -> _Draft:
+    role = require_str("role", role)
+    if len(role) > MAX_ROLE_LENGTH:
+        raise errors.InvalidValueError(f"role is {len(role)} characters long; the limit is {MAX_ROLE_LENGTH}")
+    if "\x00" in role:  # SQLite's length() stops at a NUL, so the schema's CHECK would refuse it
+        raise errors.InvalidValueError(f"role must not contain NUL characters: {role!r}")
+    if not isinstance(content, str):
+        raise errors.InvalidTypeError(
+            f"content must be a str, not {type(content).__name__} (put structured data in metadata)"
+        )
+    return _Draft(
+        stream_id,
+        role,
+        content,
+        to_json("metadata", {} if metadata is None else metadata),
+        optional_str("idempotency_key", idempotency_key),
+    )
+
+
+def _draft_of(stream_id: str, message: object) -> _Draft:
+    if not isinstance(message, NewMessage):
+        raise errors.InvalidTypeError(f"messages must be NewMessage objects, not {type(message).__name__}")
+    return _draft(stream_id, message.role, message.content, message.metadata, message.idempotency_key)
+
+
+def _decode_all(texts: list[str]) -> list[Any]:
+    """Decode many JSON columns with one parser call (a page of metadata is one small array).
+
+    Each stored text passed json_valid(), so joining them with commas gives one JSON array with
+    exactly one element per text; the length check guards that assumption anyway.
+    """
+    if not texts:
+        return []
+    try:
+        values = json.loads(f"[{','.join(texts)}]")
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) != len(texts):
+        values = [json.loads(text) for text in texts]
+    return values
+
+
+def _messages(stream: Stream, stream_id: str, rows: list[tuple[Any, ...]]) -> list[Message]:
+    """Rows of (position, role, content, metadata, idempotency_key, created_at) as messages."""
+    metadata = _decode_all([row[3] for row in rows])
+    draft, frozen = _build_message.draft, _build_message.cls
+    messages = []
+    for (position, role, content, _, key, created_at), meta in zip(rows, metadata, strict=True):
+        message = draft(stream, stream_id, position, role, content, meta, key, created_at)
+        message.__class__ = frozen
+        messages.append(message)
+    return messages
+
+
+def _full_messages(stream: Stream, rows: list[tuple[Any, ...]]) -> list[Message]:
+    """Rows of (stream_id, position, role, content, metadata, idempotency_key, created_at)."""
+    metadata = _decode_all([row[4] for row in rows])
+    draft, frozen = _build_message.draft, _build_message.cls
+    messages = []
+    for (stream_id, position, role, content, _, key, created_at), meta in zip(rows, metadata, strict=True):
+        message = draft(stream, stream_id, position, role, content, meta, key, created_at)
+        message.__class__ = frozen
+        messages.append(message)
+    return messages
+
+
+def _same_message(stored: tuple[Any, ...], draft: _Draft) -> bool:
+    """Whether a stored row (stream_id, position, role, content, metadata, ...) is this draft."""
+    if stored[2] != draft.role or stored[3] != draft.content:
+        return False
+    # Compare metadata as values: the same object may encode with its keys in another order.
+    return bool(stored[4] == draft.metadata or json.loads(stored[4]) == json.loads(draft.metadata))
+
+
+def _conflict(stream: _StreamSQL, stored: tuple[Any, ...]) -> errors.IdempotencyConflictError:
+    return errors.IdempotencyConflictError(
+        f"idempotency key {stored[5]!r} of {stream.owner_kind} {stored[0]!r} already names the message at "
+        f"position {stored[1]} with a different role, content or metadata; a new message needs a new key"
+    )
+
+
+class MessageLog:
+    """Append to and read the three message streams through one connection.
+
+    Appends run in their own ``BEGIN IMMEDIATE`` transaction (a savepoint inside yours); a batch is
+    all or nothing. Reads of an unknown stream return nothing rather than raising.
+    """
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+
+    # --- appending --------------------------------------------------------------------------
+
+    def append(
+        self,
+        stream: Stream,
+        stream_id: str,
+        *,
+        role: str,
+        content: str,
+        metadata: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """Append one message at the end of a stream and return it as stored.
+
+        :param metadata: any JSON value; ``None`` stores ``{}``.
+        :param idempotency_key: makes a retry return the stored message instead of a duplicate.
+        :raises NotFoundError: the conversation or agent does not exist.
+        :raises IdempotencyConflictError: the key names a different stored message.
+        :raises InvalidTypeError: content is not a str (or an id is not a str).
+        :raises InvalidValueError: metadata is not JSON, or role is empty or too long.
+        """
+        sql = _stream(stream)
+        draft = _draft(_stream_id(stream_id), role, content, metadata, idempotency_key)
+        params = {
+            "stream_id": draft.stream_id,
+            "role": draft.role,
+            "content": draft.content,
+            "metadata": draft.metadata,
+            "idempotency_key": draft.idempotency_key,
+        }
+        with engine.write(self._conn):
+            # Stamped after the write lock is taken, so created_at follows commit order closely.
+            created_at = params["created_at"] = utc_now()
+            try:
+                rows = self._conn.execute(sql.append, params).fetchall()
+            except apsw.ConstraintError as exc:
+                self._raise_if_unknown_owner(sql, [draft.stream_id], exc)
+                raise
+            if not rows:  # the idempotency key is taken: this is a retry, or a conflict
+                stored = self._conn.execute(sql.by_idempotency_key, params).fetchall()[0]
+                if not _same_message(stored, draft):
+                    raise _conflict(sql, stored)
+                return _full_messages(sql.name, [stored])[0]
+        meta = {} if draft.metadata == "{}" else json.loads(draft.metadata)
+        return _build_message(
+            sql.name,
+            draft.stream_id,
+            rows[0][0],
+            draft.role,
+            draft.content,
+            meta,
+            draft.idempotency_key,
+            created_at,
+        )
+
+    def append_many(self, stream: Stream, stream_id: str, messages: Iterable[NewMessage]) -> list[Message]:
+        """Append a batch to one stream in one transaction, in order; returns them as stored.
+
+        A message whose idempotency key is already stored (or repeated earlier in the batch with
+        the same content) comes back as the stored one and takes no new position.
+
+        :raises NotFoundError, IdempotencyConflictError, InvalidTypeError, InvalidValueError: as
+            :meth:`append`; the whole batch is then rolled back.
+        """
+        sql = _stream(stream)
+        key = _stream_id(stream_id)
+        return self._append_drafts(sql, [_draft_of(key, message) for message in messages])
+
+    def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
+        """Append ``(stream_id, message)`` pairs spread over many streams of one table, in one
+        transaction; returns them as stored, in the same order.
+
+        :raises NotFoundError, IdempotencyConflictError, InvalidTypeError, InvalidValueError: as
+            :meth:`append`; the whole batch is then rolled back.
+        """
+        sql = _stream(stream)
+        drafts = []
+        for pair in messages:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise errors.InvalidTypeError(f"append_bulk takes (stream_id, NewMessage) pairs, not {pair!r}")
+            drafts.append(_draft_of(_stream_id(pair[0]), pair[1]))
+        return self._append_drafts(sql, drafts)
+
+    def _append_drafts(self, sql: _StreamSQL, drafts: list[_Draft]) -> list[Message]:
+        if not drafts:
+            return []
+        stream_ids = list(dict.fromkeys(draft.stream_id for draft in drafts))
+        with engine.write(self._conn):
+            try:
+                rows = self._position_and_insert(sql, drafts, stream_ids)
+            except apsw.ConstraintError as exc:
+                self._raise_if_unknown_owner(sql, stream_ids, exc)
+                raise
+        return _full_messages(sql.name, rows)
+
+    def _position_and_insert(
+        self, sql: _StreamSQL, drafts: list[_Draft], stream_ids: list[str]
+    ) -> list[tuple[Any, ...]]:
+        """Inside the write transaction: read each stream's last position once, number the batch
+        in Python, and insert it with one executemany. Returns the stored rows, in batch order."""
+        conn = self._conn
+        created_at = utc_now()
+        if len(stream_ids) == 1:
+            found = conn.execute(sql.last_position, {"stream_id": stream_ids[0]}).fetchall()
+        else:
+            found = conn.executemany(sql.last_position, [{"stream_id": s} for s in stream_ids]).fetchall()
+        last: dict[str, int] = {cast(str, row[0]): cast(int, row[1]) for row in found}
+        stored: dict[tuple[str, str], tuple[Any, ...]] = {}
+        keyed = list(dict.fromkeys((d.stream_id, d.idempotency_key) for d in drafts if d.idempotency_key is not None))
+        if keyed:
+            bindings = [{"stream_id": s, "idempotency_key": k} for s, k in keyed]
+            for row in conn.executemany(sql.by_idempotency_key, bindings):
+                stored[row[0], row[5]] = row
+        rows: list[tuple[Any, ...]] = []
+        inserts: list[dict[str, Any]] = []
+        for draft in drafts:
+            stream_id, role, content, metadata, idempotency_key = draft
+            if idempotency_key is not None:
+                prior = stored.get((stream_id, idempotency_key))
+                if prior is not None:
+                    if not _same_message(prior, draft):
+                        raise _conflict(sql, prior)
+                    rows.append(prior)
+                    continue
+            position = last[stream_id] + 1
+            last[stream_id] = position
+            row = (stream_id, position, role, content, metadata, idempotency_key, created_at)
+            if idempotency_key is not None:
+                stored[stream_id, idempotency_key] = row
+            rows.append(row)
+            inserts.append(
+                {
+                    "stream_id": stream_id,
+                    "position": position,
+                    "role": role,
+                    "content": content,
+                    "metadata": metadata,
+                    "idempotency_key": idempotency_key,
+                    "created_at": created_at,
+                }
+            )
+        if len(stream_ids) > 1:
+            # One stream after another walks the clustered b-tree in order instead of jumping
+            # between streams per row: about twice the insert rate for a bulk load. The sort is
+            # stable, so each stream's positions stay ascending.
+            inserts.sort(key=_by_stream_id)
+        if inserts:
+            conn.executemany(sql.insert, inserts)
+        return rows
+
+    def _raise_if_unknown_owner(self, sql: _StreamSQL, stream_ids: Sequence[str], exc: apsw.ConstraintError) -> None:
+        """Turn a failed foreign key into NotFoundError naming the first unknown owner."""
+        if "FOREIGN KEY" not in str(exc):
+            return
+        found = {row[0] for row in self._conn.executemany(sql.owner_exists, [{"id": s} for s in stream_ids])}
+        for stream_id in stream_ids:
+            if stream_id not in found:
+                raise errors.NotFoundError(sql.owner_kind, stream_id) from exc
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _read(self, sql: _StreamSQL, query: str, params: dict[str, Any], newest_first: bool) -> list[Message]:
+        with engine.translating():
+            rows = self._conn.execute(query, params).fetchall()
+        if newest_first:
+            rows.reverse()
+        return _messages(sql.name, params["stream_id"], rows)
+
+    def latest(self, stream: Stream, stream_id: str, limit: int = 50) -> list[Message]:
+        """The last ``limit`` messages of a stream, oldest first (what a model call needs)."""
+        sql = _stream(stream)
+        params = {"stream_id": _stream_id(stream_id), "limit": require_int("limit", limit, minimum=1)}
+        return self._read(sql, sql.latest, params, newest_first=True)
+
+    def before(self, stream: Stream, stream_id: str, position: int, *, limit: int = 50) -> list[Message]:
+        """Up to ``limit`` messages just before ``position``, oldest first: a page backwards.
+
+        Pass the first position of the page you have to get the one before it.
+        """
+        sql = _stream(stream)
+        params = {
+            "stream_id": _stream_id(stream_id),
+            "position": require_int("position", position),
+            "limit": require_int("limit", limit, minimum=1),
+        }
+        return self._read(sql, sql.before, params, newest_first=True)
+
+    def after(self, stream: Stream, stream_id: str, position: int = 0, *, limit: int = 50) -> list[Message]:
+        """Up to ``limit`` messages just after ``position``, oldest first: a page forwards.
+
+        Start from 0 for the beginning; pass the last position of a page to get the next one.
+        """
+        sql = _stream(stream)
+        params = {
+            "stream_id": _stream_id(stream_id),
+            "position": require_int("position", position),
+            "limit": require_int("limit", limit, minimum=1),
+        }
+        return self._read(sql, sql.after, params, newest_first=False)
+
+    def between(
+        self,
+        stream: Stream,
+        stream_id: str,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        """Messages created in ``[since, until)`` (either end open when None), ordered by
+        (created_at, position), at most ``limit`` of them.
+
+        Times are aware datetimes or stored timestamp strings. To page through a long range,
+        continue with :meth:`after` from the last position, or narrow ``since``.
+        """
+        sql = _stream(stream)
+        params = {
+            "stream_id": _stream_id(stream_id),
+            "since": _EARLIEST if since is None else as_timestamp("since", since),
+            "until": _LATEST if until is None else as_timestamp("until", until),
+            "limit": -1 if limit is None else require_int("limit", limit, minimum=1),
+        }
+        return self._read(sql, sql.time_range, params, newest_first=False)
+
+    def get(self, stream: Stream, stream_id: str, position: int) -> Message:
+        """One message by position. :raises NotFoundError: no message has that position."""
+        sql = _stream(stream)
+        params = {"stream_id": _stream_id(stream_id), "position": require_int("position", position)}
+        found = self._read(sql, sql.get, params, newest_first=False)
+        if not found:
+            raise errors.NotFoundError(f"{stream} message", (stream_id, position))
+        return found[0]
+
+    def count(self, stream: Stream, stream_id: str) -> int:
+        """How many messages a stream holds (reads an index range the size of the stream)."""
+        sql = _stream(stream)
+        with engine.translating():
+            return cast(int, self._conn.execute(sql.count, {"stream_id": _stream_id(stream_id)}).fetchall()[0][0])
+
+    def last_position(self, stream: Stream, stream_id: str) -> int:
+        """The position of a stream's last message, 0 when it has none (one index seek)."""
+        sql = _stream(stream)
+        with engine.translating():
+            rows = self._conn.execute(sql.last_position, {"stream_id": _stream_id(stream_id)}).fetchall()
+        return cast(int, rows[0][1])
+
+    # --- retention --------------------------------------------------------------------------
+
+    def trim(self, stream: Stream, stream_id: str, *, before: int | None = None, keep_last: int | None = None) -> int:
+        """Delete a stream's old messages; returns how many were deleted.
+
+        Give exactly one of ``before`` (delete positions below it) or ``keep_last`` (keep the last
+        N, N >= 1). The stream's last message is always kept, so its positions never restart.
+        The freed pages are reused by later appends; run ``PRAGMA incremental_vacuum`` to hand
+        them back to the file system.
+        """
+        sql = _stream(stream)
+        key = _stream_id(stream_id)
+        if (before is None) == (keep_last is None):
+            raise errors.InvalidValueError("trim takes exactly one of before= or keep_last=")
+        if before is not None:
+            query, params = sql.trim_before, {"stream_id": key, "position": require_int("before", before)}
+        else:
+            query, params = (
+                sql.trim_keep_last,
+                {"stream_id": key, "keep": require_int("keep_last", keep_last, minimum=1)},
+            )
+        with engine.write(self._conn):
+            self._conn.execute(query, params)
+            return self._conn.changes()
+
+
+class AsyncMessageLog:
+    """:class:`MessageLog` for asyncio, on a connection from :func:`agentstate.connect_async`.
+
+    Each method runs the synchronous one on the connection's worker thread.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        # On its worker thread an async connection answers synchronously, like a plain one.
+        self._sync = MessageLog(cast(apsw.Connection, conn))
+
+    async def append(
+        self,
+        stream: Stream,
+        stream_id: str,
+        *,
+        role: str,
+        content: str,
+        metadata: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """See :meth:`MessageLog.append`."""
+        return await engine.run_async(
+            self._conn,
+            self._sync.append,
+            stream,
+            stream_id,
+            role=role,
+            content=content,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+
+    async def append_many(self, stream: Stream, stream_id: str, messages: Iterable[NewMessage]) -> list[Message]:
+        """See :meth:`MessageLog.append_many`."""
+        # Materialised here: a generator must not be consumed on another thread.
+        return await engine.run_async(self._conn, self._sync.append_many, stream, stream_id, list(messages))
+
+    async def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
+        """See :meth:`MessageLog.append_bulk`."""
+        return await engine.run_async(self._conn, self._sync.append_bulk, stream, list(messages))
+
+    async def latest(self, stream: Stream, stream_id: str, limit: int = 50) -> list[Message]:
+        """See :meth:`MessageLog.latest`."""
+        return await engine.run_async(self._conn, self._sync.latest, stream, stream_id, limit)
+
+    async def before(self, stream: Stream, stream_id: str, position: int, *, limit: int = 50) -> list[Message]:
+        """See :meth:`MessageLog.before`."""
+        return await engine.run_async(self._conn, self._sync.before, stream, stream_id, position, limit=limit)
+
+    async def after(self, stream: Stream, stream_id: str, position: int = 0, *, limit: int = 50) -> list[Message]:
+        """See :meth:`MessageLog.after`."""
+        return await engine.run_async(self._conn, self._sync.after, stream, stream_id, position, limit=limit)
+
+    async def between(
+        self,
+        stream: Stream,
+        stream_id: str,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        """See :meth:`MessageLog.between`."""
+        return await engine.run_async(
+            self._conn, self._sync.between, stream, stream_id, since=since, until=until, limit=limit
+        )
+
+    async def get(self, stream: Stream, stream_id: str, position: int) -> Message:
+        """See :meth:`MessageLog.get`."""
+        return await engine.run_async(self._conn, self._sync.get, stream, stream_id, position)
+
+    async def count(self, stream: Stream, stream_id: str) -> int:
+        """See :meth:`MessageLog.count`."""
+        return await engine.run_async(self._conn, self._sync.count, stream, stream_id)
+
+    async def last_position(self, stream: Stream, stream_id: str) -> int:
+        """See :meth:`MessageLog.last_position`."""
+        return await engine.run_async(self._conn, self._sync.last_position, stream, stream_id)
+
+    async def trim(
+        self, stream: Stream, stream_id: str, *, before: int | None = None, keep_last: int | None = None
+    ) -> int:
+        """See :meth:`MessageLog.trim`."""
+        return await engine.run_async(
+            self._conn, self._sync.trim, stream, stream_id, before=before, keep_last=keep_last
+        )
+
+
+__all__ = ["STREAMS", "AsyncMessageLog", "Message", "MessageLog", "NewMessage", "Stream"]
