@@ -25,6 +25,7 @@ import apsw
 
 from agentstate import engine, errors, queries
 from agentstate.engine import AsyncConnection
+from agentstate.rows import Builder
 from agentstate.values import (
     from_json,
     new_id,
@@ -105,9 +106,12 @@ class TaskEvent:
     at: str
 
 
+_build_task = Builder(Task)
+
+
 def _task(row: Any) -> Task:
     (wid, pid, status, desc, criteria, context, images, meta, result, *rest) = row
-    return Task(
+    return _build_task(
         wid, pid, status, desc, from_json(criteria), from_json(context), from_json(images), from_json(meta),
         from_json(result), *rest,
     )  # fmt: skip
