@@ -339,6 +339,36 @@ class TaskManager:
         with engine.write(self.conn):
             return self._claim(owner, lease_seconds)
 
+    def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
+        """Claim up to ``limit`` tasks in one transaction, in the order :meth:`claim` would hand
+        them out. For executors of many small tasks: one commit serves the whole batch."""
+        limit = require_int("limit", limit, minimum=1)
+        claims: list[Claim] = []
+        with engine.write(self.conn):
+            while len(claims) < limit and (claim := self._claim(owner, lease_seconds)) is not None:
+                claims.append(claim)
+        return claims
+
+    def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
+        """Complete several claimed tasks, each with its result, in one transaction: all of
+        them, or (if any token is stale) none."""
+        done = []
+        with engine.write(self.conn):
+            for claim, result in results:
+                if not isinstance(claim, Claim):
+                    raise errors.InvalidTypeError(
+                        f"complete_many takes (Claim, result) pairs, not {type(claim).__name__}"
+                    )
+                params = {
+                    **self._finish_params(claim.worker_id, claim.token, "completed", result),
+                    "actor": claim.owner,
+                }
+                task = _one(self.conn, "finish", params)
+                if task is None:
+                    self._refuse(claim.worker_id, "complete", ("claimed",), claim.token)
+                done.append(task)
+        return done  # type: ignore[return-value]
+
     def _claim(self, owner: str, lease_seconds: float) -> Claim | None:
         params = {
             "owner": require_str("owner", owner),
@@ -502,6 +532,14 @@ class AsyncTaskManager:
         return await engine.run_async(
             self.conn, self._sync.purge_recorded, older_than_seconds=older_than_seconds, batch_size=batch_size
         )
+
+    async def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
+        """See :meth:`TaskManager.claim_many`."""
+        return await engine.run_async(self.conn, self._sync.claim_many, owner, limit, lease_seconds=lease_seconds)
+
+    async def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
+        """See :meth:`TaskManager.complete_many`."""
+        return await engine.run_async(self.conn, self._sync.complete_many, list(results))
 
     async def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
         """See :meth:`TaskManager.claim`."""

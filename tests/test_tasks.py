@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,21 @@ def test_claim_any_planner_and_complete_and_claim_next(fresh_db: apsw.Connection
         claim = executor.complete_and_claim_next(claim, result="ok")
     assert done == [t.worker_id for t in made]
     assert {t.task_status for t in (executor.get_task(w) for w in done)} == {"completed"}
+
+
+def test_claim_many_and_complete_many_are_all_or_nothing(tm: TaskManager) -> None:
+    made = tm.create_tasks([{"description": str(i)} for i in range(5)])
+    claims = tm.claim_many("batcher", 3)
+    assert [c.worker_id for c in claims] == [t.worker_id for t in made[:3]]
+    stale = Claim(dataclasses.replace(claims[2].task, fence=claims[2].token - 1))
+    before = dump(tm.conn)
+    with pytest.raises(errors.StaleTokenError):
+        tm.complete_many([(claims[0], 1), (claims[1], 2), (stale, 3)])
+    assert dump(tm.conn) == before
+    done = tm.complete_many([(c, i) for i, c in enumerate(claims)])
+    assert [t.result for t in done] == [0, 1, 2] and {t.task_status for t in done} == {"completed"}
+    assert [c.worker_id for c in tm.claim_many("batcher", 10)] == [t.worker_id for t in made[3:]]
+    assert tm.claim_many("batcher", 10) == []
 
 
 def test_release_returns_a_task_to_pending(tm: TaskManager) -> None:
