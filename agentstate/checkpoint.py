@@ -38,6 +38,8 @@ class Checkpointer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._active = True
+        self._seen = 0  # WAL size, in pages, after the last commit
+        self._due_at = WAL_PAGES_THRESHOLD
         self._ensure_running()
 
     def _ensure_running(self) -> None:
@@ -51,7 +53,13 @@ class Checkpointer:
     def wal_hook(self, conn: apsw.Connection, dbname: str, pages: int) -> int:
         """Installed with Connection.set_wal_hook: runs after each commit, must stay cheap."""
         self._active = True
-        if pages >= WAL_PAGES_THRESHOLD:
+        # Due once per WAL_PAGES_THRESHOLD new pages: while readers keep the WAL from restarting,
+        # it only grows, and checkpointing after every commit would fsync the file nonstop.
+        if pages < self._seen:  # the WAL restarted from its beginning
+            self._due_at = WAL_PAGES_THRESHOLD
+        self._seen = pages
+        if pages >= self._due_at:
+            self._due_at = pages + WAL_PAGES_THRESHOLD
             self._due.set()
             self._ensure_running()
         return apsw.SQLITE_OK
