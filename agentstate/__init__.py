@@ -1,9 +1,9 @@
 """agentstate: the state store for multi-agent systems, on SQLite through apsw.
 
-    import agentstate
-    conn = agentstate.connect("agents.db")   # creates and migrates the file if needed
-    tasks = agentstate.TaskManager(conn, "planner-1")
-    log = agentstate.MessageLog(conn)
+import agentstate
+conn = agentstate.connect("agents.db")   # creates and migrates the file if needed
+tasks = agentstate.TaskManager(conn, "planner-1")
+log = agentstate.MessageLog(conn)
 """
 
 from agentstate.agents import Agents, AsyncAgents, Conversation, Link, Planner, Router

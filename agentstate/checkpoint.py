@@ -18,6 +18,8 @@ import apsw
 
 # Pages in the WAL after which a checkpoint is due (SQLite's own default threshold).
 WAL_PAGES_THRESHOLD = 1000
+# Past this many pages the checkpointer insists on a RESTART so the WAL cannot grow without end.
+WAL_RESTART_PAGES = 16 * WAL_PAGES_THRESHOLD
 # A checkpoint also runs this often while writes keep coming, so a quiet process still drains;
 # after this many intervals without a commit the thread ends.
 IDLE_INTERVAL_S = 1.0
@@ -58,6 +60,13 @@ class Checkpointer:
         if pages < self._seen:  # the WAL restarted from its beginning
             self._due_at = WAL_PAGES_THRESHOLD
         self._seen = pages
+        if pages >= WAL_RESTART_PAGES:
+            # A steady writer appends while the background copy runs, so the WAL is never
+            # completely copied and never starts over. Past the cap the writer finishes the copy
+            # itself, right after its commit: the background thread has done nearly all of it,
+            # and then the next transaction rewinds the WAL (journal_size_limit trims the file).
+            with contextlib.suppress(apsw.BusyError, apsw.LockedError):
+                conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
         if pages >= self._due_at:
             self._due_at = pages + WAL_PAGES_THRESHOLD
             self._due.set()

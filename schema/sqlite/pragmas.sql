@@ -15,3 +15,5 @@ PRAGMA foreign_keys = ON;
 -- Negative means KiB: 64 MiB of page cache per connection.
 PRAGMA cache_size = -65536;
 PRAGMA temp_store = MEMORY;
+-- After a checkpoint lets the WAL start over, truncate its file to 64 MiB at most.
+PRAGMA journal_size_limit = 67108864;

@@ -1,0 +1,1141 @@
+#!/usr/bin/env python3
+"""Benchmark agentstate against the performance guide's ORM implementation and the SQLite floor.
+
+Builds the same generated data set (tasks over ~1k planners, ~10% pending; messages over the same
+agents) into one database per contender, then times every operation on every contender in
+interleaved rounds, so machine drift hits all of them alike. Writes DIR/results.json (raw
+figures), DIR/results.md (the table, with ratios to agentstate and the issue's targets) and
+DIR/latency.png (latency against data size, log scale, one line per contender).
+
+Each contender runs in a process of its own, driven over a pipe: the ORM baselines use the stdlib
+sqlite3 and the rest apsw, two different SQLite libraries that must never share a file in one
+process. Only one contender runs at a time (except the executors of one claim test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+SCRIPTS = Path(__file__).resolve().parent
+ROOT = SCRIPTS.parent
+sys.path[:0] = [str(SCRIPTS), str(ROOT)]  # run from a checkout without installing
+
+import apsw  # noqa: E402
+from bench_baselines import RESULT, Bound, Floor, OrmBaseline, RawApsw, bulk_load, message_fingerprint, reset_tasks  # noqa: E402
+from bench_data import (  # noqa: E402
+    AGENTSTATE_LAYOUT,
+    DataSpec,
+    Payload,
+    Progress,
+    format_size,
+    generate,
+    parse_size,
+    payloads,
+    planner_id,
+)
+
+# ---------------------------------------------------------------------------------------------
+# What is measured
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    what: str
+    items: int = 1
+    """Messages or tasks per timed call, for the throughput column."""
+    processes: int = 0
+    """Executor processes, for the claim + finish tests (0 for the others)."""
+
+
+OPERATIONS = (
+    Operation("get_current_task", "the planner's oldest pending task"),
+    Operation("get_completed_task", "the planner's oldest completed or failed_validation task"),
+    Operation("select_1", "SELECT 1 through a cached statement (the floor only)"),
+    Operation("latest_50", "the newest 50 messages of one stream"),
+    Operation("keyset_page", "the 50 messages before a cursor in the middle of a stream"),
+    Operation("append_one", "one message, in its own transaction"),
+    Operation("append_turn_100", "a turn of 100 messages to one stream, one transaction", items=100),
+    Operation(
+        "append_bulk_10k",
+        "a bulk load: 10,000 messages spread over all streams (10 each at 1k streams), one transaction",
+        items=10_000,
+    ),
+    Operation("claim_finish_1p", "claim a task and finish it, 1 executor process", processes=1),
+    Operation("claim_finish_4p", "claim a task and finish it, 4 executor processes", processes=4),
+)
+OPERATION = {op.name: op for op in OPERATIONS}
+
+
+# ---------------------------------------------------------------------------------------------
+# The agentstate contender: every call into the library's public API is in this class.
+
+
+class AgentstateContender:
+    """agentstate through its public API: ``connect``, ``TaskManager`` and ``MessageLog``.
+
+    Only the bulk load (SQL straight into its tables, as tests/datagen.py does) and the claim
+    test's bookkeeping go around the API; both are untimed.
+    """
+
+    name = "agentstate"
+    operations = RawApsw.operations
+    builds = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: Any = None
+        self.managers: dict[str | None, Any] = {}
+
+    def build(self, spec: DataSpec, progress: Progress) -> None:
+        import agentstate
+
+        agentstate.connect(self.path).close()  # the library's own schema, migrated
+        conn = apsw.Connection(str(self.path))
+        bulk_load(conn, lambda: generate(conn, AGENTSTATE_LAYOUT, spec, progress))
+        conn.close()
+
+    def open(self) -> None:
+        import agentstate
+        from agentstate.messages import MessageLog, NewMessage
+        from agentstate.tasks import TaskManager
+
+        self.conn = agentstate.connect(self.path)
+        self.TaskManager = TaskManager
+        self.NewMessage = NewMessage
+        self.log = MessageLog(self.conn)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def manager(self, planner: str | None) -> Any:
+        """One TaskManager per planner, made before timing; None claims from any planner."""
+        if planner not in self.managers:
+            self.managers[planner] = self.TaskManager(self.conn, planner)
+        return self.managers[planner]
+
+    def bind(self, op: str, keys: list[str], spec: DataSpec) -> Bound:
+        if op == "get_current_task":
+            return (lambda tm: tm.get_current_task()), [self.manager(p) for p in keys]
+        if op == "get_completed_task":
+            return (lambda tm: tm.get_completed_task()), [self.manager(p) for p in keys]
+        if op == "latest_50":
+            return (lambda agent: self.log.latest("planner", agent, 50)), keys
+        if op == "keyset_page":
+            cursors = [(agent, self._position(agent, spec.per_planner // 2)) for agent in keys]
+            return (lambda c: self.log.before("planner", c[0], c[1], limit=50)), cursors
+        raise KeyError(op)
+
+    def _position(self, agent: str, offset: int) -> int:
+        """The stream position ``offset`` messages from the oldest: the keyset page's cursor."""
+        sql = "SELECT position FROM planner_messages WHERE agent_id = ? ORDER BY position LIMIT 1 OFFSET ?"
+        return int(self.conn.execute(sql, (agent, offset)).fetchone()[0])
+
+    def fingerprint(self, op: str, result: Any) -> Any:
+        if op in ("get_current_task", "get_completed_task"):
+            return None if result is None else result.worker_id
+        return message_fingerprint([m.content for m in result])
+
+    def append_one(self, agent: str, m: Payload) -> None:
+        self.log.append("planner", agent, role=m.role, content=m.content, metadata=m.metadata)
+
+    def append_turn(self, agent: str, turn: Sequence[Payload]) -> None:
+        self.log.append_many("planner", agent, [self.NewMessage(m.role, m.content, m.metadata) for m in turn])
+
+    def append_bulk(self, items: Sequence[tuple[str, Payload]]) -> None:
+        self.log.append_bulk("planner", [(agent, self.NewMessage(m.role, m.content, m.metadata)) for agent, m in items])
+
+    def claim(self, owner: str) -> Any:
+        return self.manager(None).claim(owner=owner, lease_seconds=60)
+
+    def claim_id(self, claim: Any) -> str:
+        return str(claim.worker_id)
+
+    def finish(self, claim: Any) -> None:
+        self.manager(None).complete(claim, result=RESULT)
+
+    def finish_and_claim(self, claim: Any) -> Any:
+        """The executor loop's idiom: finish this task and claim the next in one transaction."""
+        return self.manager(None).complete_and_claim_next(claim, result=RESULT)
+
+    def completed_and_reset(self, ids: Sequence[str]) -> int:
+        return reset_tasks(self.conn, ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Contenders
+
+
+@dataclass(frozen=True)
+class ContenderInfo:
+    name: str
+    summary: str
+    make: Callable[[Path], Any]
+    operations: tuple[str, ...]
+    builds: bool = True
+
+
+CONTENDERS = {
+    info.name: info
+    for info in (
+        ContenderInfo(
+            "orm_today",
+            "baseline A: the guide's SQLAlchemy ORM as it stands (today's indexes, "
+            "get_current_task loads the planner's workers and loops in Python)",
+            lambda p: OrmBaseline(p, indexed=False),
+            OrmBaseline.operations,
+        ),
+        ContenderInfo(
+            "orm_indexed",
+            "baseline B: the same ORM with the guide's recommended indexes, pragmas and filtered queries",
+            lambda p: OrmBaseline(p, indexed=True),
+            OrmBaseline.operations,
+        ),
+        ContenderInfo(
+            "agentstate", "agentstate through its public API", AgentstateContender, AgentstateContender.operations
+        ),
+        ContenderInfo(
+            "raw_apsw",
+            "the guide's recommended layout in plain SQL on apsw (rowid tables; "
+            "messages indexed on (agent_id, created_at))",
+            RawApsw,
+            RawApsw.operations,
+        ),
+        ContenderInfo(
+            "floor",
+            "bare apsw: a primary-key lookup of the row agentstate returns, and SELECT 1",
+            Floor,
+            Floor.operations,
+            builds=False,
+        ),
+    )
+}
+ORDER = list(CONTENDERS)
+
+
+# ---------------------------------------------------------------------------------------------
+# The contender process
+
+
+class ContenderProcess:
+    """What one contender process does on the coordinator's commands (see :func:`worker_main`)."""
+
+    def __init__(self, name: str, path: Path, spec: DataSpec, progress: Progress) -> None:
+        self.contender = CONTENDERS[name].make(path)
+        self.spec = spec
+        self.progress = progress
+        self.bound: dict[str, Bound] = {}
+        self.next_arg: dict[str, int] = defaultdict(int)
+
+    def build(self) -> None:
+        self.contender.build(self.spec, self.progress)
+
+    def open(self) -> None:
+        self.contender.open()
+
+    def close(self) -> None:
+        self.contender.close()
+
+    def prepare(self, op: str, keys: list[str]) -> list[Any]:
+        """Bind the operation and run it once per argument, untimed: this warms the pages the
+        timed calls will read, and the fingerprints let the coordinator check all contenders
+        found the same rows."""
+        fn, args = self.bound[op] = self._bind(op, keys)
+        results = [fn(arg) for arg in args]
+        return [self.contender.fingerprint(op, r) for r in results] if op in FINGERPRINTED else []
+
+    def _bind(self, op: str, keys: list[str]) -> Bound:
+        c = self.contender
+        messages = payloads(256)
+        if op == "append_one":
+            return (lambda a: c.append_one(*a)), [(keys[i % len(keys)], m) for i, m in enumerate(messages)]
+        if op == "append_turn_100":
+            turns = [(agent, [messages[(t + i) % len(messages)] for i in range(100)]) for t, agent in enumerate(keys)]
+            return (lambda a: c.append_turn(*a)), turns
+        if op == "append_bulk_10k":
+            agents = [planner_id(i) for i in range(self.spec.planners)]
+            loads = [[(agents[i % len(agents)], messages[i % len(messages)]) for i in range(10_000)]]
+            return c.append_bulk, loads
+        return c.bind(op, keys, self.spec)
+
+    def measure(self, op: str, seconds: float, max_calls: int, min_calls: int) -> list[int]:
+        """Time calls one by one (nanoseconds) until the budget or the call cap, whichever first."""
+        fn, args = self.bound[op]
+        samples: list[int] = []
+        i = self.next_arg[op]  # later rounds go on through the arguments where this one stopped
+        gc.collect()  # start each batch with no garbage owed from the last
+        clock = time.perf_counter_ns
+        deadline = clock() + int(seconds * 1e9)
+        while len(samples) < max_calls and (len(samples) < min_calls or clock() < deadline):
+            arg = args[i % len(args)]
+            i += 1
+            start = clock()
+            fn(arg)
+            samples.append(clock() - start)
+        self.next_arg[op] = i
+        return samples
+
+    def executor(self, owner: str, quota: int, start_at: float, deadline: float) -> dict[str, Any]:
+        """Claim and finish tasks until ``quota`` are done, none is left, or ``deadline``
+        (time.monotonic(), shared by all processes). Each sample is one task's worth of work:
+        finishing one and claiming the next."""
+        c = self.contender
+        fused = getattr(c, "finish_and_claim", None)
+        time.sleep(max(0.0, start_at - time.monotonic()))
+        began = time.monotonic()
+        samples: list[int] = []
+        ids: list[str] = []
+        start = time.perf_counter_ns()
+        claim = c.claim(owner)
+        while claim is not None:
+            ids.append(c.claim_id(claim))
+            more = len(ids) < quota and time.monotonic() < deadline
+            if more and fused is not None:
+                claim = fused(claim)
+            else:
+                c.finish(claim)
+                claim = c.claim(owner) if more else None
+            now = time.perf_counter_ns()
+            samples.append(now - start)
+            start = now
+        return {
+            "samples": samples,
+            "ids": ids,
+            "began": began,
+            "ended": time.monotonic(),
+            "lock_errors": getattr(c, "lock_errors", 0),
+        }
+
+    def completed_and_reset(self, ids: list[str]) -> int:
+        return int(self.contender.completed_and_reset(ids))
+
+
+FINGERPRINTED = {"get_current_task", "get_completed_task", "latest_50", "keyset_page"}
+
+
+def worker_main(pipe: Connection, name: str, path: str, size: int) -> None:
+    """A contender process: run commands from the pipe, answer ("ok", result) or ("error", text)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    try:
+        state = ContenderProcess(name, Path(path), DataSpec.for_size(size), lambda text: pipe.send(("progress", text)))
+    except Exception:
+        pipe.send(("error", traceback.format_exc()))
+        return
+    while True:
+        command, args = pipe.recv()
+        try:
+            result = getattr(state, command)(**args)
+        except Exception:
+            pipe.send(("error", traceback.format_exc()))
+            continue
+        pipe.send(("ok", result))
+        if command == "close":
+            return
+
+
+# ---------------------------------------------------------------------------------------------
+# The coordinator's side of a contender process
+
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    """A contender process, started with the spawn method so it inherits no open database."""
+
+    def __init__(self, name: str, path: Path, spec: DataSpec, label: str | None = None) -> None:
+        self.name = name
+        self.label = f"{spec.label} {label or name}"
+        ctx = multiprocessing.get_context("spawn")
+        self.pipe, child = ctx.Pipe()
+        self.process = ctx.Process(target=worker_main, args=(child, name, str(path), spec.size), daemon=True)
+        self.process.start()
+        child.close()
+
+    def send(self, command: str, **args: Any) -> None:
+        self.pipe.send((command, args))
+
+    def receive(self) -> Any:
+        """The answer to the last command; progress messages on the way are logged."""
+        while True:
+            wait([self.pipe, self.process.sentinel])
+            answer = _drain(self)
+            if answer is not _PENDING:
+                return answer
+
+    def call(self, command: str, **args: Any) -> Any:
+        self.send(command, **args)
+        return self.receive()
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(WorkerError, OSError, EOFError):
+                self.call("close")
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+
+
+def gather(workers: Sequence[Worker], command: str, **args: Any) -> list[Any]:
+    """Send one command to several processes at once; their answers, in order."""
+    for worker in workers:
+        worker.send(command, **args)
+    answers: dict[int, Any] = {}
+    pending = list(workers)
+    while pending:
+        wait([w.pipe for w in pending] + [w.process.sentinel for w in pending])
+        for worker in list(pending):
+            answer = _drain(worker)
+            if answer is not _PENDING:
+                answers[id(worker)] = answer
+                pending.remove(worker)
+    return [answers[id(w)] for w in workers]
+
+
+_PENDING = object()
+
+
+def _drain(worker: Worker) -> Any:
+    """Read what a process has sent so far: its answer, or _PENDING after logging progress."""
+    while worker.pipe.poll():
+        kind, payload = worker.pipe.recv()
+        if kind == "progress":
+            log(f"{worker.label}: {payload}")
+        elif kind == "error":
+            raise WorkerError(f"{worker.label} failed:\n{payload}")
+        else:
+            return payload
+    if not worker.process.is_alive():
+        raise WorkerError(f"{worker.label}: the process died (exit code {worker.process.exitcode})")
+    return _PENDING
+
+
+# ---------------------------------------------------------------------------------------------
+# How long to measure
+
+
+@dataclass(frozen=True)
+class Budget:
+    rounds: int
+    """Interleaved rounds: in each, every contender takes its turn at the operation."""
+    seconds: float
+    """Time per contender, operation and round (twice this for a claim round)."""
+    max_calls: int
+    """Calls per contender, operation and round, at most (the fast contenders stop here)."""
+    min_calls: int
+    """Calls per contender, operation and round, at least (the slow ones run over the time)."""
+    claim_quota: int
+    """Tasks per contender and claim round, all its executor processes together."""
+    keys: int
+    """Planners (and their message streams) that the read operations cycle through."""
+
+
+FULL = Budget(rounds=5, seconds=1.0, max_calls=4_000, min_calls=3, claim_quota=2_000, keys=32)
+QUICK = Budget(rounds=2, seconds=0.02, max_calls=50, min_calls=1, claim_quota=40, keys=8)
+DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
+QUICK_SIZES = (500, 5_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def summarize(samples_ns: Sequence[int]) -> dict[str, Any]:
+    ordered = sorted(s / 1_000 for s in samples_ns)
+    return {
+        "median_us": round(percentile(ordered, 0.5), 3),
+        "p99_us": round(percentile(ordered, 0.99), 3),
+        "n": len(ordered),
+        "p999_us": round(percentile(ordered, 0.999), 3),
+        "mean_us": round(sum(ordered) / len(ordered), 3),
+        "min_us": round(ordered[0], 3),
+        "max_us": round(ordered[-1], 3),
+    }
+
+
+def record(contender: str, op: Operation, spec: DataSpec, samples: Sequence[int], **extra: Any) -> dict[str, Any]:
+    """One row of results.json."""
+    row = {
+        "contender": contender,
+        "operation": op.name,
+        "size": spec.size,
+        **summarize(samples),
+        "items_per_call": op.items,
+    }
+    if op.items > 1:  # messages per second over all timed batches
+        row["throughput_per_s"] = round(op.items * len(samples) / (sum(samples) / 1e9), 1)
+    row.update(extra)
+    return row
+
+
+def rotated(items: Sequence[Any], turn: int) -> list[Any]:
+    """Each round starts with a different contender, so none always runs first or last."""
+    k = turn % len(items)
+    return [*items[k:], *items[:k]]
+
+
+# ---------------------------------------------------------------------------------------------
+# One data size
+
+
+class SizeRun:
+    """Build one size's databases, measure every operation on every contender, clean up."""
+
+    def __init__(
+        self, spec: DataSpec, names: Sequence[str], ops: Sequence[Operation], budget: Budget, data_dir: Path
+    ) -> None:
+        self.spec = spec
+        self.names = list(names)
+        self.ops = ops
+        self.budget = budget
+        self.data_dir = data_dir
+        # The floor looks up agentstate's rows in agentstate's own file.
+        source = "agentstate" if "agentstate" in names else "raw_apsw"
+        self.paths = {n: data_dir / f"{source if n == 'floor' else n}.db" for n in names}
+        self.workers: dict[str, Worker] = {}
+        self.mismatches: list[dict[str, Any]] = []
+        self.db_bytes: dict[str, int] = {}
+
+    def start(self) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.data_dir.mkdir(parents=True)
+        self.workers = {n: Worker(n, self.paths[n], self.spec) for n in self.names}
+        builders = [w for n, w in self.workers.items() if CONTENDERS[n].builds]
+        log(
+            f"{self.spec.label}: building {len(builders)} databases of {self.spec.size:,} tasks and "
+            f"{self.spec.size:,} messages over {self.spec.planners:,} planners, in parallel"
+        )
+        gather(builders, "build")
+        self.db_bytes = {w.name: self.paths[w.name].stat().st_size for w in builders}
+        sizes = ", ".join(f"{n} {b / 2**20:,.0f} MiB" for n, b in self.db_bytes.items())
+        log(f"{self.spec.label}: built ({sizes}); opening")
+        gather(list(self.workers.values()), "open")
+
+    def stop(self, keep_data: bool) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        if not keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def measure(self) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for op in self.ops:
+            names = [n for n in self.names if op.name in CONTENDERS[n].operations]
+            if not names:
+                continue
+            rows = self.measure_claims(op, names) if op.processes else self.measure_calls(op, names)
+            results += rows
+            medians = ", ".join(f"{r['contender']} {format_us(r['median_us'])}" for r in rows)
+            log(f"{self.spec.label} {op.name}: median µs {medians}")
+        return results
+
+    # -- calls timed one by one -----------------------------------------------------------------
+
+    def measure_calls(self, op: Operation, names: list[str]) -> list[dict[str, Any]]:
+        group = [self.workers[n] for n in names]
+        keys = self.spec.key_planners(self.budget.keys)
+        log(f"{self.spec.label} {op.name}: warming up (an untimed pass over the arguments, every contender)")
+        fingerprints = gather(group, "prepare", op=op.name, keys=keys)
+        self.check_agreement(op, names, fingerprints)
+        samples: dict[str, list[int]] = defaultdict(list)
+        b = self.budget
+        for turn in range(b.rounds):
+            for worker in rotated(group, turn):
+                samples[worker.name] += worker.call(
+                    "measure", op=op.name, seconds=b.seconds, max_calls=b.max_calls, min_calls=b.min_calls
+                )
+            counts = ", ".join(f"{n} {len(samples[n])}" for n in names)
+            log(f"{self.spec.label} {op.name}: round {turn + 1}/{b.rounds} (calls so far: {counts})")
+        return [record(n, op, self.spec, samples[n], rounds=b.rounds) for n in names]
+
+    def check_agreement(self, op: Operation, names: list[str], fingerprints: list[list[Any]]) -> None:
+        """Every contender must have found the same task, or the same messages, for each key."""
+        by_name = {n: f for n, f in zip(names, fingerprints, strict=True) if f}
+        if len(by_name) < 2:
+            return
+        reference = "agentstate" if "agentstate" in by_name else next(iter(by_name))
+        for name, found in by_name.items():
+            differ = sum(a != b for a, b in zip(found, by_name[reference], strict=True))
+            if differ:
+                log(
+                    f"WARNING {self.spec.label} {op.name}: {name} disagrees with {reference} on {differ} of {len(found)} keys"
+                )
+                self.mismatches.append(
+                    {
+                        "size": self.spec.size,
+                        "operation": op.name,
+                        "contender": name,
+                        "reference": reference,
+                        "keys_differing": differ,
+                    }
+                )
+
+    # -- claim + finish ---------------------------------------------------------------------------
+
+    def measure_claims(self, op: Operation, names: list[str]) -> list[dict[str, Any]]:
+        extras = {
+            n: [Worker(n, self.paths[n], self.spec, label=f"{n} executor {i + 2}") for i in range(op.processes - 1)]
+            for n in names
+        }
+        try:
+            if op.processes > 1:
+                log(f"{self.spec.label} {op.name}: starting {op.processes - 1} more executor processes per contender")
+                gather([w for group in extras.values() for w in group], "open")
+            executors = {n: [self.workers[n], *extras[n]] for n in names}
+            quota = max(1, min(self.budget.claim_quota, self.spec.pending))
+            for n in names:  # warm the pending tasks' pages, untimed
+                self.claim_round(n, executors[n][:1], min(quota, 20))
+            totals: dict[str, dict[str, Any]] = {n: defaultdict(int, samples=[]) for n in names}
+            for turn in range(self.budget.rounds):
+                for n in rotated(names, turn):
+                    outcome = self.claim_round(n, executors[n], quota)
+                    t = totals[n]
+                    t["samples"] += outcome["samples"]
+                    for key in ("wall", "duplicates", "unfinished", "lock_errors"):
+                        t[key] += outcome[key]
+                done = ", ".join(f"{n} {len(totals[n]['samples'])}" for n in names)
+                log(f"{self.spec.label} {op.name}: round {turn + 1}/{self.budget.rounds} (tasks so far: {done})")
+        finally:
+            for group in extras.values():
+                for worker in group:
+                    worker.stop()
+        return [
+            record(
+                n,
+                op,
+                self.spec,
+                t["samples"],
+                rounds=self.budget.rounds,
+                processes=op.processes,
+                throughput_per_s=round(len(t["samples"]) / t["wall"], 1),
+                duplicates=t["duplicates"],
+                unfinished=t["unfinished"],
+                lock_errors=t["lock_errors"],
+            )
+            for n, t in totals.items()
+        ]
+
+    def claim_round(self, name: str, group: list[Worker], quota: int) -> dict[str, Any]:
+        """All of a contender's executors at once, from one start time; then check that no task
+        was done twice and that each was finished, and put the tasks back to pending."""
+        start_at = time.monotonic() + 0.05
+        deadline = start_at + 2 * self.budget.seconds
+        per_process = math.ceil(quota / len(group))
+        for i, worker in enumerate(group):
+            worker.send(
+                "executor", owner=f"{name}-executor-{i + 1}", quota=per_process, start_at=start_at, deadline=deadline
+            )
+        outs = [worker.receive() for worker in group]
+        ids = [task for out in outs for task in out["ids"]]
+        unique = sorted(set(ids))
+        duplicates = len(ids) - len(unique)
+        finished = group[0].call("completed_and_reset", ids=unique)
+        if duplicates or finished != len(unique):
+            log(
+                f"ERROR {self.spec.label} {name}: {duplicates} tasks done twice, "
+                f"{len(unique) - finished} of {len(unique)} not left completed"
+            )
+        return {
+            "samples": [s for out in outs for s in out["samples"]],
+            "wall": max(o["ended"] for o in outs) - min(o["began"] for o in outs),
+            "duplicates": duplicates,
+            "unfinished": len(unique) - finished,
+            "lock_errors": sum(o["lock_errors"] for o in outs),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The issue's targets
+
+
+def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each of the issue's targets that this run has the figures for, at the largest size."""
+    if not results:
+        return []
+    size = max(r["size"] for r in results)
+    smallest = min(r["size"] for r in results)
+    fig = {(r["contender"], r["operation"], r["size"]): r for r in results}
+    out: list[dict[str, Any]] = []
+
+    def add(target: str, measured: str, met: bool) -> None:
+        out.append({"size": size, "target": target, "measured": measured, "met": met})
+
+    for op in ("get_current_task", "get_completed_task"):
+        ours = fig.get(("agentstate", op, size))
+        if not ours:
+            continue
+        for other, factor in (("orm_today", 1_000), ("orm_indexed", 20)):
+            if theirs := fig.get((other, op, size)):
+                ratio = theirs["median_us"] / ours["median_us"]
+                add(f"{op}: at least {factor:,}x faster than {other}", format_ratio(ratio), ratio >= factor)
+        if floor := fig.get(("floor", op, size)):
+            ratio = ours["median_us"] / floor["median_us"]
+            add(f"{op}: within 2x of the floor's primary-key lookup", format_ratio(ratio), ratio <= 2)
+    ours, raw = fig.get(("agentstate", "latest_50", size)), fig.get(("raw_apsw", "latest_50", size))
+    if ours and raw:
+        ratio = raw["median_us"] / ours["median_us"]
+        add("latest_50: at least 3x faster than raw_apsw", format_ratio(ratio), ratio >= 3)
+    if one := fig.get(("agentstate", "append_one", size)):
+        add("append_one: p99.9 under 2 ms", f"{format_us(one['p999_us'])} µs", one["p999_us"] < 2_000)
+    for op, floor_rate in (("append_turn_100", 100_000), ("append_bulk_10k", 50_000), ("claim_finish_4p", 5_000)):
+        if row := fig.get(("agentstate", op, size)):
+            unit = "tasks" if op.startswith("claim") else "messages"
+            clean = row.get("duplicates", 0) == 0 and row.get("unfinished", 0) == 0
+            extra = f", {row['duplicates']} done twice" if op.startswith("claim") else ""
+            add(
+                f"{op}: at least {floor_rate:,} {unit}/s" + (", none twice" if op.startswith("claim") else ""),
+                f"{row['throughput_per_s']:,.0f}/s{extra}",
+                row["throughput_per_s"] >= floor_rate and clean,
+            )
+    if smallest < size:
+        bound = math.log(size) / math.log(smallest)
+        for op in ("get_current_task", "get_completed_task", "latest_50", "keyset_page"):
+            small, big = fig.get(("agentstate", op, smallest)), fig.get(("agentstate", op, size))
+            if small and big:
+                growth = big["median_us"] / small["median_us"]
+                add(
+                    f"{op}: from {format_size(smallest)} to {format_size(size)} rows grows no faster than log n "
+                    f"(≤ {bound:.2f}x)",
+                    format_ratio(growth),
+                    growth <= bound,
+                )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def format_us(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 1_000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def format_ratio(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}x"
+    return f"{value:.1f}x" if value >= 10 else f"{value:.2f}x"
+
+
+def machine_info() -> dict[str, Any]:
+    import sqlite3  # only for its version: this process opens no database
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    try:
+        sqlalchemy_version = version("sqlalchemy")
+    except PackageNotFoundError:
+        sqlalchemy_version = "missing"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite_apsw": apsw.sqlite_lib_version(),
+        "apsw": apsw.apsw_version(),
+        "sqlite_stdlib": sqlite3.sqlite_version,
+        "sqlalchemy": sqlalchemy_version,
+        "agentstate_commit": commit,
+    }
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    db_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+    started: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "duration_s": round(time.monotonic() - _T0, 1),
+            "machine": self.machine,
+            "config": self.config,
+            "contenders": {n: CONTENDERS[n].summary for n in self.config["contenders"]},
+            "operations": {op.name: op.what for op in OPERATIONS},
+            "db_bytes": self.db_bytes,
+            "mismatches": self.mismatches,
+            "targets": evaluate_targets(self.results),
+            "results": self.results,
+        }
+
+    def write(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(
+            json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (out / "results.md").write_text(markdown(self), encoding="utf-8")
+        plot(self, out / "latency.png")
+
+
+def markdown(report: Report) -> str:
+    m = report.machine
+    sizes = sorted({r["size"] for r in report.results})
+    names = [n for n in ORDER if n in report.config["contenders"]]
+    lines = [
+        "# agentstate benchmark",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM, {m['os']}; Python {m['python']}; "
+        f"SQLite {m['sqlite_apsw']} via apsw {m['apsw']}, SQLite {m['sqlite_stdlib']} via the stdlib sqlite3 "
+        f"(ORM baselines), SQLAlchemy {m['sqlalchemy']}.",
+        f"Run: {report.started}, agentstate {m['agentstate_commit']}, sizes {', '.join(map(format_size, sizes))} "
+        f"(tasks and messages each), {report.config['rounds']} interleaved rounds, "
+        f"`python scripts/bench.py {' '.join(report.config['argv'])}`.",
+        "",
+    ]
+    lines += _targets_section(report)
+    if sizes:
+        lines += _summary_section(report, names, sizes[-1])
+    lines += _full_table(report, names)
+    lines += ["## Contenders", ""] + [f"- `{n}`: {CONTENDERS[n].summary}." for n in names] + [""]
+    lines += ["## Operations", ""] + [f"- `{op.name}`: {op.what}." for op in OPERATIONS] + [""]
+    lines += [
+        "Latencies are per call (per batch for the append_turn/append_bulk rows, per task for claim_finish), "
+        'timed one by one after an untimed warm-up pass; "vs agentstate" is the contender\'s figure divided '
+        "by agentstate's (above 1: slower). Throughput: items per second over all timed calls "
+        "(claim_finish: tasks per second of wall time, all executor processes together).",
+        "",
+    ]
+    if report.mismatches:
+        lines += ["## Disagreements", "", "Contenders that returned different rows for the same keys:", ""]
+        lines += [
+            f"- {x['operation']} at {format_size(x['size'])}: {x['contender']} differs from {x['reference']} "
+            f"on {x['keys_differing']} keys"
+            for x in report.mismatches
+        ] + [""]
+    return "\n".join(lines)
+
+
+def _targets_section(report: Report) -> list[str]:
+    targets = evaluate_targets(report.results)
+    if not targets:
+        return []
+    lines = [
+        f"## The issue's targets at {format_size(targets[0]['size'])} rows",
+        "",
+        "| target | measured | met |",
+        "| --- | ---: | :---: |",
+    ]
+    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in targets]
+    return [*lines, ""]
+
+
+def _summary_section(report: Report, names: list[str], size: int) -> list[str]:
+    fig = {(r["contender"], r["operation"]): r for r in report.results if r["size"] == size}
+    lines = [
+        f"## Median µs at {format_size(size)} rows (x agentstate)",
+        "",
+        "| operation | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for op in OPERATIONS:
+        if not any((n, op.name) in fig for n in names):
+            continue
+        ours = fig.get(("agentstate", op.name))
+        cells = []
+        for n in names:
+            row = fig.get((n, op.name))
+            if row is None:
+                cells.append("")
+            elif ours and n != "agentstate":
+                cells.append(f"{format_us(row['median_us'])} ({format_ratio(row['median_us'] / ours['median_us'])})")
+            else:
+                cells.append(format_us(row["median_us"]))
+        lines.append(f"| {op.name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _full_table(report: Report, names: list[str]) -> list[str]:
+    fig = {(r["contender"], r["operation"], r["size"]): r for r in report.results}
+    lines = [
+        "## All figures",
+        "",
+        "| operation | size | contender | median µs | p99 µs | p99.9 µs | n | throughput /s "
+        "| median vs agentstate | p99 vs agentstate |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for op in OPERATIONS:
+        for size in sorted({r["size"] for r in report.results}):
+            ours = fig.get(("agentstate", op.name, size))
+            for n in names:
+                row = fig.get((n, op.name, size))
+                if row is None:
+                    continue
+                throughput = f"{row['throughput_per_s']:,.0f}" if "throughput_per_s" in row else ""
+                vs = (
+                    (format_ratio(row["median_us"] / ours["median_us"]), format_ratio(row["p99_us"] / ours["p99_us"]))
+                    if ours
+                    else ("", "")
+                )
+                lines.append(
+                    f"| {op.name} | {format_size(size)} | {n} | {format_us(row['median_us'])} | "
+                    f"{format_us(row['p99_us'])} | {format_us(row['p999_us'])} | {row['n']:,} | {throughput} | "
+                    f"{vs[0]} | {vs[1]} |"
+                )
+    return [*lines, ""]
+
+
+COLORS = {
+    "orm_today": "#d62728",
+    "orm_indexed": "#ff7f0e",
+    "agentstate": "#1f77b4",
+    "raw_apsw": "#2ca02c",
+    "floor": "#7f7f7f",
+}
+
+
+def plot(report: Report, path: Path) -> None:
+    """Median latency against data size, log-log, a panel per operation and a line per contender."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    ops = [op for op in OPERATIONS if any(r["operation"] == op.name for r in report.results)]
+    sizes = sorted({r["size"] for r in report.results})
+    cols = 3
+    rows = max(1, math.ceil(len(ops) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, op in zip(axes.flat, ops, strict=False):
+        for name in ORDER:
+            points = sorted(
+                (r["size"], r["median_us"])
+                for r in report.results
+                if r["operation"] == op.name and r["contender"] == name
+            )
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=COLORS[name], label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sizes, [format_size(s) for s in sizes])
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+        # Labels at 1-2-5 steps in plain numbers: a panel may span less than a decade.
+        ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}"))
+        ax.yaxis.set_minor_locator(ticker.NullLocator())
+        ax.tick_params(labelsize=8)
+        ax.set_title(op.name + (f" ({op.items:,} per call)" if op.items > 1 else ""), fontsize=10)
+        ax.set_xlabel("rows (tasks and messages)", fontsize=8)
+        ax.set_ylabel("median µs per " + ("task" if op.processes else "call"), fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+    for ax in list(axes.flat)[len(ops) :]:
+        ax.set_visible(False)
+    handles = [
+        plt.Line2D([], [], color=COLORS[n], marker="o", label=n) for n in ORDER if n in report.config["contenders"]
+    ]
+    m = report.machine
+    fig.suptitle(
+        f"agentstate benchmark: median latency against data size ({m['cpu']}, {m['cores']} cores, "
+        f"SQLite {m['sqlite_apsw']})",
+        y=0.995,
+        fontsize=11,
+    )
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.975), ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python scripts/bench.py",
+        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  python scripts/bench.py --out bench-out            1k, 100k and 1M rows (~15 min on 2 cores)\n"
+        "  python scripts/bench.py --out bench-out --quick    500 and 5k rows, under a minute\n"
+        "  python scripts/bench.py --out bench-out --size 10M  10M rows (~15 GB of disk per contender; measures the disk\n                                                     where the file cache is smaller)\n"
+        "\ncontenders:\n"
+        + "\n".join(f"  {n:12} {c.summary}" for n, c in CONTENDERS.items())
+        + "\n\noperations:\n"
+        + "\n".join(f"  {op.name:19} {op.what}" for op in OPERATIONS),
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="where results.json, results.md and latency.png are written",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes (500 and 5k rows) and short rounds: under a minute, a smoke test",
+    )
+    parser.add_argument(
+        "--size",
+        action="append",
+        metavar="N",
+        help="rows of tasks and of messages, e.g. 10M; repeat or comma-separate for several "
+        "(default 1k,100k,1M; --quick 500,5k)",
+    )
+    parser.add_argument("--contenders", metavar="LIST", help=f"comma-separated subset of: {', '.join(ORDER)}")
+    parser.add_argument("--operations", metavar="LIST", help="comma-separated subset of the operations below")
+    parser.add_argument(
+        "--rounds", type=int, metavar="N", help="interleaved rounds per operation (default 5, --quick 2)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, metavar="S", help="time per contender, operation and round (default 1.0, --quick 0.02)"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="where the databases are built (default DIR/data; 1.1-1.5 GB per contender at 1M)",
+    )
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep the databases afterwards (by default each size's are deleted once measured)",
+    )
+    return parser.parse_args(argv)
+
+
+def choose(text: str | None, allowed: Sequence[str], what: str) -> list[str]:
+    if not text:
+        return list(allowed)
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown:
+        raise SystemExit(f"bench.py: unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    return [a for a in allowed if a in chosen]
+
+
+def check_dependencies(names: Iterable[str]) -> None:
+    """Fail at once, with the fix, rather than minutes into a run."""
+    missing = []
+    for module in ("sqlalchemy", "matplotlib"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise SystemExit(f"bench.py: {', '.join(missing)} not installed: pip install -e '.[bench]'")
+    if "agentstate" in names:
+        try:
+            import agentstate.messages
+            import agentstate.tasks  # noqa: F401
+        except ImportError as exc:
+            raise SystemExit(
+                f"bench.py: the agentstate contender needs agentstate.tasks and agentstate.messages ({exc}); "
+                "leave it out with --contenders orm_today,orm_indexed,raw_apsw,floor"
+            ) from exc
+    if "floor" in names and not {"agentstate", "raw_apsw"} & set(names):
+        raise SystemExit("bench.py: the floor reads agentstate's (or raw_apsw's) database: include one of them")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = choose(args.contenders, ORDER, "contenders")
+    ops = [OPERATION[o] for o in choose(args.operations, [op.name for op in OPERATIONS], "operations")]
+    check_dependencies(names)
+    base = QUICK if args.quick else FULL
+    budget = Budget(
+        rounds=args.rounds or base.rounds,
+        seconds=args.seconds or base.seconds,
+        max_calls=base.max_calls,
+        min_calls=base.min_calls,
+        claim_quota=base.claim_quota,
+        keys=base.keys,
+    )
+    try:
+        sizes = (
+            sorted({parse_size(s) for arg in args.size for s in arg.split(",")})
+            if args.size
+            else list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+        )
+    except ValueError as exc:
+        raise SystemExit(f"bench.py: {exc}") from exc
+    workdir = args.workdir or args.out / "data"
+    report = Report(
+        machine_info(),
+        {
+            "contenders": names,
+            "operations": [op.name for op in ops],
+            "sizes": sizes,
+            "rounds": budget.rounds,
+            "budget": budget.__dict__,
+            "quick": args.quick,
+            "argv": list(argv if argv is not None else sys.argv[1:]),
+        },
+    )
+    log(f"benchmark: {', '.join(names)} at {', '.join(map(format_size, sizes))} rows; results in {args.out}")
+    for size in sizes:
+        run = SizeRun(DataSpec.for_size(size), names, ops, budget, workdir / format_size(size))
+        try:
+            run.start()
+            report.db_bytes[format_size(size)] = run.db_bytes
+            report.results += run.measure()
+        except WorkerError as exc:
+            log(f"FAILED at {format_size(size)}: {exc}")
+            report.write(args.out)
+            return 1
+        finally:
+            report.mismatches += run.mismatches
+            run.stop(args.keep_data)
+        report.write(args.out)
+        log(f"{format_size(size)}: done; {args.out / 'results.md'} updated")
+    with contextlib.suppress(OSError):
+        workdir.rmdir()  # gone if empty, i.e. unless --keep-data
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

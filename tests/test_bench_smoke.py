@@ -1,0 +1,127 @@
+"""scripts/bench.py runs end to end at tiny sizes (--quick) and writes well-formed results: the
+JSON, the markdown table and the PNG chart. Its timings are not checked, only its shape and the
+facts that do not depend on the machine (every contender found the same rows; no task was done
+twice)."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# The bench extra. Imported here so that a CI without it fails on collection, loudly, instead of
+# skipping the benchmark's only test.
+import matplotlib  # noqa: F401
+import pytest
+import sqlalchemy  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+TASK_AND_MESSAGE_OPS = {
+    "get_current_task", "get_completed_task", "latest_50", "keyset_page", "append_one",
+    "append_turn_100", "append_bulk_10k", "claim_finish_1p", "claim_finish_4p",
+}  # fmt: skip
+EXPECTED = {
+    "orm_today": TASK_AND_MESSAGE_OPS,
+    "orm_indexed": TASK_AND_MESSAGE_OPS,
+    "agentstate": TASK_AND_MESSAGE_OPS,
+    "raw_apsw": TASK_AND_MESSAGE_OPS,
+    "floor": {"get_current_task", "get_completed_task", "select_1"},
+}
+QUICK_SIZES = {500, 5_000}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, f"bench.py --quick exited {run.returncode}:\n{run.stderr[-6000:]}"
+    assert "round 1/" in run.stderr, "no progress was shown"
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return data
+
+
+def test_json_rows_have_the_documented_keys_and_types(report: dict[str, Any]) -> None:
+    assert isinstance(report["results"], list) and report["results"]
+    for row in report["results"]:
+        assert row["contender"] in EXPECTED
+        assert isinstance(row["operation"], str)
+        assert isinstance(row["size"], int) and not isinstance(row["size"], bool)
+        assert isinstance(row["n"], int) and row["n"] > 0
+        for key in ("median_us", "p99_us", "p999_us"):
+            assert isinstance(row[key], float) and row[key] > 0, (key, row)
+        assert row["median_us"] <= row["p99_us"] <= row["p999_us"]
+
+
+def test_json_has_every_contender_operation_and_size(report: dict[str, Any]) -> None:
+    found = {(r["contender"], r["operation"], r["size"]) for r in report["results"]}
+    wanted = {(c, op, size) for c, ops in EXPECTED.items() for op in ops for size in QUICK_SIZES}
+    assert found == wanted
+    assert len(found) == len(report["results"]), "a contender, operation and size appears twice"
+
+
+def test_batches_and_claims_report_a_throughput(report: dict[str, Any]) -> None:
+    for row in report["results"]:
+        if row["operation"].startswith(("append_turn", "append_bulk", "claim_finish")):
+            assert isinstance(row["throughput_per_s"], float) and row["throughput_per_s"] > 0, row
+
+
+def test_no_task_was_done_twice_or_left_unfinished(report: dict[str, Any]) -> None:
+    claims = [r for r in report["results"] if r["operation"].startswith("claim_finish")]
+    assert claims
+    for row in claims:
+        assert row["duplicates"] == 0 and row["unfinished"] == 0, row
+
+
+def test_all_contenders_found_the_same_rows(report: dict[str, Any]) -> None:
+    assert report["mismatches"] == []
+
+
+def test_targets_are_evaluated(report: dict[str, Any]) -> None:
+    targets = report["targets"]
+    assert targets and all(isinstance(t["met"], bool) and t["target"] and t["measured"] for t in targets)
+
+
+def _table(markdown: str, heading: str) -> list[list[str]]:
+    """The body rows of the markdown table under ``heading``, as lists of cell texts."""
+    section = markdown.split(heading, 1)[1]
+    lines = [line for line in section.strip().splitlines() if line.startswith("|")]
+    end = next((i for i, line in enumerate(lines) if i and not lines[i - 1].startswith("|")), len(lines))
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[:end]]
+    assert re.fullmatch(r"[-: ]+", "".join(rows[1])), "the second line is not a header separator"
+    return rows[2:]
+
+
+def test_markdown_table_has_a_row_per_contender_operation_and_size(out: Path) -> None:
+    markdown = (out / "results.md").read_text(encoding="utf-8")
+    rows = _table(markdown, "## All figures")
+    assert all(len(row) == 10 for row in rows)
+    found = {(row[2], row[0], row[1]) for row in rows}
+    wanted = {(c, op, label) for c, ops in EXPECTED.items() for op in ops for label in ("500", "5k")}
+    assert found == wanted
+    for contender, op, _size, median, p99, *_rest, vs_median, vs_p99 in ((r[2], *r[:2], *r[3:]) for r in rows):
+        assert re.fullmatch(r"[\d,.]+", median) and re.fullmatch(r"[\d,.]+", p99), (contender, op)
+        if op != "select_1":  # agentstate has every operation but the floor's SELECT 1
+            assert re.fullmatch(r"[\d,.]+x", vs_median) and re.fullmatch(r"[\d,.]+x", vs_p99), (contender, op)
+    assert "## The issue's targets" in markdown and "Machine:" in markdown
+
+
+def test_chart_is_a_png(out: Path) -> None:
+    data = (out / "latency.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk comes first
+    assert data[12:16] == b"IHDR" and width > 400 and height > 300
+    assert len(data) > 20_000, "the chart is suspiciously small: are the lines there?"
