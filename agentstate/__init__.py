@@ -8,7 +8,7 @@ log = agentstate.MessageLog(conn)
 
 from agentstate.agents import Agents, AsyncAgents, Conversation, Link, Planner, Router
 from agentstate.database import connect, connect_async
-from agentstate.engine import DEFAULT_PATH, Settings, write
+from agentstate.engine import DEFAULT_PATH, write
 from agentstate.messages import STREAMS, AsyncMessageLog, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
 from agentstate.tasks import AsyncTaskManager, Claim, Task, TaskEvent, TaskManager
@@ -29,7 +29,6 @@ __all__ = [
     "NewMessage",
     "Planner",
     "Router",
-    "Settings",
     "Stream",
     "Task",
     "TaskEvent",

@@ -16,7 +16,7 @@ from agentstate import engine, errors, migrations
 from agentstate.engine import DEFAULT_PATH, AsyncConnection, Durability, Settings
 
 
-def _settings(durability: Durability, busy_timeout_ms: int) -> Settings:
+def _settings(durability: Durability, busy_timeout_ms: int | None) -> Settings:
     if durability not in ("normal", "full"):
         raise errors.InvalidValueError(f"durability must be 'normal' or 'full', not {durability!r}")
     return Settings(durability=durability, busy_timeout_ms=busy_timeout_ms)
@@ -42,7 +42,7 @@ def connect(
     readonly: bool = False,
     migrate: bool = True,
     durability: Durability = "normal",
-    busy_timeout_ms: int = 10_000,
+    busy_timeout_ms: int | None = None,
 ) -> apsw.Connection:
     """Open (creating if needed) an agentstate database and return a configured apsw connection.
 
@@ -50,7 +50,7 @@ def connect(
     :param readonly: open without write access; the schema must already be current.
     :param migrate: apply pending migrations (the default); if False, pending ones raise.
     :param durability: ``"normal"`` (synchronous=NORMAL) or ``"full"`` (every commit fsynced).
-    :param busy_timeout_ms: how long a writer waits for another's write lock.
+    :param busy_timeout_ms: how long a writer waits for another's write lock (default 10 s).
     :raises SchemaError: the schema is newer than this code, or an applied file was edited or lost.
     """
     conn = engine.open_connection(path, readonly=readonly, settings=_settings(durability, busy_timeout_ms))
@@ -68,7 +68,7 @@ async def connect_async(
     readonly: bool = False,
     migrate: bool = True,
     durability: Durability = "normal",
-    busy_timeout_ms: int = 10_000,
+    busy_timeout_ms: int | None = None,
 ) -> AsyncConnection:
     """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
 

@@ -12,7 +12,8 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
@@ -60,7 +61,15 @@ _PRAGMA_LINE = re.compile(r"^PRAGMA\s+(\w+)\s*=\s*([\w-]+)\s*;\s*$", re.IGNORECA
 
 def load_pragmas(path: Path | None = None) -> tuple[Pragma, ...]:
     """Parse ``pragmas.sql``: one ``PRAGMA name = value;`` per line, comments allowed."""
-    path = path or schema_dir() / "pragmas.sql"
+    return _parse_pragmas(path) if path is not None else _shipped_pragmas()
+
+
+@cache
+def _shipped_pragmas() -> tuple[Pragma, ...]:
+    return _parse_pragmas(schema_dir() / "pragmas.sql")
+
+
+def _parse_pragmas(path: Path) -> tuple[Pragma, ...]:
     pragmas = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         text = line.strip()
@@ -75,26 +84,26 @@ def load_pragmas(path: Path | None = None) -> tuple[Pragma, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """How connections are opened. The defaults suit an embedded, multi-process workload."""
+    """How connections are opened. pragmas.sql holds the defaults; these override a few of them."""
 
     durability: Durability = "normal"
     """``normal``: synchronous=NORMAL, a power cut may lose the last commits, never corrupts.
     ``full``: synchronous=FULL, every commit is on disk before it returns (slower appends)."""
-    busy_timeout_ms: int = 10_000
-    """How long a writer waits for the write lock before :class:`DatabaseBusyError`."""
-    cache_size_kib: int = 65_536
+    busy_timeout_ms: int | None = None
+    """How long a writer waits for the write lock before :class:`DatabaseBusyError`
+    (None: pragmas.sql's busy_timeout, 10 s)."""
     background_checkpoints: bool = True
     """Checkpoint the WAL on a background thread instead of inside a random writer's commit."""
-    extra_pragmas: dict[str, str] = field(default_factory=dict)
 
     def pragmas(self) -> list[Pragma]:
-        overrides = {
-            "synchronous": self.durability.upper(),
-            "busy_timeout": str(self.busy_timeout_ms),
-            "cache_size": str(-self.cache_size_kib),
-            **{k.lower(): v for k, v in self.extra_pragmas.items()},
-        }
+        overrides = {"synchronous": self.durability.upper()}
+        if self.busy_timeout_ms is not None:
+            overrides["busy_timeout"] = str(self.busy_timeout_ms)
         return [Pragma(p.name, overrides.get(p.name, p.value)) for p in load_pragmas()]
+
+    def busy_timeout(self) -> int:
+        """The busy timeout in force, in milliseconds."""
+        return int(next(p.value for p in self.pragmas() if p.name == "busy_timeout"))
 
 
 def check_sqlite_version() -> None:
@@ -111,7 +120,8 @@ def check_sqlite_version() -> None:
 def configure(conn: apsw.Connection, settings: Settings) -> None:
     """Apply agentstate's settings to a freshly opened connection."""
     # Before anything that reads the file: another process may be creating it right now.
-    conn.set_busy_timeout(settings.busy_timeout_ms)
+    busy_timeout_ms = settings.busy_timeout()
+    conn.set_busy_timeout(busy_timeout_ms)
     new_file = not conn.readonly("main") and conn.pragma("page_count") == 0
     for pragma in settings.pragmas():
         if pragma.name not in FILE_PRAGMAS:
@@ -119,7 +129,7 @@ def configure(conn: apsw.Connection, settings: Settings) -> None:
         elif new_file:
             # These live in the file, not the connection: only a new file gets them, because
             # setting one that is already in force still takes locks.
-            _set_file_pragma(conn, pragma, settings.busy_timeout_ms)
+            _set_file_pragma(conn, pragma, busy_timeout_ms)
     # Statements with a bound LIMIT were re-prepared on every call until the plan was pinned:
     # the query planner stability guarantee keeps one plan per statement in apsw's cache.
     conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, 1)
@@ -239,7 +249,7 @@ def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
     if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
         return errors.DatabaseBusyError(
             f"{where}{message}: another connection held the write lock past the busy timeout; "
-            "keep write transactions short or raise Settings.busy_timeout_ms"
+            "keep write transactions short or raise connect(busy_timeout_ms=...)"
         )
     if isinstance(exc, apsw.ReadOnlyError):
         return errors.ReadOnlyError(f"{where}{message}: this connection was opened read-only")

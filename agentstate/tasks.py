@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NoReturn
 
 import apsw
 
@@ -294,7 +294,6 @@ class TaskManager:
             task = _one(self.conn, "retry", params)
             if task is None:
                 self._refuse(worker_id, "retry", ("failed_validation",))
-        assert task is not None
         return task
 
     def record(self, worker_id: str) -> Task:
@@ -307,7 +306,6 @@ class TaskManager:
             task = _one(self.conn, "record", params)
             if task is None:
                 self._refuse(worker_id, "record", ("completed", "failed_validation"))
-        assert task is not None
         return task
 
     def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
@@ -367,7 +365,7 @@ class TaskManager:
                 if task is None:
                     self._refuse(claim.worker_id, "complete", ("claimed",), claim.token)
                 done.append(task)
-        return done  # type: ignore[return-value]
+        return done
 
     def _claim(self, owner: str, lease_seconds: float) -> Claim | None:
         params = {
@@ -400,7 +398,6 @@ class TaskManager:
             task = _one(self.conn, "heartbeat", params)
             if task is None:
                 self._refuse(worker_id, "heartbeat", ("claimed",), token)
-        assert task is not None
         return Claim(task)
 
     def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
@@ -455,10 +452,9 @@ class TaskManager:
             task = _one(self.conn, "finish", params)
             if task is None:
                 self._refuse(worker_id, action, ("claimed",), token)
-        assert task is not None
         return task
 
-    def _refuse(self, worker_id: str, action: str, allowed: tuple[str, ...], token: int | None = None) -> None:
+    def _refuse(self, worker_id: str, action: str, allowed: tuple[str, ...], token: int | None = None) -> NoReturn:
         """Explain why a compare-and-set matched no row; called inside its transaction."""
         task = _one(self.conn, "get", {"worker_id": worker_id})
         if task is None:
