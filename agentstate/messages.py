@@ -38,7 +38,7 @@ import apsw
 from agentstate import engine, errors, queries
 from agentstate.engine import AsyncConnection
 from agentstate.rows import Builder
-from agentstate.values import as_timestamp, optional_str, require_int, require_str, to_json, utc_now
+from agentstate.values import as_timestamp, from_json, optional_str, require_int, require_str, to_json, utc_now
 
 Stream = Literal["router", "planner", "worker"]
 """The three message streams: ``router`` (by conversation id), ``planner`` and ``worker`` (by agent id)."""
@@ -190,7 +190,7 @@ def _decode_all(texts: list[str]) -> list[Any]:
     if not texts:
         return []
     try:
-        values = json.loads(f"[{','.join(texts)}]")
+        values = from_json(f"[{','.join(texts)}]")
     except ValueError:
         values = None
     if not isinstance(values, list) or len(values) != len(texts):
@@ -290,7 +290,7 @@ class MessageLog:
                 if not _same_message(stored, draft):
                     raise _conflict(sql, stored)
                 return _full_messages(sql.name, [stored])[0]
-        meta = {} if draft.metadata == "{}" else json.loads(draft.metadata)
+        meta = from_json(draft.metadata)
         return _build_message(
             sql.name,
             draft.stream_id,
