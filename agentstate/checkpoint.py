@@ -79,6 +79,9 @@ class Checkpointer:
         try:
             conn.set_busy_timeout(1000)
             conn.wal_autocheckpoint(0)
+            # A connection that has read nothing has not opened the WAL yet, and its checkpoints
+            # silently do nothing (they report (-1, -1)) until it does.
+            conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
             quiet = 0
             while quiet < IDLE_ROUNDS:
                 self._active = False

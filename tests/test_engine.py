@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -137,3 +138,23 @@ def test_checkpoints_stay_off_the_writer_and_keep_the_wal_bounded(db_path: Path)
     finally:
         conn.close()
         reader.close()
+
+
+def test_the_background_checkpointer_copies_the_wal_long_before_the_cap(db_path: Path) -> None:
+    conn = agentstate.connect(db_path)
+    try:
+        start = db_path.stat().st_size
+        blob = "x" * 3000
+        # ~2.5 thresholds of pages, far below WAL_RESTART_PAGES: only the background thread
+        # can have copied them into the database file.
+        for i in range(checkpoint.WAL_PAGES_THRESHOLD * 5 // 4):
+            with agentstate.write(conn):
+                conn.execute(
+                    "INSERT INTO planners (planner_id, metadata) VALUES (?, json_object('b', ?))", (str(i), blob)
+                )
+        deadline = time.monotonic() + 10
+        while db_path.stat().st_size <= start and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db_path.stat().st_size > start + checkpoint.WAL_PAGES_THRESHOLD * conn.pragma("page_size")
+    finally:
+        conn.close()
