@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -17,26 +18,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def utc_now() -> str:
     """Now, as the fixed-width UTC text every timestamp column holds (microsecond precision)."""
-    return _format_now(time.time_ns() // 1000)
-
-
-# Every append and transition stamps a time; strftime of the whole date costs ~8 us, so the
-# 'YYYY-MM-DDTHH:MM:SS.' part is formatted once per second (~1 us a call).
-_second_prefix: tuple[int, str] = (-1, "")
-
-
-def _format_now(epoch_us: int) -> str:
-    global _second_prefix
-    second, fraction = divmod(epoch_us, 1_000_000)
-    cached = _second_prefix
-    if cached[0] != second:
-        cached = _second_prefix = (second, format_time(second * 1_000_000)[:-7])
-    return f"{cached[1]}{fraction:06d}Z"
+    return format_time(time.time_ns() // 1000)
 
 
 def format_time(epoch_us: int) -> str:
     """Microseconds since the epoch as 'YYYY-MM-DDTHH:MM:SS.ffffffZ'; this text sorts by time."""
-    return (_EPOCH + timedelta(microseconds=epoch_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    second, fraction = divmod(epoch_us, 1_000_000)
+    return f"{_second_prefix(second)}{fraction:06d}Z"
+
+
+# Every append and transition stamps a time, and claims a lease expiry too; strftime of the whole
+# date costs ~8 us, so each second's 'YYYY-MM-DDTHH:MM:SS.' is formatted once (~1 us a call).
+@functools.lru_cache(maxsize=256)
+def _second_prefix(second: int) -> str:
+    return (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def utc_after(seconds: float) -> str:
