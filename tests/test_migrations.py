@@ -218,3 +218,23 @@ def test_migrating_any_number_of_times_is_idempotent(times: int) -> None:
         assert migrations.status(conn).pending == ()
     finally:
         conn.close()
+
+
+def test_a_version_1_database_with_tasks_upgrades_in_place(db_path: Path) -> None:
+    conn = engine.open_connection(db_path)
+    try:
+        migrations.migrate(conn, REAL[:1])  # what the first release created
+        conn.execute("INSERT INTO planners (planner_id) VALUES ('p')")
+        task = agentstate.TaskManager(conn, "p").create_task("made on version 1")
+        assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'idx_workers_status'").get == 1
+        with pytest.raises(errors.SchemaOutdatedError):
+            agentstate.connect(db_path, migrate=False).close()
+
+        applied = migrations.migrate(conn)
+
+        assert [m.version for m in applied] == [m.version for m in REAL[1:]]
+        assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'idx_workers_status'").get == 0
+        assert agentstate.TaskManager(conn, "p").get_current_task() == task
+        assert conn.execute("PRAGMA integrity_check").get == "ok"
+    finally:
+        conn.close()

@@ -154,7 +154,7 @@ def test_sqlite_shell_shows_every_table_and_index(tmp_path: Path) -> None:
     schema = subprocess.run([shell, str(path), ".schema"], check=True, capture_output=True, text=True).stdout
     for name in (
         "conversations", "routers", "planners", "workers", "router_planner_links", "router_messages",
-        "planner_messages", "worker_messages", "idx_workers_planner_status", "idx_workers_status",
+        "planner_messages", "worker_messages", "idx_workers_planner_status", "idx_workers_pending",
         "idx_planner_messages_agent_time", "idx_worker_messages_agent_time", "idx_router_messages_conv_time",
         "idx_routers_status", "idx_planners_status", "idx_router_planner_links_router",
         "idx_router_planner_links_planner",
