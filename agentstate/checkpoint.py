@@ -74,23 +74,32 @@ class Checkpointer:
         return apsw.SQLITE_OK
 
     def _run(self) -> None:
-        conn = apsw.Connection(self.filename, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
+        quiet = 0
+        while quiet < IDLE_ROUNDS:
+            self._active = False
+            due = self._due.wait(IDLE_INTERVAL_S)
+            self._due.clear()
+            self._checkpoint()
+            quiet = 0 if due or self._active else quiet + 1
+
+    def _checkpoint(self) -> None:
+        """One PASSIVE checkpoint on a connection opened for it, so that between checkpoints this
+        thread holds nothing open (closing the last connection leaves the file free to delete or
+        to switch out of WAL)."""
+        try:
+            conn = apsw.Connection(self.filename, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
+        except apsw.CantOpenError:
+            return  # the file was deleted since: nothing left to checkpoint
         _background.add(id(conn))
         try:
             conn.set_busy_timeout(1000)
             conn.wal_autocheckpoint(0)
-            # A connection that has read nothing has not opened the WAL yet, and its checkpoints
-            # silently do nothing (they report (-1, -1)) until it does.
-            conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
-            quiet = 0
-            while quiet < IDLE_ROUNDS:
-                self._active = False
-                due = self._due.wait(IDLE_INTERVAL_S)
-                self._due.clear()
-                # Busy or locked means another checkpoint is running; the next wake-up retries.
-                with contextlib.suppress(apsw.BusyError, apsw.LockedError):
-                    conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
-                quiet = 0 if due or self._active else quiet + 1
+            # Busy or locked means another checkpoint is running; the next wake-up retries.
+            with contextlib.suppress(apsw.BusyError, apsw.LockedError):
+                # A connection that has read nothing has not opened the WAL yet, and its
+                # checkpoints silently do nothing (they report (-1, -1)) until it does.
+                conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
+                conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
         finally:
             _background.discard(id(conn))
             conn.close()

@@ -120,7 +120,7 @@ def to_json(name: str, value: Any) -> str:
 # json.loads spends ~2 us per call outside the parser (two whitespace regex matches and a
 # Python-level decode); reading one task decodes five columns. The C scanner behind it parses a
 # value that starts at index 0 directly. It is the same object json.loads shares between threads.
-_scan_json = json.JSONDecoder().scan_once
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def from_json(text: str | None) -> Any:

@@ -158,3 +158,10 @@ def test_the_background_checkpointer_copies_the_wal_long_before_the_cap(db_path:
         assert db_path.stat().st_size > start + checkpoint.WAL_PAGES_THRESHOLD * conn.pragma("page_size")
     finally:
         conn.close()
+    # Between checkpoints the thread holds no connection: with ours closed, the file is free.
+    plain = apsw.Connection(str(db_path))
+    try:
+        plain.set_busy_timeout(5000)
+        assert plain.pragma("journal_mode", "DELETE") == "delete"
+    finally:
+        plain.close()
