@@ -66,6 +66,8 @@ class Operation:
     """Messages or tasks per timed call, for the throughput column."""
     processes: int = 0
     """Executor processes, for the claim + finish tests (0 for the others)."""
+    batch: int = 1
+    """Tasks each executor claims, then finishes, per round trip (claim + finish tests)."""
 
 
 OPERATIONS = (
@@ -83,6 +85,12 @@ OPERATIONS = (
     ),
     Operation("claim_finish_1p", "claim a task and finish it, 1 executor process", processes=1),
     Operation("claim_finish_4p", "claim a task and finish it, 4 executor processes", processes=4),
+    Operation(
+        "claim_finish_4p_batch10",
+        "claim 10 tasks in one transaction, finish them in another, 4 executor processes (agentstate only)",
+        processes=4,
+        batch=10,
+    ),
 )
 OPERATION = {op.name: op for op in OPERATIONS}
 
@@ -99,7 +107,7 @@ class AgentstateContender:
     """
 
     name = "agentstate"
-    operations = RawApsw.operations
+    operations = (*RawApsw.operations, "claim_finish_4p_batch10")
     builds = True
 
     def __init__(self, path: Path) -> None:
@@ -178,6 +186,12 @@ class AgentstateContender:
     def finish_and_claim(self, claim: Any) -> Any:
         """The executor loop's idiom: finish this task and claim the next in one transaction."""
         return self.manager(None).complete_and_claim_next(claim, result=RESULT)
+
+    def claim_batch(self, owner: str, size: int) -> list[Any]:
+        return list(self.manager(None).claim_many(owner, size, lease_seconds=60))
+
+    def finish_batch(self, claims: Sequence[Any]) -> None:
+        self.manager(None).complete_many([(claim, RESULT) for claim in claims])
 
     def completed_and_reset(self, ids: Sequence[str]) -> int:
         return reset_tasks(self.conn, ids)
@@ -296,10 +310,10 @@ class ContenderProcess:
         self.next_arg[op] = i
         return samples
 
-    def executor(self, owner: str, quota: int, start_at: float, deadline: float) -> dict[str, Any]:
+    def executor(self, owner: str, quota: int, start_at: float, deadline: float, batch: int = 1) -> dict[str, Any]:
         """Claim and finish tasks until ``quota`` are done, none is left, or ``deadline``
         (time.monotonic(), shared by all processes). Each sample is one task's worth of work:
-        finishing one and claiming the next."""
+        finishing one and claiming the next (with ``batch``, a batch's time over its size)."""
         c = self.contender
         fused = getattr(c, "finish_and_claim", None)
         time.sleep(max(0.0, start_at - time.monotonic()))
@@ -307,6 +321,14 @@ class ContenderProcess:
         samples: list[int] = []
         ids: list[str] = []
         start = time.perf_counter_ns()
+        if batch > 1:
+            while len(ids) < quota and time.monotonic() < deadline and (claims := c.claim_batch(owner, batch)):
+                ids += [c.claim_id(claim) for claim in claims]
+                c.finish_batch(claims)
+                now = time.perf_counter_ns()
+                samples += [(now - start) // len(claims)] * len(claims)
+                start = now
+            return {"samples": samples, "ids": ids, "began": began, "ended": time.monotonic(), "lock_errors": 0}
         claim = c.claim(owner)
         while claim is not None:
             ids.append(c.claim_id(claim))
@@ -618,11 +640,11 @@ class SizeRun:
             executors = {n: [self.workers[n], *extras[n]] for n in names}
             quota = max(1, min(self.budget.claim_quota, self.spec.pending))
             for n in names:  # warm the pending tasks' pages, untimed
-                self.claim_round(n, executors[n][:1], min(quota, 20))
+                self.claim_round(n, executors[n][:1], min(quota, 20), op.batch)
             totals: dict[str, dict[str, Any]] = {n: defaultdict(int, samples=[]) for n in names}
             for turn in range(self.budget.rounds):
                 for n in rotated(names, turn):
-                    outcome = self.claim_round(n, executors[n], quota)
+                    outcome = self.claim_round(n, executors[n], quota, op.batch)
                     t = totals[n]
                     t["samples"] += outcome["samples"]
                     for key in ("wall", "duplicates", "unfinished", "lock_errors"):
@@ -649,7 +671,7 @@ class SizeRun:
             for n, t in totals.items()
         ]
 
-    def claim_round(self, name: str, group: list[Worker], quota: int) -> dict[str, Any]:
+    def claim_round(self, name: str, group: list[Worker], quota: int, batch: int) -> dict[str, Any]:
         """All of a contender's executors at once, from one start time; then check that no task
         was done twice and that each was finished, and put the tasks back to pending."""
         start_at = time.monotonic() + 0.05
@@ -657,7 +679,12 @@ class SizeRun:
         per_process = math.ceil(quota / len(group))
         for i, worker in enumerate(group):
             worker.send(
-                "executor", owner=f"{name}-executor-{i + 1}", quota=per_process, start_at=start_at, deadline=deadline
+                "executor",
+                owner=f"{name}-executor-{i + 1}",
+                quota=per_process,
+                start_at=start_at,
+                deadline=deadline,
+                batch=batch,
             )
         outs = [worker.receive() for worker in group]
         ids = [task for out in outs for task in out["ids"]]
@@ -711,7 +738,12 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         add("latest_50: at least 3x faster than raw_apsw", format_ratio(ratio), ratio >= 3)
     if one := fig.get(("agentstate", "append_one", size)):
         add("append_one: p99.9 under 2 ms", f"{format_us(one['p999_us'])} µs", one["p999_us"] < 2_000)
-    for op, floor_rate in (("append_turn_100", 100_000), ("append_bulk_10k", 50_000), ("claim_finish_4p", 5_000)):
+    for op, floor_rate in (
+        ("append_turn_100", 100_000),
+        ("append_bulk_10k", 50_000),
+        ("claim_finish_4p", 5_000),
+        ("claim_finish_4p_batch10", 5_000),  # the same target, met (or not) by batching
+    ):
         if row := fig.get(("agentstate", op, size)):
             unit = "tasks" if op.startswith("claim") else "messages"
             clean = row.get("duplicates", 0) == 0 and row.get("unfinished", 0) == 0
