@@ -27,6 +27,7 @@ each is one short index range read at any depth::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,7 +109,7 @@ def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
         owner_kind=owner_kind,
         owner_exists=queries.sql(owner_exists),
         append=sql("append"),
-        insert=sql("insert"),
+        insert=_check_insert_order(sql("insert")),
         last_position=sql("last_position"),
         by_idempotency_key=sql("by_idempotency_key"),
         get=sql("get"),
@@ -122,12 +123,24 @@ def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
     )
 
 
+# Batches bind each stored row tuple straight to the insert statement (a tuple binds ~25% faster
+# than a dict); SQLite numbers named parameters in order of first appearance.
+_ROW_ORDER = ("stream_id", "position", "role", "content", "metadata", "idempotency_key", "created_at")
+
+
+def _check_insert_order(sql: str) -> str:
+    names = tuple(dict.fromkeys(re.findall(r":(\w+)", re.sub(r"--[^\n]*", "", sql))))
+    if names != _ROW_ORDER:
+        raise errors.QueryFileError(f"insert_* must take its parameters in the order {_ROW_ORDER}, not {names}")
+    return sql
+
+
 _SQL: dict[str, _StreamSQL] = {
     "router": _stream_sql("router", "conversation", "agents.get_conversations"),
     "planner": _stream_sql("planner", "planner", "agents.get_planners"),
     "worker": _stream_sql("worker", "worker", "agents.worker_exists"),
 }
-_by_stream_id = itemgetter("stream_id")
+_by_stream_id = itemgetter(0)
 # Bounds for an open-ended time range: every stored timestamp starts with a digit.
 _EARLIEST = ""
 _LATEST = "~"
@@ -361,7 +374,7 @@ class MessageLog:
             for row in conn.executemany(sql.by_idempotency_key, bindings):
                 stored[row[0], row[5]] = row
         rows: list[tuple[Any, ...]] = []
-        inserts: list[dict[str, Any]] = []
+        inserts: list[tuple[Any, ...]] = []
         for draft in drafts:
             stream_id, role, content, metadata, idempotency_key = draft
             if idempotency_key is not None:
@@ -377,17 +390,7 @@ class MessageLog:
             if idempotency_key is not None:
                 stored[stream_id, idempotency_key] = row
             rows.append(row)
-            inserts.append(
-                {
-                    "stream_id": stream_id,
-                    "position": position,
-                    "role": role,
-                    "content": content,
-                    "metadata": metadata,
-                    "idempotency_key": idempotency_key,
-                    "created_at": created_at,
-                }
-            )
+            inserts.append(row)  # the insert statement's parameters, in order (checked at import)
         if len(stream_ids) > 1:
             # One stream after another walks the clustered b-tree in order instead of jumping
             # between streams per row: about twice the insert rate for a bulk load. The sort is
