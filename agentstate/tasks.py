@@ -125,6 +125,11 @@ def _one(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Task | Non
     return None if row is None else _task(row)
 
 
+def _claimant(owner: object, lease_seconds: object) -> tuple[str, float]:
+    """Check a claim's arguments before any transaction starts."""
+    return require_str("owner", owner), require_seconds("lease_seconds", lease_seconds)
+
+
 def _check_token(claim_or_id: Claim | str, token: int | None) -> tuple[str, int]:
     if isinstance(claim_or_id, Claim):
         return claim_or_id.worker_id, claim_or_id.token if token is None else require_int("token", token)
@@ -334,18 +339,21 @@ class TaskManager:
         """Take the next task for ``owner``: a task whose lease expired, else the oldest pending
         one (of this planner, or of any planner when ``planner_id`` is None). One statement, so
         two executors never get the same task. Returns None when there is nothing to do."""
+        owner, lease_seconds = _claimant(owner, lease_seconds)
         with engine.write(self.conn):
-            return self._claim(owner, lease_seconds)
+            row = self._claim_row(owner, lease_seconds)
+        return None if row is None else Claim(_task(row))  # decoded after the lock is let go
 
     def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
         """Claim up to ``limit`` tasks in one transaction, in the order :meth:`claim` would hand
         them out. For executors of many small tasks: one commit serves the whole batch."""
         limit = require_int("limit", limit, minimum=1)
-        claims: list[Claim] = []
+        owner, lease_seconds = _claimant(owner, lease_seconds)
+        rows: list[Any] = []
         with engine.write(self.conn):
-            while len(claims) < limit and (claim := self._claim(owner, lease_seconds)) is not None:
-                claims.append(claim)
-        return claims
+            while len(rows) < limit and (row := self._claim_row(owner, lease_seconds)) is not None:
+                rows.append(row)
+        return [Claim(_task(row)) for row in rows]
 
     def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
         """Complete several claimed tasks, each with its result, in one transaction: all of
@@ -367,17 +375,13 @@ class TaskManager:
                 done.append(task)
         return done
 
-    def _claim(self, owner: str, lease_seconds: float) -> Claim | None:
-        params = {
-            "owner": require_str("owner", owner),
-            "now": utc_now(),
-            "lease_expires_at": utc_after(require_seconds("lease_seconds", lease_seconds)),
-        }
+    def _claim_row(self, owner: str, lease_seconds: float) -> Any:
+        """Inside the write transaction: claim one task and return its row (None if none is due).
+        Times are stamped here, under the lock, so leases follow commit order."""
+        params = {"owner": owner, "now": utc_now(), "lease_expires_at": utc_after(lease_seconds)}
         if self.planner_id is None:
-            task = _one(self.conn, "claim_any", params)
-        else:
-            task = _one(self.conn, "claim_for_planner", {**params, "planner_id": self.planner_id})
-        return None if task is None else Claim(task)
+            return self.conn.execute(_SQL["claim_any"], params).fetchone()
+        return self.conn.execute(_SQL["claim_for_planner"], {**params, "planner_id": self.planner_id}).fetchone()
 
     def heartbeat(
         self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -426,12 +430,13 @@ class TaskManager:
     ) -> Claim | None:
         """Complete one task and claim the next in a single transaction: one round trip per task."""
         worker_id, token = _check_token(claim, token)
-        owner = require_str("owner", claim.owner if isinstance(claim, Claim) else self.actor)
+        owner, lease_seconds = _claimant(claim.owner if isinstance(claim, Claim) else self.actor, lease_seconds)
         params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
         with engine.write(self.conn):
             if self.conn.execute(_SQL["finish"], params).fetchone() is None:  # no need to decode it
                 self._refuse(worker_id, "complete", ("claimed",), token)
-            return self._claim(owner, lease_seconds)
+            row = self._claim_row(owner, lease_seconds)
+        return None if row is None else Claim(_task(row))
 
     def _finish_params(self, worker_id: str, token: int, to_status: str, result: Any) -> dict[str, Any]:
         return {
