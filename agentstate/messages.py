@@ -27,7 +27,6 @@ each is one short index range read at any depth::
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,7 +108,7 @@ def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
         owner_kind=owner_kind,
         owner_exists=queries.sql(owner_exists),
         append=sql("append"),
-        insert=_check_insert_order(sql("insert")),
+        insert=sql("insert"),
         last_position=sql("last_position"),
         by_idempotency_key=sql("by_idempotency_key"),
         get=sql("get"),
@@ -123,16 +122,9 @@ def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
     )
 
 
-# Batches bind each stored row tuple straight to the insert statement (a tuple binds ~25% faster
-# than a dict); SQLite numbers named parameters in order of first appearance.
-_ROW_ORDER = ("stream_id", "position", "role", "content", "metadata", "idempotency_key", "created_at")
-
-
-def _check_insert_order(sql: str) -> str:
-    names = tuple(dict.fromkeys(re.findall(r":(\w+)", re.sub(r"--[^\n]*", "", sql))))
-    if names != _ROW_ORDER:
-        raise errors.QueryFileError(f"insert_* must take its parameters in the order {_ROW_ORDER}, not {names}")
-    return sql
+# The stored-row tuples batches build, field by field. They bind straight to insert_{stream} (a
+# tuple binds ~25% faster than a dict), whose parameters come in this order (a test checks it).
+ROW_FIELDS = ("stream_id", "position", "role", "content", "metadata", "idempotency_key", "created_at")
 
 
 _SQL: dict[str, _StreamSQL] = {
@@ -390,7 +382,7 @@ class MessageLog:
             if idempotency_key is not None:
                 stored[stream_id, idempotency_key] = row
             rows.append(row)
-            inserts.append(row)  # the insert statement's parameters, in order (checked at import)
+            inserts.append(row)  # laid out as ROW_FIELDS: the insert statement's parameters, in order
         if len(stream_ids) > 1:
             # One stream after another walks the clustered b-tree in order instead of jumping
             # between streams per row: about twice the insert rate for a bulk load. The sort is

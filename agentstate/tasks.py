@@ -120,8 +120,13 @@ def _task(row: Any) -> Task:
 _SQL = {name.removeprefix("tasks."): q.sql for name, q in queries.registry().items() if name.startswith("tasks.")}
 
 
+def _row(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Any:
+    """The first row of a named query, undecoded (None if there is none)."""
+    return conn.execute(_SQL[name], params).fetchone()
+
+
 def _one(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Task | None:
-    row = conn.execute(_SQL[name], params).fetchone()
+    row = _row(conn, name, params)
     return None if row is None else _task(row)
 
 
@@ -380,8 +385,8 @@ class TaskManager:
         Times are stamped here, under the lock, so leases follow commit order."""
         params = {"owner": owner, "now": utc_now(), "lease_expires_at": utc_after(lease_seconds)}
         if self.planner_id is None:
-            return self.conn.execute(_SQL["claim_any"], params).fetchone()
-        return self.conn.execute(_SQL["claim_for_planner"], {**params, "planner_id": self.planner_id}).fetchone()
+            return _row(self.conn, "claim_any", params)
+        return _row(self.conn, "claim_for_planner", {**params, "planner_id": self.planner_id})
 
     def heartbeat(
         self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -433,7 +438,7 @@ class TaskManager:
         owner, lease_seconds = _claimant(claim.owner if isinstance(claim, Claim) else self.actor, lease_seconds)
         params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
         with engine.write(self.conn):
-            if self.conn.execute(_SQL["finish"], params).fetchone() is None:  # no need to decode it
+            if _row(self.conn, "finish", params) is None:  # no need to decode it
                 self._refuse(worker_id, "complete", ("claimed",), token)
             row = self._claim_row(owner, lease_seconds)
         return None if row is None else Claim(_task(row))

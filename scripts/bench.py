@@ -328,19 +328,19 @@ class ContenderProcess:
                 now = time.perf_counter_ns()
                 samples += [(now - start) // len(claims)] * len(claims)
                 start = now
-            return {"samples": samples, "ids": ids, "began": began, "ended": time.monotonic(), "lock_errors": 0}
-        claim = c.claim(owner)
-        while claim is not None:
-            ids.append(c.claim_id(claim))
-            more = len(ids) < quota and time.monotonic() < deadline
-            if more and fused is not None:
-                claim = fused(claim)
-            else:
-                c.finish(claim)
-                claim = c.claim(owner) if more else None
-            now = time.perf_counter_ns()
-            samples.append(now - start)
-            start = now
+        else:
+            claim = c.claim(owner)
+            while claim is not None:
+                ids.append(c.claim_id(claim))
+                more = len(ids) < quota and time.monotonic() < deadline
+                if more and fused is not None:
+                    claim = fused(claim)
+                else:
+                    c.finish(claim)
+                    claim = c.claim(owner) if more else None
+                now = time.perf_counter_ns()
+                samples.append(now - start)
+                start = now
         return {
             "samples": samples,
             "ids": ids,

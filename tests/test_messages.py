@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import apsw.ext
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import agentstate
 from agentstate import errors
+from agentstate import messages as messages_module
 from agentstate.agents import Agents, AsyncAgents
 from agentstate.messages import STREAMS, AsyncMessageLog, Message, MessageLog, NewMessage, Stream
 from agentstate.rows import Builder
@@ -64,6 +66,14 @@ def log(fresh_db: apsw.Connection) -> MessageLog:
 
 
 # --- appending ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_batches_bind_row_tuples_in_the_insert_statements_parameter_order(
+    fresh_db: apsw.Connection, stream: Stream
+) -> None:
+    insert = messages_module._SQL[stream].insert
+    assert apsw.ext.query_info(fresh_db, insert).bindings_names == messages_module.ROW_FIELDS
 
 
 @pytest.mark.parametrize("stream", STREAMS)
