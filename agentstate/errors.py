@@ -38,6 +38,14 @@ class SchemaOutdatedError(SchemaError):
     """The database has pending migrations and this connection may not apply them."""
 
 
+class SchemaVersionMismatchError(SchemaError):
+    """``PRAGMA user_version`` disagrees with ``schema_migrations``: another program changed the file."""
+
+
+class MigrationIntegrityError(SchemaError):
+    """A migration left rows whose foreign keys point nowhere; it was rolled back."""
+
+
 class QueryFileError(SchemaError):
     """A named-query .sql file is malformed (duplicate name, empty block, bad header)."""
 
@@ -47,6 +55,26 @@ class QueryFileError(SchemaError):
 
 class DatabaseBusyError(AgentStateError):
     """Another connection held the write lock for longer than the busy timeout."""
+
+
+class SnapshotConflictError(DatabaseBusyError):
+    """A transaction that began by reading tried to write after another connection wrote: retry it."""
+
+
+class DatabaseCorruptError(AgentStateError):
+    """The file is damaged, truncated, or not an SQLite database at all."""
+
+
+class StorageError(AgentStateError):
+    """The operating system failed a read, write or sync of the database files."""
+
+
+class DiskFullError(StorageError):
+    """The disk (or a quota) is full; nothing of the failed write was committed."""
+
+
+class WrongProcessError(AgentStateError):
+    """A connection was used in a process other than the one that opened it (after ``os.fork``)."""
 
 
 class ReadOnlyError(AgentStateError):
