@@ -5,6 +5,17 @@ transaction together with its bookkeeping row (version, name, sha256, time) and
 ``PRAGMA user_version``, so a crash leaves either all of a file or none of it. Applied files are
 never edited: a change is a new file, and a database whose applied file changed, disappeared or
 comes from a newer agentstate is refused with the file named.
+
+Files run the way SQLite's "Making Other Kinds Of Table Schema Changes" asks
+(https://sqlite.org/lang_altertable.html): foreign keys are switched off *before* the
+transaction, so a file may rebuild a table (create, copy, drop, rename) without the drop
+cascading into its children; ``PRAGMA foreign_key_check`` runs before COMMIT and any orphaned row
+rolls the file back; foreign keys are switched on again afterwards.
+
+A file whose leading comments hold ``-- transactional: false`` (yoyo's directive) runs outside a
+transaction, for the rare statement that cannot run inside one (``VACUUM``); its bookkeeping
+row is written right after it. Such a file must be safe to run twice: a crash between the two
+runs it again.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from agentstate import engine, errors
 from agentstate.values import utc_now
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NOT_TRANSACTIONAL = re.compile(r"^--\s*transactional:\s*false\s*$", re.IGNORECASE)
 
 BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -46,6 +58,17 @@ class Migration:
     @property
     def filename(self) -> str:
         return self.path.name
+
+    @property
+    def transactional(self) -> bool:
+        """False when the file's leading comments say ``-- transactional: false``."""
+        for line in self.sql.splitlines():
+            text = line.strip()
+            if text and not text.startswith("--"):
+                break
+            if _NOT_TRANSACTIONAL.match(text):
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -148,9 +171,20 @@ def status(conn: apsw.Connection, known: tuple[Migration, ...] | None = None) ->
     """Applied and pending migrations, without writing anything.
 
     :raises SchemaTooNewError, MigrationMissingError, MigrationEditedError: see their docs.
+    :raises SchemaVersionMismatchError: ``PRAGMA user_version`` disagrees with the bookkeeping.
     """
     with engine.translating("reading schema_migrations"):
-        return _compare(_applied(conn), known if known is not None else discover())
+        applied = _applied(conn)
+        user_version = conn.pragma("user_version")
+    state = _compare(applied, known if known is not None else discover())
+    if user_version != state.version:
+        raise errors.SchemaVersionMismatchError(
+            f"PRAGMA user_version is {user_version} but schema_migrations records schema version "
+            f"{state.version}: another program changed this file's version (and perhaps its schema). "
+            "Find out what wrote it; if the schema is agentstate's, set "
+            f"'PRAGMA user_version = {state.version}' to open it again"
+        )
+    return state
 
 
 def migrate(
@@ -162,26 +196,68 @@ def migrate(
 
     Safe to run from several processes at once: each file's check-and-apply holds the write
     lock, so the loser of a race finds the file applied and moves on. Applying twice is a no-op.
+
+    :raises MigrationIntegrityError: a file left rows with dangling foreign keys (rolled back).
     """
     known = known if known is not None else discover()
     applied_now: list[Migration] = []
     if not status(conn, known).pending:
         return applied_now
-    for migration in known:
+    with engine.translating("preparing to migrate"):
+        if not conn.get_autocommit():
+            raise errors.SchemaError("migrate() needs a connection with no transaction open: commit or roll back first")
+        foreign_keys = conn.pragma("foreign_keys")
+        # Off before BEGIN: inside a transaction this pragma does nothing, and a table rebuild's
+        # DROP TABLE would cascade into every child row.
+        conn.pragma("foreign_keys", 0)
+    try:
+        for migration in known:
+            if _apply(conn, migration, known):
+                applied_now.append(migration)
+                if on_apply:
+                    on_apply(migration)
+    finally:
+        with engine.translating("switching foreign keys back on"):
+            conn.pragma("foreign_keys", foreign_keys)
+    return applied_now
+
+
+def _apply(conn: apsw.Connection, migration: Migration, known: tuple[Migration, ...]) -> bool:
+    """Apply one file if it is still pending; False if another process applied it first."""
+    if not migration.transactional:
         with engine.write(conn):
-            conn.execute(BOOKKEEPING)
-            pending = _compare(_applied(conn), known).pending
-            if migration not in pending:
-                continue  # applied by another process while we waited for the lock
+            if not _pending(conn, migration, known):
+                return False
+        with engine.translating(f"applying {migration.filename} (outside a transaction)"):
+            conn.execute(migration.sql)
+    with engine.write(conn):
+        if not _pending(conn, migration, known):
+            return False
+        if migration.transactional:
             with engine.translating(f"applying {migration.filename}"):
                 conn.execute(migration.sql)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",
-                (migration.version, migration.name, migration.sha256, utc_now()),
-            )
-            # user_version takes no bound parameter; the value is an int from a file name.
-            conn.execute(f"PRAGMA user_version = {int(migration.version)}")
-        applied_now.append(migration)
-        if on_apply:
-            on_apply(migration)
-    return applied_now
+        _check_foreign_keys(conn, migration)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",
+            (migration.version, migration.name, migration.sha256, utc_now()),
+        )
+        # user_version takes no bound parameter; the value is an int from a file name.
+        conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+    return True
+
+
+def _pending(conn: apsw.Connection, migration: Migration, known: tuple[Migration, ...]) -> bool:
+    """Inside the write lock: is this file still to apply?"""
+    conn.execute(BOOKKEEPING)
+    return migration in _compare(_applied(conn), known).pending
+
+
+def _check_foreign_keys(conn: apsw.Connection, migration: Migration) -> None:
+    """Refuse a file that left rows pointing at rows that do not exist (the caller rolls back)."""
+    orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if orphans:
+        tables = sorted({f"{row[0]} -> {row[2]}" for row in orphans})
+        raise errors.MigrationIntegrityError(
+            f"{migration.filename} left {len(orphans)} row(s) whose foreign keys point nowhere "
+            f"({', '.join(tables)}); it was rolled back. Fix the file so every child row keeps its parent"
+        )
