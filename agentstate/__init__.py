@@ -8,7 +8,7 @@ log = agentstate.MessageLog(conn)
 
 from agentstate.agents import Agents, AsyncAgents, Conversation, Link, Planner, Router
 from agentstate.database import connect, connect_async
-from agentstate.engine import DEFAULT_PATH, write
+from agentstate.engine import DEFAULT_PATH, write, write_async
 from agentstate.messages import STREAMS, AsyncMessageLog, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
 from agentstate.tasks import AsyncTaskManager, Claim, Task, TaskEvent, TaskManager
@@ -38,5 +38,6 @@ __all__ = [
     "migrate",
     "status",
     "write",
+    "write_async",
 ]
 __version__ = "0.1.0"

@@ -16,10 +16,14 @@ from agentstate import engine, errors, migrations
 from agentstate.engine import DEFAULT_PATH, AsyncConnection, Durability, Settings
 
 
-def _settings(durability: Durability, busy_timeout_ms: int | None) -> Settings:
-    if durability not in ("normal", "full"):
+def _settings(
+    durability: Durability, busy_timeout_ms: int | None, file_mode: int, readonly: bool, migrate: bool
+) -> Settings:
+    if not isinstance(readonly, bool) or not isinstance(migrate, bool):
+        raise errors.InvalidTypeError("readonly and migrate must be True or False")
+    if not isinstance(durability, str) or durability not in ("normal", "full"):
         raise errors.InvalidValueError(f"durability must be 'normal' or 'full', not {durability!r}")
-    return Settings(durability=durability, busy_timeout_ms=busy_timeout_ms)
+    return Settings(durability=durability, busy_timeout_ms=busy_timeout_ms, file_mode=file_mode)
 
 
 def _ready(conn: apsw.Connection, readonly: bool, migrate: bool) -> None:
@@ -43,7 +47,8 @@ def connect(
     migrate: bool = True,
     durability: Durability = "normal",
     busy_timeout_ms: int | None = None,
-) -> apsw.Connection:
+    file_mode: int = engine.DEFAULT_FILE_MODE,
+) -> engine.Connection:
     """Open (creating if needed) an agentstate database and return a configured apsw connection.
 
     :param path: a file path, ``":memory:"``, or an SQLite ``file:`` URI.
@@ -51,9 +56,13 @@ def connect(
     :param migrate: apply pending migrations (the default); if False, pending ones raise.
     :param durability: ``"normal"`` (synchronous=NORMAL) or ``"full"`` (every commit fsynced).
     :param busy_timeout_ms: how long a writer waits for another's write lock (default 10 s).
+    :param file_mode: permissions of a file this call creates (default ``0o600``: owner only);
+        the -wal and -shm files get the same. An existing file keeps its permissions.
     :raises SchemaError: the schema is newer than this code, or an applied file was edited or lost.
+    :raises DatabaseCorruptError: the file is not an SQLite database, or is damaged.
     """
-    conn = engine.open_connection(path, readonly=readonly, settings=_settings(durability, busy_timeout_ms))
+    settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate)
+    conn = engine.open_connection(path, readonly=readonly, settings=settings)
     try:
         _ready(conn, readonly, migrate)
     except BaseException:
@@ -69,13 +78,14 @@ async def connect_async(
     migrate: bool = True,
     durability: Durability = "normal",
     busy_timeout_ms: int | None = None,
+    file_mode: int = engine.DEFAULT_FILE_MODE,
 ) -> AsyncConnection:
     """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
 
     Use it with the async classes (:class:`agentstate.AsyncTaskManager`, ...), and close it with
     ``await conn.aclose()``.
     """
-    settings = _settings(durability, busy_timeout_ms)
+    settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate)
     conn = await engine.open_async_connection(path, readonly=readonly, settings=settings)
     try:
         await engine.run_async(conn, _ready, conn, readonly, migrate)

@@ -8,10 +8,13 @@ with the same five things and its own ``schema/postgresql/`` folder.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
+import stat
 import time
-from collections.abc import Awaitable, Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 import apsw
 
 from agentstate import checkpoint, errors
+from agentstate.values import require_int
 
 ENGINE = "sqlite"
 DEFAULT_PATH = "agentstate.db"
@@ -29,6 +33,9 @@ MIN_SQLITE = (3, 37, 0)
 FILE_PRAGMAS = frozenset({"auto_vacuum", "journal_mode"})
 # Our registry holds under 100 statements; keep every one of them prepared.
 STATEMENT_CACHE_SIZE = 256
+# New database files hold users' conversations: private to their owner unless asked otherwise.
+# SQLite gives the -wal and -shm files the main file's mode, so this covers all three.
+DEFAULT_FILE_MODE = 0o600
 
 if TYPE_CHECKING:
     AsyncConnection: TypeAlias = apsw.AsyncConnection
@@ -37,6 +44,53 @@ else:  # apsw defines the async connection type in its stubs only
 
 Durability = Literal["normal", "full"]
 T = TypeVar("T")
+
+
+class Connection(apsw.Connection):
+    """An apsw connection that knows the process that opened it.
+
+    ``close()`` first stops this file's background checkpointer when it was the last connection
+    of the process, so a closed database is free (to delete, copy, or switch out of WAL) at once.
+    """
+
+    pid: int
+
+    def close(self, force: bool = False) -> None:
+        checkpoint.detach(self)
+        super().close(force)
+
+    async def aclose(self) -> None:
+        """Close an async connection (see :meth:`close`)."""
+        checkpoint.detach(self)
+        await apsw.Connection.aclose(self)  # type: ignore[attr-defined]  # apsw's stubs type it on AsyncConnection
+
+
+_opened: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+def _refuse_inherited_connections() -> None:
+    """After ``os.fork``, in the child: every connection the parent opened refuses to run SQL.
+
+    The child shares the parent's file descriptors but not its POSIX locks, so writing through
+    them can corrupt the database (https://sqlite.org/howtocorrupt.html, section 2.6).
+    """
+    for conn in list(_opened):
+        with contextlib.suppress(apsw.Error):
+            conn.set_exec_trace(_wrong_process(conn.pid))
+
+
+def _wrong_process(opener: int) -> Callable[..., bool]:
+    def refuse(*_: Any) -> bool:
+        raise errors.WrongProcessError(
+            f"this connection was opened by process {opener} and cannot be used in process {os.getpid()} "
+            "after os.fork(): SQLite connections do not survive a fork; open a new one in the child "
+            "with agentstate.connect()"
+        )
+
+    return refuse
+
+
+os.register_at_fork(after_in_child=_refuse_inherited_connections)
 
 
 def schema_dir(engine: str = ENGINE) -> Path:
@@ -94,6 +148,18 @@ class Settings:
     (None: pragmas.sql's busy_timeout, 10 s)."""
     background_checkpoints: bool = True
     """Checkpoint the WAL on a background thread instead of inside a random writer's commit."""
+    file_mode: int = DEFAULT_FILE_MODE
+    """Permissions of a database file agentstate creates (and so of its -wal and -shm files)."""
+
+    def __post_init__(self) -> None:
+        if self.busy_timeout_ms is not None:
+            # SQLite takes a C int of milliseconds.
+            require_int("busy_timeout_ms", self.busy_timeout_ms, minimum=0)
+            if self.busy_timeout_ms > 2**31 - 1:
+                raise errors.InvalidValueError(f"busy_timeout_ms must be at most {2**31 - 1}, got {self.busy_timeout_ms}")
+        require_int("file_mode", self.file_mode, minimum=0)
+        if self.file_mode > 0o777:
+            raise errors.InvalidValueError(f"file_mode must be permission bits such as 0o600, got {oct(self.file_mode)}")
 
     def pragmas(self) -> list[Pragma]:
         overrides = {"synchronous": self.durability.upper()}
@@ -157,18 +223,68 @@ def _set_file_pragma(conn: apsw.Connection, pragma: Pragma, timeout_ms: int) -> 
             time.sleep(0.01)
 
 
+def database_path(path: object) -> str:
+    """Check a ``connect()`` path: a str or path-like naming a file, ``:memory:`` or a ``file:`` URI."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise errors.InvalidTypeError(f"path must be a str or a pathlib.Path, not {type(path).__name__}")
+    filename = os.fspath(path)
+    if not isinstance(filename, str):
+        raise errors.InvalidTypeError(f"path must be text, not {type(filename).__name__}")
+    if not filename:
+        raise errors.InvalidValueError("path must not be empty (use ':memory:' for a private in-memory database)")
+    if "\x00" in filename:
+        raise errors.InvalidValueError(f"path {filename!r} contains a NUL character")
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidValueError(f"path {filename!r} is not valid Unicode (it holds a lone surrogate)") from None
+    if os.path.isdir(filename):
+        raise errors.InvalidValueError(f"path {filename!r} is a directory: give the database file's path inside it")
+    return filename
+
+
+def _open_flags(readonly: bool) -> int:
+    base = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    return base | apsw.SQLITE_OPEN_URI
+
+
+def _prepare(conn: Connection, settings: Settings) -> None:
+    """Everything between opening a connection and handing it out."""
+    conn.pid = os.getpid()
+    _make_private(conn, settings.file_mode)
+    configure(conn, settings)
+    _opened.add(conn)
+
+
+def _make_private(conn: Connection, mode: int) -> None:
+    """Give a file SQLite has just created ``mode``, before its -wal and -shm files exist (they
+    copy the main file's mode). An existing database keeps the permissions it has."""
+    filename = conn.filename
+    if not filename or conn.readonly("main"):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        info = os.stat(filename)
+        if info.st_size == 0 and stat.S_IMODE(info.st_mode) != mode and stat.S_ISREG(info.st_mode):
+            os.chmod(filename, mode)
+
+
 def open_connection(
     path: str | os.PathLike[str], *, readonly: bool = False, settings: Settings | None = None
-) -> apsw.Connection:
+) -> Connection:
     """Open and configure one apsw connection (no schema check; see :func:`agentstate.connect`)."""
     check_sqlite_version()
-    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-    filename = os.fspath(path)
+    filename = database_path(path)
     try:
-        conn = apsw.Connection(filename, flags=flags | apsw.SQLITE_OPEN_URI, statementcachesize=STATEMENT_CACHE_SIZE)
-        configure(conn, settings or Settings())
+        conn = Connection(filename, flags=_open_flags(readonly), statementcachesize=STATEMENT_CACHE_SIZE)
     except apsw.Error as exc:
         raise translate(exc, f"opening {filename!r}") from exc
+    try:
+        _prepare(conn, settings or Settings())
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, apsw.Error):
+            raise translate(exc, f"opening {filename!r}") from exc
+        raise
     return conn
 
 
@@ -177,13 +293,18 @@ async def open_async_connection(
 ) -> AsyncConnection:
     """Open a connection in apsw's async mode: its calls run on a worker thread of its own."""
     check_sqlite_version()
-    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-    filename = os.fspath(path)
+    filename = database_path(path)
     try:
-        conn = await apsw.Connection.as_async(filename, flags | apsw.SQLITE_OPEN_URI, None, STATEMENT_CACHE_SIZE)
-        await run_async(conn, configure, conn, settings or Settings())
+        conn = await Connection.as_async(filename, _open_flags(readonly), None, STATEMENT_CACHE_SIZE)
     except apsw.Error as exc:
         raise translate(exc, f"opening {filename!r}") from exc
+    try:
+        await run_async(conn, _prepare, conn, settings or Settings())
+    except BaseException as exc:
+        await conn.aclose()  # its worker thread too
+        if isinstance(exc, apsw.Error):
+            raise translate(exc, f"opening {filename!r}") from exc
+        raise
     return conn
 
 
@@ -200,9 +321,18 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     It takes the write lock up front, so a transaction never fails half-way with "database is
     locked" when it turns from reading to writing: it waits up to the busy timeout instead.
     apsw errors raised inside become agentstate errors, and the transaction rolls back.
+
+    :raises InvalidTypeError: ``conn`` is an async connection (use :func:`write_async`).
     """
     with translating():
-        if not conn.get_autocommit():
+        autocommit = conn.get_autocommit()
+        if not isinstance(autocommit, bool):  # an async connection, used from outside its worker
+            autocommit.close()  # the coroutine nobody will await
+            raise errors.InvalidTypeError(
+                "write() was given an async connection, whose calls return coroutines it cannot run: "
+                "use 'async with agentstate.write_async(conn):' instead"
+            )
+        if not autocommit:
             with conn:  # apsw nests a savepoint
                 yield conn
             return
@@ -213,15 +343,78 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
         try:
             yield conn
         except BaseException:
-            if not conn.get_autocommit():
-                conn.execute("ROLLBACK")
+            _rollback(conn, None)
             raise
+        _commit(conn, None)
+
+
+_savepoints = itertools.count(1)
+
+
+def _begin(conn: apsw.Connection) -> str | None:
+    """Start a write transaction, or a savepoint (whose name it returns) inside an open one."""
+    if conn.get_autocommit():
+        conn.execute("BEGIN IMMEDIATE")
+        return None
+    name = f"agentstate_{next(_savepoints)}"
+    conn.execute(f"SAVEPOINT {name}")  # a name we made, never user input
+    return name
+
+
+def _commit(conn: apsw.Connection, savepoint: str | None) -> None:
+    try:
+        conn.execute("COMMIT" if savepoint is None else f"RELEASE {savepoint}")
+    except BaseException:
+        _rollback(conn, savepoint)
+        raise
+
+
+def _rollback(conn: apsw.Connection, savepoint: str | None) -> None:
+    if conn.get_autocommit():
+        return  # SQLite already rolled back (e.g. after a full disk)
+    if savepoint is None:
+        conn.execute("ROLLBACK")
+    else:
+        conn.execute(f"ROLLBACK TO {savepoint}")
+        conn.execute(f"RELEASE {savepoint}")
+
+
+@contextlib.asynccontextmanager
+async def write_async(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """:func:`write` for a connection from :func:`agentstate.connect_async`::
+
+        async with agentstate.write_async(conn):
+            await conn.execute("INSERT ...")
+            await conn.execute("UPDATE ...")
+
+    Commits when the block ends, rolls back when it raises (or is cancelled). The connection runs
+    one call at a time on its worker thread, but other tasks sharing it could slip statements in
+    between yours: give each concurrent task its own connection.
+
+    :raises InvalidTypeError: ``conn`` is not an async connection (use :func:`write`).
+    """
+    if not getattr(conn, "is_async", False):
+        raise errors.InvalidTypeError(
+            "write_async() takes a connection from agentstate.connect_async(); use 'with agentstate.write(conn):'"
+        )
+    try:
+        savepoint = await run_async(conn, _begin, conn)
+    except apsw.Error as exc:
+        raise translate(exc) from exc
+    try:
+        yield conn
+    except BaseException as exc:
         try:
-            conn.execute("COMMIT")
-        except BaseException:
-            if not conn.get_autocommit():
-                conn.execute("ROLLBACK")
-            raise
+            await run_async(conn, _rollback, conn, savepoint)
+        except apsw.Error as failed:
+            raise translate(failed, "rolling back") from exc
+        if isinstance(exc, apsw.Error):
+            raise translate(exc) from exc
+        raise
+    try:
+        await run_async(conn, _commit, conn, savepoint)
+    except apsw.Error as exc:
+        raise translate(exc, "committing") from exc
 
 
 @contextlib.contextmanager
@@ -233,12 +426,26 @@ def translating(context: str = "") -> Iterator[None]:
         raise translate(exc, context) from exc
 
 
+_BUSY_FIX = {
+    apsw.SQLITE_BUSY_SNAPSHOT: (
+        errors.SnapshotConflictError,
+        "this transaction read the database, then another connection wrote before it could: it cannot "
+        "write from an out-of-date snapshot, and waiting will not help. Roll back and retry the whole "
+        "transaction, and start transactions that write with agentstate.write(conn) (BEGIN IMMEDIATE)",
+    ),
+    apsw.SQLITE_BUSY_RECOVERY: (
+        errors.DatabaseBusyError,
+        "another process is recovering the WAL after a crash; retry in a moment",
+    ),
+}
+
+
 def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
     """The agentstate error for an apsw exception; the caller chains it with ``from exc``."""
     where = f"{context}: " if context else ""
     message = str(exc).removeprefix(f"{type(exc).__name__}: ")
+    code = getattr(exc, "extendedresult", None)
     if isinstance(exc, apsw.ConstraintError):
-        code = getattr(exc, "extendedresult", None)
         if code == apsw.SQLITE_CONSTRAINT_FOREIGNKEY:
             return errors.ForeignKeyError(f"{where}{message} (a referenced row does not exist)")
         if code in (apsw.SQLITE_CONSTRAINT_UNIQUE, apsw.SQLITE_CONSTRAINT_PRIMARYKEY):
@@ -246,13 +453,34 @@ def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
         if code == apsw.SQLITE_CONSTRAINT_NOTNULL:
             return errors.NotNullError(f"{where}{message}")
         return errors.CheckConstraintError(f"{where}{message}")
-    if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
+    if isinstance(exc, apsw.BusyError) and code in _BUSY_FIX:
+        kind, fix = _BUSY_FIX[code]
+        return kind(f"{where}{message}: {fix}")
+    if isinstance(exc, apsw.BusyError):
         return errors.DatabaseBusyError(
             f"{where}{message}: another connection held the write lock past the busy timeout; "
             "keep write transactions short or raise connect(busy_timeout_ms=...)"
         )
+    if isinstance(exc, apsw.LockedError):
+        return errors.DatabaseBusyError(
+            f"{where}{message}: a table is locked by another statement on this same connection "
+            "(an unfinished read, or a schema change under it); finish or close that cursor first"
+        )
     if isinstance(exc, apsw.ReadOnlyError):
         return errors.ReadOnlyError(f"{where}{message}: this connection was opened read-only")
+    if isinstance(exc, apsw.NotADBError):
+        return errors.DatabaseCorruptError(f"{where}{message}: the file is not an SQLite database")
+    if isinstance(exc, apsw.CorruptError):
+        return errors.DatabaseCorruptError(
+            f"{where}{message}: the database file is damaged or truncated; restore it from a backup "
+            "(PRAGMA integrity_check names the damage)"
+        )
+    if isinstance(exc, apsw.FullError):
+        return errors.DiskFullError(f"{where}{message}: the disk or quota is full; free space and retry")
+    if isinstance(exc, apsw.IOError):
+        return errors.StorageError(
+            f"{where}{message}: the operating system failed a read, write or sync of the database files"
+        )
     if isinstance(exc, apsw.CantOpenError):
         return errors.AgentStateError(f"{where}{message}: check that the path exists and is writable")
     return errors.AgentStateError(f"{where}{type(exc).__name__}: {message}")
