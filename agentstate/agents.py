@@ -81,7 +81,7 @@ class _Table(Generic[RowT]):
     """What differs between the three agent tables: the row type, its key and its statements."""
 
     kind: str
-    row: Callable[..., RowT]
+    row: type[RowT]
     key_of: Callable[[RowT], str]
     create: str
     get: str
@@ -93,7 +93,7 @@ class _Table(Generic[RowT]):
         return self.row(key, status, from_json(metadata), created_at, updated_at)
 
 
-def _table(kind: str, table: str, row: Callable[..., RowT], key_of: Callable[[RowT], str]) -> _Table[RowT]:
+def _table(kind: str, table: str, row: type[RowT], key_of: Callable[[RowT], str]) -> _Table[RowT]:
     return _Table(
         kind=kind,
         row=row,
@@ -190,6 +190,10 @@ class Agents:
         return table.build(rows[0])
 
     def _list(self, table: _Table[RowT], status: str, after: RowT | None, limit: int) -> list[RowT]:
+        if after is not None and not isinstance(after, table.row):
+            raise errors.InvalidTypeError(
+                f"after must be the last {table.row.__name__} of the previous page, not {type(after).__name__}"
+            )
         params = {
             "status": _status(status),
             "after_created_at": "" if after is None else after.created_at,

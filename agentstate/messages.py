@@ -38,7 +38,18 @@ import apsw
 from agentstate import engine, errors, queries
 from agentstate.engine import AsyncConnection
 from agentstate.rows import Builder
-from agentstate.values import as_timestamp, from_json, optional_str, require_int, require_str, to_json, utc_now
+from agentstate.values import (
+    as_timestamp,
+    canonical_json,
+    from_json,
+    iterable,
+    optional_str,
+    require_int,
+    require_str,
+    text,
+    to_json,
+    utc_now,
+)
 
 Stream = Literal["router", "planner", "worker"]
 """The three message streams: ``router`` (by conversation id), ``planner`` and ``worker`` (by agent id)."""
@@ -174,7 +185,7 @@ def _draft(stream_id: str, role: object, content: object, metadata: object, idem
     return _Draft(
         stream_id,
         role,
-        content,
+        text("content", content),
         to_json("metadata", {} if metadata is None else metadata),
         optional_str("idempotency_key", idempotency_key),
     )
@@ -231,8 +242,9 @@ def _same_message(stored: tuple[Any, ...], draft: _Draft) -> bool:
     """Whether a stored row (stream_id, position, role, content, metadata, ...) is this draft."""
     if stored[2] != draft.role or stored[3] != draft.content:
         return False
-    # Compare metadata as values: the same object may encode with its keys in another order.
-    return bool(stored[4] == draft.metadata or json.loads(stored[4]) == json.loads(draft.metadata))
+    # Compare metadata as canonical JSON: the same object may encode with its keys in another
+    # order, but true is not 1 and 1 is not 1.0 (Python's == would say they are).
+    return bool(stored[4] == draft.metadata or canonical_json(stored[4]) == canonical_json(draft.metadata))
 
 
 def _conflict(stream: _StreamSQL, stored: tuple[Any, ...]) -> errors.IdempotencyConflictError:
@@ -318,7 +330,7 @@ class MessageLog:
         """
         sql = _stream(stream)
         key = _stream_id(stream_id)
-        return self._append_drafts(sql, [_draft_of(key, message) for message in messages])
+        return self._append_drafts(sql, [_draft_of(key, message) for message in iterable("messages", messages)])
 
     def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
         """Append ``(stream_id, message)`` pairs spread over many streams of one table, in one
@@ -329,9 +341,9 @@ class MessageLog:
         """
         sql = _stream(stream)
         drafts = []
-        for pair in messages:
+        for pair in iterable("messages", messages):
             if not isinstance(pair, tuple) or len(pair) != 2:
-                raise errors.InvalidTypeError(f"append_bulk takes (stream_id, NewMessage) pairs, not {pair!r}")
+                raise errors.InvalidTypeError(f"append_bulk takes (stream_id, NewMessage) pairs, not {pair!r:.80}")
             drafts.append(_draft_of(_stream_id(pair[0]), pair[1]))
         return self._append_drafts(sql, drafts)
 

@@ -10,7 +10,10 @@ A task is one row of ``workers``. Its life::
        +--------------------------------------------+
 
 A claim is a lease: the owner must ``heartbeat`` before ``lease_expires_at`` or another executor's
-``claim`` takes the task over (no sweeper needed). Each claim increments the task's ``fence``;
+``claim`` takes the task over (no sweeper needed). Each claim uses one of the task's
+``max_attempts`` (a ``release`` gives it back); a task whose lease expires on its last attempt is
+not handed out again but fails validation, with the reason as its result (a poison task cannot
+kill executors forever). Each claim increments the task's ``fence``;
 the claim carries it as a token, and every later step by that owner must present it, so an
 executor that lost its lease cannot overwrite the new owner's work (:class:`StaleTokenError`).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from inspect import signature
 from typing import Any, Final, Literal, NoReturn
 
 import apsw
@@ -28,11 +32,13 @@ from agentstate.engine import AsyncConnection
 from agentstate.rows import Builder
 from agentstate.values import (
     from_json,
+    iterable,
     new_id,
     optional_str,
     require_int,
     require_seconds,
     require_str,
+    text,
     to_json,
     utc_after,
     utc_now,
@@ -122,7 +128,18 @@ _SQL = {name.removeprefix("tasks."): q.sql for name, q in queries.registry().ite
 
 def _row(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Any:
     """The first row of a named query, undecoded (None if there is none)."""
-    return conn.execute(_SQL[name], params).fetchone()
+    try:
+        return conn.execute(_SQL[name], params).fetchone()
+    except apsw.Error as exc:
+        raise engine.translate(exc, name) from exc
+
+
+def _rows(conn: apsw.Connection, name: str, params: dict[str, Any]) -> list[Any]:
+    """Every row of a named query, undecoded."""
+    try:
+        return conn.execute(_SQL[name], params).fetchall()
+    except apsw.Error as exc:
+        raise engine.translate(exc, name) from exc
 
 
 def _one(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Task | None:
@@ -142,6 +159,18 @@ def _check_token(claim_or_id: Claim | str, token: int | None) -> tuple[str, int]
     if token is None:
         raise errors.InvalidTypeError("token is required when a worker_id is given instead of a Claim")
     return worker_id, require_int("token", token)
+
+
+def _task_spec(spec: object) -> dict[str, Any]:
+    """Check one ``create_tasks`` spec: a dict whose keys are ``create_task``'s arguments."""
+    if not isinstance(spec, dict):
+        raise errors.InvalidTypeError(f"each task spec must be a dict of create_task's arguments, not {type(spec).__name__}")
+    unknown = [key for key in spec if key not in _TASK_FIELDS]
+    if unknown:
+        raise errors.InvalidValueError(
+            f"unknown task field {unknown[0]!r:.80}; a spec takes {', '.join(_TASK_FIELDS)}"
+        )
+    return spec
 
 
 class TaskManager:
@@ -200,26 +229,31 @@ class TaskManager:
     def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
         """Add several tasks in one transaction: all of them, or (on any error) none.
 
-        Each spec takes the keyword arguments of :meth:`create_task`.
+        Each spec is a dict of the keyword arguments of :meth:`create_task`.
+
+        :raises InvalidValueError: a spec names a field that does not exist.
         """
         planner_id = self._planner()
-        now = utc_now()
-        rows = [self._new_task_params(planner_id, now, **spec) for spec in specs]
+        rows = [self._new_task_params(planner_id, _task_spec(spec)) for spec in iterable("specs", specs)]
         created = []
         try:
             with engine.write(self.conn):
+                now = utc_now()  # under the lock, so creation times follow commit order
                 for params in rows:
-                    created.append(_task(self.conn.execute(_SQL["create"], params).fetchone()))
+                    params["now"] = now
+                    created.append(_task(_row(self.conn, "create", params)))
         except errors.ForeignKeyError as exc:
             raise errors.NotFoundError("planner", planner_id) from exc
         except errors.DuplicateError as exc:
             raise errors.DuplicateError(f"a task with one of these worker_ids already exists: {exc}") from exc
         return created
 
-    def _new_task_params(
+    def _new_task_params(self, planner_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._encode_task(planner_id, **spec)
+
+    def _encode_task(
         self,
         planner_id: str,
-        now: str,
         description: str = "",
         acceptance_criteria: Any = None,
         task_context: Any = None,
@@ -231,9 +265,9 @@ class TaskManager:
         if not isinstance(description, str):
             raise errors.InvalidTypeError(f"description must be a str, not {type(description).__name__}")
         return {
+            "description": text("description", description),
             "worker_id": new_id() if worker_id is None else require_str("worker_id", worker_id),
             "planner_id": planner_id,
-            "description": description,
             "acceptance_criteria": to_json(
                 "acceptance_criteria", [] if acceptance_criteria is None else acceptance_criteria
             ),
@@ -242,7 +276,6 @@ class TaskManager:
             "metadata": to_json("metadata", {} if metadata is None else metadata),
             "max_attempts": require_int("max_attempts", max_attempts, minimum=1),
             "actor": self.actor,
-            "now": now,
         }
 
     def get_task(self, worker_id: str) -> Task:
@@ -277,18 +310,16 @@ class TaskManager:
             "after_worker_id": after.worker_id if after else "",
             "limit": require_int("limit", limit, minimum=1),
         }
-        return [_task(row) for row in self.conn.execute(_SQL["list_by_status"], params)]
+        return [_task(row) for row in _rows(self.conn, "list_by_status", params)]
 
     def counts(self) -> dict[str, int]:
         """The number of the planner's tasks in each status (every status present, zeros included)."""
-        found: dict[str, int] = dict(self.conn.execute(_SQL["counts"], {"planner_id": self._planner()}).fetchall())  # type: ignore[arg-type]
+        found: dict[str, int] = dict(_rows(self.conn, "counts", {"planner_id": self._planner()}))
         return {status: found.get(status, 0) for status in STATUSES}
 
     def history(self, worker_id: str) -> list[TaskEvent]:
         """Every transition of a task, oldest first. :raises NotFoundError: no such task."""
-        rows: list[Any] = self.conn.execute(
-            _SQL["history"], {"worker_id": require_str("worker_id", worker_id)}
-        ).fetchall()
+        rows = _rows(self.conn, "history", {"worker_id": require_str("worker_id", worker_id)})
         if not rows:
             raise errors.NotFoundError("task", worker_id)
         return [TaskEvent(e, w, f, t, fence, a, from_json(d), at) for (e, w, f, t, fence, a, d, at) in rows]
@@ -299,8 +330,9 @@ class TaskManager:
         :raises RetryLimitError: it already used ``max_attempts`` attempts.
         :raises InvalidTransitionError: it is not ``failed_validation``.
         """
-        params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor, "now": utc_now()}
+        params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
         with engine.write(self.conn):
+            params["now"] = utc_now()
             task = _one(self.conn, "retry", params)
             if task is None:
                 self._refuse(worker_id, "retry", ("failed_validation",))
@@ -311,31 +343,37 @@ class TaskManager:
 
         :raises InvalidTransitionError: it is not ``completed`` or ``failed_validation``.
         """
-        params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor, "now": utc_now()}
+        params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
         with engine.write(self.conn):
+            params["now"] = utc_now()
             task = _one(self.conn, "record", params)
             if task is None:
                 self._refuse(worker_id, "record", ("completed", "failed_validation"))
         return task
 
     def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
-        """Retention: delete tasks recorded more than ``older_than_seconds`` ago, with their
-        events and worker messages, in short transactions of ``batch_size``; then hand the
-        freed pages back to the file system. Returns how many tasks went."""
-        params = {
+        """Retention: delete this planner's tasks recorded more than ``older_than_seconds`` ago
+        (every planner's, on a TaskManager without a planner_id), with their events and worker
+        messages, in short transactions of ``batch_size``; then hand the freed pages back to the
+        file system. Returns how many tasks went."""
+        params: dict[str, Any] = {
             "before": utc_after(-require_seconds("older_than_seconds", older_than_seconds)),
             "limit": require_int("batch_size", batch_size, minimum=1),
         }
+        query = "purge_recorded_any"
+        if self.planner_id is not None:
+            query, params["planner_id"] = "purge_recorded_for_planner", self.planner_id
         total = 0
         while True:
             with engine.write(self.conn):
-                deleted = len(self.conn.execute(_SQL["purge_recorded"], params).fetchall())
+                deleted = len(_rows(self.conn, query, params))
             total += deleted
             if deleted < batch_size:
                 break
         if total:
             with engine.translating("incremental_vacuum"):
-                self.conn.execute("PRAGMA incremental_vacuum")
+                # One row per page freed: the pragma works only as far as its rows are read.
+                self.conn.execute("PRAGMA incremental_vacuum").fetchall()
         return total
 
     # --- the executor's side ---------------------------------------------------------------
@@ -363,17 +401,17 @@ class TaskManager:
     def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
         """Complete several claimed tasks, each with its result, in one transaction: all of
         them, or (if any token is stale) none."""
+        pairs = []
+        for pair in iterable("results", results):
+            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], Claim)):
+                raise errors.InvalidTypeError(f"complete_many takes (Claim, result) pairs, not {pair!r:.80}")
+            claim, result = pair
+            pairs.append((claim, {**self._finish_params(claim.worker_id, claim.token, "completed", result), "actor": claim.owner}))
         done = []
         with engine.write(self.conn):
-            for claim, result in results:
-                if not isinstance(claim, Claim):
-                    raise errors.InvalidTypeError(
-                        f"complete_many takes (Claim, result) pairs, not {type(claim).__name__}"
-                    )
-                params = {
-                    **self._finish_params(claim.worker_id, claim.token, "completed", result),
-                    "actor": claim.owner,
-                }
+            now = utc_now()
+            for claim, params in pairs:
+                params["now"] = now
                 task = _one(self.conn, "finish", params)
                 if task is None:
                     self._refuse(claim.worker_id, "complete", ("claimed",), claim.token)
@@ -382,11 +420,15 @@ class TaskManager:
 
     def _claim_row(self, owner: str, lease_seconds: float) -> Any:
         """Inside the write transaction: claim one task and return its row (None if none is due).
-        Times are stamped here, under the lock, so leases follow commit order."""
+        Times are stamped here, under the lock, so leases follow commit order. Tasks whose lease
+        ran out on their last attempt fail first, so they are never handed out again."""
         params = {"owner": owner, "now": utc_now(), "lease_expires_at": utc_after(lease_seconds)}
         if self.planner_id is None:
+            _rows(self.conn, "expire_exhausted_any", params)
             return _row(self.conn, "claim_any", params)
-        return _row(self.conn, "claim_for_planner", {**params, "planner_id": self.planner_id})
+        params["planner_id"] = self.planner_id
+        _rows(self.conn, "expire_exhausted_for_planner", params)
+        return _row(self.conn, "claim_for_planner", params)
 
     def heartbeat(
         self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -397,13 +439,11 @@ class TaskManager:
         :raises StaleTokenError: another owner claimed the task since.
         """
         worker_id, token = _check_token(claim, token)
-        params = {
-            "worker_id": worker_id,
-            "token": token,
-            "now": utc_now(),
-            "lease_expires_at": utc_after(require_seconds("lease_seconds", lease_seconds)),
-        }
+        lease_seconds = require_seconds("lease_seconds", lease_seconds)
+        params: dict[str, Any] = {"worker_id": worker_id, "token": token}
         with engine.write(self.conn):
+            # Under the lock: a lease runs from when it is granted, not from when the call began.
+            params["now"], params["lease_expires_at"] = utc_now(), utc_after(lease_seconds)
             task = _one(self.conn, "heartbeat", params)
             if task is None:
                 self._refuse(worker_id, "heartbeat", ("claimed",), token)
@@ -435,9 +475,16 @@ class TaskManager:
     ) -> Claim | None:
         """Complete one task and claim the next in a single transaction: one round trip per task."""
         worker_id, token = _check_token(claim, token)
-        owner, lease_seconds = _claimant(claim.owner if isinstance(claim, Claim) else self.actor, lease_seconds)
+        owner = claim.owner if isinstance(claim, Claim) else self.actor
+        if owner is None:
+            raise errors.InvalidValueError(
+                "complete_and_claim_next needs to know who claims the next task: pass the Claim itself "
+                "(it carries its owner), or create the TaskManager with actor='executor-name'"
+            )
+        owner, lease_seconds = _claimant(owner, lease_seconds)
         params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
         with engine.write(self.conn):
+            params["now"] = utc_now()
             if _row(self.conn, "finish", params) is None:  # no need to decode it
                 self._refuse(worker_id, "complete", ("claimed",), token)
             row = self._claim_row(owner, lease_seconds)
@@ -450,7 +497,6 @@ class TaskManager:
             "to_status": to_status,
             "result": None if result is None else to_json("result", result),
             "actor": self.actor,
-            "now": utc_now(),
         }
 
     def _finish(self, claim: Claim | str, token: int | None, to_status: str, result: Any, action: str) -> Task:
@@ -459,6 +505,7 @@ class TaskManager:
         if isinstance(claim, Claim):
             params["actor"] = claim.owner  # the executor that held it did this step
         with engine.write(self.conn):
+            params["now"] = utc_now()
             task = _one(self.conn, "finish", params)
             if task is None:
                 self._refuse(worker_id, action, ("claimed",), token)
@@ -480,6 +527,10 @@ class TaskManager:
         if action == "retry":
             raise errors.RetryLimitError(worker_id, task.attempts, task.max_attempts)
         raise AssertionError(f"{action} of {worker_id!r} matched no row for no known reason")
+
+
+# What a create_tasks spec may hold: create_task's keyword arguments, read off the one signature.
+_TASK_FIELDS = tuple(signature(TaskManager._encode_task).parameters)[2:]
 
 
 class AsyncTaskManager:

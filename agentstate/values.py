@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
@@ -27,6 +29,15 @@ def format_time(epoch_us: int) -> str:
     return f"{_second_prefix(second)}{fraction:06d}Z"
 
 
+def format_datetime(value: datetime) -> str:
+    """An aware datetime in the stored form, the year always four digits (strftime does not pad
+    years before 1000 everywhere, and '999-...' would sort after '2026-...')."""
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    )
+
+
 # Every append and transition stamps a time, and claims a lease expiry too; strftime of the whole
 # date costs ~8 us, so each second's 'YYYY-MM-DDTHH:MM:SS.' is formatted once (~1 us a call).
 @functools.lru_cache(maxsize=256)
@@ -35,7 +46,7 @@ def _second_prefix(second: int) -> str:
 
 
 def utc_after(seconds: float) -> str:
-    """The timestamp ``seconds`` from now."""
+    """The timestamp ``seconds`` from now (callers bound ``seconds`` with :func:`require_seconds`)."""
     return format_time(time.time_ns() // 1000 + round(seconds * 1_000_000))
 
 
@@ -44,20 +55,30 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+# Exactly the stored form: strptime alone also takes '2024-1-5T10:00:00.0Z', which does not sort.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", re.ASCII)
+
+
 def as_timestamp(name: str, value: datetime | str) -> str:
-    """Accept an aware datetime or a stored timestamp string for a time-range argument."""
+    """Accept an aware datetime or a stored-form timestamp string for a time-range argument."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise errors.InvalidValueError(f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc))")
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, str):
         try:
-            parse_time(value)
-        except ValueError:
-            raise errors.InvalidValueError(
-                f"{name} {value!r} is not a 'YYYY-MM-DDTHH:MM:SS.ffffffZ' timestamp"
-            ) from None
-        return value
+            return format_datetime(value)
+        except OverflowError:  # astimezone past year 1 or 9999
+            raise errors.InvalidValueError(f"{name} {value!r} is out of range") from None
+    if isinstance(value, str):
+        if _TIMESTAMP.fullmatch(value):
+            try:
+                parse_time(value)
+                return value
+            except ValueError:
+                pass
+        raise errors.InvalidValueError(
+            f"{name} {value!r:.80} is not a 'YYYY-MM-DDTHH:MM:SS.ffffffZ' timestamp (zero-padded, six "
+            "fraction digits, UTC): pass an aware datetime instead"
+        )
     raise errors.InvalidTypeError(f"{name} must be a datetime or a timestamp string, not {type(value).__name__}")
 
 
@@ -111,10 +132,18 @@ def to_json(name: str, value: Any) -> str:
     """Encode a JSON column; a value JSON cannot represent raises InvalidValueError naming it."""
     try:
         if _C_ENCODE is not None:
-            return "".join(_C_ENCODE(value, 0))
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            encoded = "".join(_C_ENCODE(value, 0))
+        else:
+            encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise errors.InvalidValueError(f"{name} is not JSON-serialisable: {exc}") from exc
+    return text(name, encoded)
+
+
+def canonical_json(encoded: str) -> str:
+    """Stored JSON text in one canonical form (sorted keys, no spaces), for comparing values
+    exactly: ``true`` and ``1``, or ``1`` and ``1.0``, stay different, as they do in JSON."""
+    return json.dumps(json.loads(encoded), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 # json.loads spends ~2 us per call outside the parser (two whitespace regex matches and a
@@ -140,6 +169,19 @@ def from_json(text: str | None) -> Any:
     return value
 
 
+def text(name: str, value: str) -> str:
+    """Check that a str can be stored: SQLite takes UTF-8, which has no lone surrogates."""
+    if not value.isascii():  # the common case costs one C scan
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise errors.InvalidValueError(
+                f"{name} holds a lone surrogate ({value[exc.start]!r} at index {exc.start}), which is not "
+                "valid Unicode text; decode bytes with errors='replace' before storing them"
+            ) from None
+    return value
+
+
 def require_str(name: str, value: object) -> str:
     """Check an id or text argument: a non-empty str."""
     if not isinstance(value, str):
@@ -149,6 +191,13 @@ def require_str(name: str, value: object) -> str:
     if "\x00" in value:
         # SQLite's length() stops at a NUL, so the schema's length CHECKs would misjudge it.
         raise errors.InvalidValueError(f"{name} must not contain NUL characters")
+    return text(name, value)
+
+
+def iterable(name: str, value: object) -> Iterable[Any]:
+    """Check a batch argument: any iterable but a str, bytes or dict (a common slip)."""
+    if value is None or isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
+        raise errors.InvalidTypeError(f"{name} must be a list (or other iterable) of items, not {type(value).__name__}")
     return value
 
 
@@ -168,10 +217,16 @@ def require_int(name: str, value: object, *, minimum: int | None = None) -> int:
     return value
 
 
+# The longest duration taken: 100 years, so that now +/- it is always a representable timestamp.
+MAX_SECONDS = 100 * 365 * 86400
+
+
 def require_seconds(name: str, value: object) -> float:
-    """Check a positive duration in seconds."""
+    """Check a positive duration in seconds, at most :data:`MAX_SECONDS`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise errors.InvalidTypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0 or value == float("inf"):
-        raise errors.InvalidValueError(f"{name} must be a positive, finite number of seconds, got {value}")
+    if not 0 < value <= MAX_SECONDS:  # NaN fails this too
+        raise errors.InvalidValueError(
+            f"{name} must be a positive number of seconds, at most {MAX_SECONDS:,} (100 years), got {value!r:.40}"
+        )
     return float(value)

@@ -71,14 +71,15 @@ GROUP BY task_status;
 -- name: claim_for_planner :returning
 -- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
 -- Hand the planner's next task to :owner: first a claimed task whose lease expired (its executor
--- died; any one of them, found among the few claimed), else the oldest pending one. The fence grows by one, so the previous
--- owner's token goes stale.
+-- died; any one of them, found among the few claimed) and that has attempts left, else the oldest
+-- pending one. The fence grows by one, so the previous owner's token goes stale.
 UPDATE workers
 SET task_status = 'claimed', lease_owner = :owner, lease_expires_at = :lease_expires_at,
     fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = :now
 WHERE worker_id = coalesce(
     (SELECT worker_id FROM workers
      WHERE planner_id = :planner_id AND task_status = 'claimed' AND lease_expires_at < :now
+       AND attempts < max_attempts
      LIMIT 1),
     (SELECT worker_id FROM workers
      WHERE planner_id = :planner_id AND task_status = 'pending'
@@ -96,7 +97,7 @@ SET task_status = 'claimed', lease_owner = :owner, lease_expires_at = :lease_exp
     fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = :now
 WHERE worker_id = coalesce(
     (SELECT worker_id FROM workers
-     WHERE task_status = 'claimed' AND lease_expires_at < :now
+     WHERE task_status = 'claimed' AND lease_expires_at < :now AND attempts < max_attempts
      ORDER BY lease_expires_at LIMIT 1),
     (SELECT worker_id FROM workers
      WHERE task_status = 'pending'
@@ -118,10 +119,11 @@ RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, 
 -- name: finish :returning
 -- uses: sqlite_autoindex_workers_1
 -- A claimed task leaves its claim: to 'completed' or 'failed_validation' with a result, or back to
--- 'pending' (released). Only the current owner's token matches.
+-- 'pending' (released). Only the current owner's token matches. A release gives the attempt back:
+-- handing a task back unfinished (say, on shutdown) is not a failed attempt.
 UPDATE workers
 SET task_status = :to_status, result = :result, lease_owner = NULL, lease_expires_at = NULL,
-    updated_by = :actor, updated_at = :now
+    attempts = attempts - (:to_status = 'pending'), updated_by = :actor, updated_at = :now
 WHERE worker_id = :worker_id AND task_status = 'claimed' AND fence = :token
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
@@ -155,14 +157,53 @@ FROM task_events
 WHERE worker_id = :worker_id
 ORDER BY event_id;
 
--- name: purge_recorded :value
+-- name: expire_exhausted_for_planner :exec
+-- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
+-- Poison tasks: a claimed task whose lease expired on its last attempt (its executor died or hung
+-- every time) is not handed out again. It fails, with the reason as its result, and so reaches the
+-- planner through completed_task like any other failure. Runs in the claim's transaction.
+UPDATE workers
+SET task_status = 'failed_validation', lease_owner = NULL, lease_expires_at = NULL,
+    result = json_object('error', 'lease expired on the last attempt: the executor died or hung every time',
+                         'attempts', attempts, 'max_attempts', max_attempts, 'last_owner', lease_owner),
+    updated_by = :owner, updated_at = :now
+WHERE worker_id IN (
+    -- pinned: the planner's few claimed tasks, not every planner's expired leases
+    SELECT worker_id FROM workers INDEXED BY idx_workers_planner_status
+    WHERE planner_id = :planner_id AND task_status = 'claimed' AND lease_expires_at < :now
+      AND attempts >= max_attempts);
+
+-- name: expire_exhausted_any :exec
+-- uses: idx_workers_leases, sqlite_autoindex_workers_1
+-- expire_exhausted_for_planner across all planners: a seek on the expired end of the lease index.
+UPDATE workers
+SET task_status = 'failed_validation', lease_owner = NULL, lease_expires_at = NULL,
+    result = json_object('error', 'lease expired on the last attempt: the executor died or hung every time',
+                         'attempts', attempts, 'max_attempts', max_attempts, 'last_owner', lease_owner),
+    updated_by = :owner, updated_at = :now
+WHERE worker_id IN (
+    SELECT worker_id FROM workers
+    WHERE task_status = 'claimed' AND lease_expires_at < :now AND attempts >= max_attempts);
+
+-- name: purge_recorded_any :many
 -- uses: idx_workers_recorded, sqlite_autoindex_workers_1
 -- Retention: delete up to :limit tasks recorded before :before (their events and worker messages
--- go with them, by cascade) and return how many went. Callers loop in short transactions.
+-- go with them, by cascade), one row back per task deleted. Callers loop in short transactions.
 DELETE FROM workers
 WHERE worker_id IN (
     SELECT worker_id FROM workers
     WHERE task_status = 'recorded' AND updated_at < :before
+    ORDER BY updated_at
+    LIMIT :limit)
+RETURNING 1;
+
+-- name: purge_recorded_for_planner :many
+-- uses: idx_workers_recorded_planner, sqlite_autoindex_workers_1
+-- purge_recorded_any for one planner's tasks.
+DELETE FROM workers
+WHERE worker_id IN (
+    SELECT worker_id FROM workers
+    WHERE planner_id = :planner_id AND task_status = 'recorded' AND updated_at < :before
     ORDER BY updated_at
     LIMIT :limit)
 RETURNING 1;
