@@ -19,11 +19,12 @@ TASKS = 3000
 PROCESSES = 4
 
 
-def _executor(path: str, owner: str, planner: str | None, out: Any) -> None:
+def _executor(path: str, owner: str, planner: str | None, out: Any, start: Any) -> None:
     conn = agentstate.connect(path)
     done: list[str] = []
     try:
         tm = TaskManager(conn, planner)
+        start.wait(timeout=120)  # all at once: a process that started early must not do every task alone
         claim = tm.claim(owner)
         while claim is not None:
             done.append(claim.worker_id)
@@ -45,13 +46,16 @@ def test_processes_finish_every_task_exactly_once(db_path: Path) -> None:
             made += TaskManager(conn, planner).create_tasks([{"description": str(i)} for i in range(TASKS // 3)])
         ctx = multiprocessing.get_context("spawn")
         out = ctx.Queue()
+        start = ctx.Barrier(PROCESSES + 1)
         # two executors serve any planner, two serve one planner each: both claim paths race
         planners = [None, None, "a", "b"]
         procs = [
-            ctx.Process(target=_executor, args=(str(db_path), f"exec-{i}", planners[i], out)) for i in range(PROCESSES)
+            ctx.Process(target=_executor, args=(str(db_path), f"exec-{i}", planners[i], out, start))
+            for i in range(PROCESSES)
         ]
         for p in procs:
             p.start()
+        start.wait(timeout=120)
         reports = [out.get(timeout=300) for _ in procs]
         for p in procs:
             p.join(timeout=60)

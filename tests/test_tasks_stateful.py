@@ -65,9 +65,12 @@ class TaskLifecycle(RuleBasedStateMachine):
 
     @rule(target=claims, planner=st.sampled_from((*PLANNERS, None)), owner=st.sampled_from(OWNERS))
     def claim(self, planner: str | None, owner: str) -> Claim | None:
-        expired = {
-            w for w, m in self.model.items() if m.status == "claimed" and m.expired and planner in (None, m.planner)
-        }
+        in_scope = [(w, m) for w, m in self.model.items() if planner in (None, m.planner)]
+        for _, m in in_scope:  # a lease that ran out on the last attempt: the task fails for good
+            if m.status == "claimed" and m.expired and m.attempts >= m.max_attempts:
+                m.status, m.owner, m.expired = "failed_validation", None, False
+                m.transitions += 1
+        expired = {w for w, m in in_scope if m.status == "claimed" and m.expired}
         pending = self.oldest_pending(planner)
         claim = self.tm(planner).claim(owner)
         if expired:
@@ -127,6 +130,7 @@ class TaskLifecycle(RuleBasedStateMachine):
             assert task.task_status == outcome
             m = self.model[claim.worker_id]
             m.status, m.owner, m.expired = outcome, None, False
+            m.attempts -= outcome == "pending"  # a release gives its attempt back
             m.transitions += 1
 
     @precondition(lambda self: self.model)
