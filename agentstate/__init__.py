@@ -6,12 +6,13 @@ tasks = agentstate.TaskManager(conn, "planner-1")
 log = agentstate.MessageLog(conn)
 """
 
-from agentstate.agents import Agents, AsyncAgents, Conversation, Link, Planner, Router
+from agentstate.agents import Agents, Conversation, Link, Planner, Router
+from agentstate.aio import AsyncAgents, AsyncMessageLog, AsyncTaskManager
 from agentstate.database import connect, connect_async
 from agentstate.engine import DEFAULT_PATH, write, write_async
-from agentstate.messages import STREAMS, AsyncMessageLog, Message, MessageLog, NewMessage, Stream
+from agentstate.messages import STREAMS, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
-from agentstate.tasks import AsyncTaskManager, Claim, Task, TaskEvent, TaskManager
+from agentstate.tasks import Claim, Task, TaskEvent, TaskManager
 
 __all__ = [
     "DEFAULT_PATH",

@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-import apsw
-
-from agentstate import engine, errors, queries
-from agentstate.engine import AsyncConnection
+from agentstate import engine, errors
+from agentstate.engine import SyncConnection
+from agentstate.runner import run
 from agentstate.values import from_json, new_id, require_int, require_str, to_json, utc_now
 
 MAX_ID_LENGTH = 128
@@ -98,10 +97,10 @@ def _table(kind: str, table: str, row: type[RowT], key_of: Callable[[RowT], str]
         kind=kind,
         row=row,
         key_of=key_of,
-        create=queries.sql(f"agents.create_{table}"),
-        get=queries.sql(f"agents.get_{table}"),
-        update=queries.sql(f"agents.update_{table}"),
-        list=queries.sql(f"agents.list_{table}"),
+        create=f"agents.create_{table}",
+        get=f"agents.get_{table}",
+        update=f"agents.update_{table}",
+        list=f"agents.list_{table}",
     )
 
 
@@ -109,10 +108,6 @@ CONVERSATIONS = _table("conversation", "conversations", Conversation, lambda r: 
 ROUTERS = _table("router", "routers", Router, lambda r: r.router_id)
 PLANNERS = _table("planner", "planners", Planner, lambda r: r.planner_id)
 
-_LINK = queries.sql("agents.link")
-_UNLINK = queries.sql("agents.unlink")
-_PLANNERS_OF_ROUTER = queries.sql("agents.planners_of_router")
-_ROUTERS_OF_PLANNER = queries.sql("agents.routers_of_planner")
 
 
 def _id(name: str, value: object) -> str:
@@ -133,10 +128,6 @@ def _status(value: object) -> str:
     return text
 
 
-def _is_unique_failure(exc: apsw.ConstraintError) -> bool:
-    return "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc)
-
-
 class Agents:
     """Create, read, update and list conversations, routers and planners; link routers to planners.
 
@@ -145,7 +136,7 @@ class Agents:
     "leave unchanged" on update.
     """
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: SyncConnection) -> None:
         self._conn = conn
 
     # --- the shared implementation ---------------------------------------------------------
@@ -159,22 +150,18 @@ class Agents:
         with engine.write(self._conn):
             params["now"] = utc_now()
             try:
-                rows = self._conn.execute(table.create, params).fetchall()
-            except apsw.ConstraintError as exc:
-                if _is_unique_failure(exc):
-                    raise errors.DuplicateError(
-                        f"{table.kind} {params['id']!r} already exists: pick another id, or get() it"
-                    ) from exc
-                raise
-        return table.build(rows[0])
+                row = run(self._conn, table.create, params)
+            except errors.DuplicateError as exc:
+                raise errors.DuplicateError(
+                    f"{table.kind} {params['id']!r} already exists: pick another id, or get() it"
+                ) from exc
+        return table.build(row)
 
     def _get(self, table: _Table[RowT], id: str) -> RowT:
-        params = {"id": _id(f"{table.kind} id", id)}
-        with engine.translating():
-            rows = self._conn.execute(table.get, params).fetchall()
-        if not rows:
+        row = run(self._conn, table.get, {"id": _id(f"{table.kind} id", id)})
+        if row is None:
             raise errors.NotFoundError(table.kind, id)
-        return table.build(rows[0])
+        return table.build(row)
 
     def _update(self, table: _Table[RowT], id: str, status: str | None, metadata: Any) -> RowT:
         params = {
@@ -184,10 +171,10 @@ class Agents:
         }
         with engine.write(self._conn):
             params["now"] = utc_now()
-            rows = self._conn.execute(table.update, params).fetchall()
-        if not rows:
+            row = run(self._conn, table.update, params)
+        if row is None:
             raise errors.NotFoundError(table.kind, id)
-        return table.build(rows[0])
+        return table.build(row)
 
     def _list(self, table: _Table[RowT], status: str, after: RowT | None, limit: int) -> list[RowT]:
         if after is not None and not isinstance(after, table.row):
@@ -200,9 +187,7 @@ class Agents:
             "after_id": "" if after is None else table.key_of(after),
             "limit": require_int("limit", limit, minimum=1),
         }
-        with engine.translating():
-            rows = self._conn.execute(table.list, params).fetchall()
-        return [table.build(row) for row in rows]
+        return [table.build(row) for row in run(self._conn, table.list, params)]
 
     # --- conversations ----------------------------------------------------------------------
 
@@ -294,142 +279,35 @@ class Agents:
         with engine.write(self._conn):
             params["now"] = utc_now()
             try:
-                rows = self._conn.execute(_LINK, params).fetchall()
-            except apsw.ConstraintError as exc:
-                if _is_unique_failure(exc):
-                    raise errors.DuplicateError(
-                        f"router {router_id!r} is already linked to planner {planner_id!r}"
-                    ) from exc
-                if "FOREIGN KEY" in str(exc):
-                    for kind, sql, key in (("router", ROUTERS.get, router_id), ("planner", PLANNERS.get, planner_id)):
-                        if not self._conn.execute(sql, {"id": key}).fetchall():
-                            raise errors.NotFoundError(kind, key) from exc
+                row = run(self._conn, "agents.link", params)
+            except errors.DuplicateError as exc:
+                raise errors.DuplicateError(f"router {router_id!r} is already linked to planner {planner_id!r}") from exc
+            except errors.ForeignKeyError as exc:
+                for kind, query, key in (("router", ROUTERS.get, router_id), ("planner", PLANNERS.get, planner_id)):
+                    if run(self._conn, query, {"id": key}) is None:
+                        raise errors.NotFoundError(kind, key) from exc
                 raise
-        return Link(*cast(tuple[int, str, str, str], rows[0]))
+        return Link(*cast(tuple[int, str, str, str], row))
 
     def unlink(self, router_id: str, planner_id: str) -> bool:
         """Remove the link of a pair; False if they were not linked."""
         params = {"router_id": _id("router_id", router_id), "planner_id": _id("planner_id", planner_id)}
         with engine.write(self._conn):
-            self._conn.execute(_UNLINK, params)
-            return self._conn.changes() > 0
+            return cast(int, run(self._conn, "agents.unlink", params)) > 0
 
     def planners_of(self, router_id: str) -> list[Planner]:
         """The planners a router is linked to, by id (empty for an unknown router)."""
-        params = {"router_id": _id("router_id", router_id)}
-        with engine.translating():
-            rows = self._conn.execute(_PLANNERS_OF_ROUTER, params).fetchall()
+        rows = run(self._conn, "agents.planners_of_router", {"router_id": _id("router_id", router_id)})
         return [PLANNERS.build(row) for row in rows]
 
     def routers_of(self, planner_id: str) -> list[Router]:
         """The routers a planner is linked to, by id (empty for an unknown planner)."""
-        params = {"planner_id": _id("planner_id", planner_id)}
-        with engine.translating():
-            rows = self._conn.execute(_ROUTERS_OF_PLANNER, params).fetchall()
+        rows = run(self._conn, "agents.routers_of_planner", {"planner_id": _id("planner_id", planner_id)})
         return [ROUTERS.build(row) for row in rows]
-
-
-class AsyncAgents:
-    """:class:`Agents` for asyncio, on a connection from :func:`agentstate.connect_async`.
-
-    Each method runs the synchronous one on the connection's worker thread.
-    """
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-        # On its worker thread an async connection answers synchronously, like a plain one.
-        self._sync = Agents(cast(apsw.Connection, conn))
-
-    async def create_conversation(
-        self, conversation_id: str | None = None, *, status: str = "active", metadata: Any = None
-    ) -> Conversation:
-        """See :meth:`Agents.create_conversation`."""
-        return await engine.run_async(
-            self._conn, self._sync.create_conversation, conversation_id, status=status, metadata=metadata
-        )
-
-    async def get_conversation(self, conversation_id: str) -> Conversation:
-        """See :meth:`Agents.get_conversation`."""
-        return await engine.run_async(self._conn, self._sync.get_conversation, conversation_id)
-
-    async def update_conversation(
-        self, conversation_id: str, *, status: str | None = None, metadata: Any = None
-    ) -> Conversation:
-        """See :meth:`Agents.update_conversation`."""
-        return await engine.run_async(
-            self._conn, self._sync.update_conversation, conversation_id, status=status, metadata=metadata
-        )
-
-    async def list_conversations(
-        self, status: str = "active", *, after: Conversation | None = None, limit: int = 100
-    ) -> list[Conversation]:
-        """See :meth:`Agents.list_conversations`."""
-        return await engine.run_async(self._conn, self._sync.list_conversations, status, after=after, limit=limit)
-
-    async def create_router(
-        self, router_id: str | None = None, *, status: str = "active", metadata: Any = None
-    ) -> Router:
-        """See :meth:`Agents.create_router`."""
-        return await engine.run_async(self._conn, self._sync.create_router, router_id, status=status, metadata=metadata)
-
-    async def get_router(self, router_id: str) -> Router:
-        """See :meth:`Agents.get_router`."""
-        return await engine.run_async(self._conn, self._sync.get_router, router_id)
-
-    async def update_router(self, router_id: str, *, status: str | None = None, metadata: Any = None) -> Router:
-        """See :meth:`Agents.update_router`."""
-        return await engine.run_async(self._conn, self._sync.update_router, router_id, status=status, metadata=metadata)
-
-    async def list_routers(
-        self, status: str = "active", *, after: Router | None = None, limit: int = 100
-    ) -> list[Router]:
-        """See :meth:`Agents.list_routers`."""
-        return await engine.run_async(self._conn, self._sync.list_routers, status, after=after, limit=limit)
-
-    async def create_planner(
-        self, planner_id: str | None = None, *, status: str = "active", metadata: Any = None
-    ) -> Planner:
-        """See :meth:`Agents.create_planner`."""
-        return await engine.run_async(
-            self._conn, self._sync.create_planner, planner_id, status=status, metadata=metadata
-        )
-
-    async def get_planner(self, planner_id: str) -> Planner:
-        """See :meth:`Agents.get_planner`."""
-        return await engine.run_async(self._conn, self._sync.get_planner, planner_id)
-
-    async def update_planner(self, planner_id: str, *, status: str | None = None, metadata: Any = None) -> Planner:
-        """See :meth:`Agents.update_planner`."""
-        return await engine.run_async(
-            self._conn, self._sync.update_planner, planner_id, status=status, metadata=metadata
-        )
-
-    async def list_planners(
-        self, status: str = "active", *, after: Planner | None = None, limit: int = 100
-    ) -> list[Planner]:
-        """See :meth:`Agents.list_planners`."""
-        return await engine.run_async(self._conn, self._sync.list_planners, status, after=after, limit=limit)
-
-    async def link(self, router_id: str, planner_id: str) -> Link:
-        """See :meth:`Agents.link`."""
-        return await engine.run_async(self._conn, self._sync.link, router_id, planner_id)
-
-    async def unlink(self, router_id: str, planner_id: str) -> bool:
-        """See :meth:`Agents.unlink`."""
-        return await engine.run_async(self._conn, self._sync.unlink, router_id, planner_id)
-
-    async def planners_of(self, router_id: str) -> list[Planner]:
-        """See :meth:`Agents.planners_of`."""
-        return await engine.run_async(self._conn, self._sync.planners_of, router_id)
-
-    async def routers_of(self, planner_id: str) -> list[Router]:
-        """See :meth:`Agents.routers_of`."""
-        return await engine.run_async(self._conn, self._sync.routers_of, planner_id)
 
 
 __all__ = [
     "Agents",
-    "AsyncAgents",
     "Conversation",
     "Link",
     "Planner",

@@ -14,16 +14,33 @@ import apsw
 
 from agentstate import engine, errors, migrations
 from agentstate.engine import DEFAULT_PATH, AsyncConnection, Durability, Settings
+from agentstate.monitor import QueryHook
 
 
 def _settings(
-    durability: Durability, busy_timeout_ms: int | None, file_mode: int, readonly: bool, migrate: bool
+    durability: Durability,
+    busy_timeout_ms: int | None,
+    file_mode: int,
+    readonly: bool,
+    migrate: bool,
+    monitoring: bool,
+    slow_query_ms: float | None,
+    on_query: QueryHook | None,
 ) -> Settings:
-    if not isinstance(readonly, bool) or not isinstance(migrate, bool):
-        raise errors.InvalidTypeError("readonly and migrate must be True or False")
+    if not all(isinstance(flag, bool) for flag in (readonly, migrate, monitoring)):
+        raise errors.InvalidTypeError("readonly, migrate and monitoring must be True or False")
     if not isinstance(durability, str) or durability not in ("normal", "full"):
         raise errors.InvalidValueError(f"durability must be 'normal' or 'full', not {durability!r}")
-    return Settings(durability=durability, busy_timeout_ms=busy_timeout_ms, file_mode=file_mode)
+    if on_query is not None and not callable(on_query):
+        raise errors.InvalidTypeError(f"on_query must be a callable(name, seconds, rows), not {type(on_query).__name__}")
+    return Settings(
+        durability=durability,
+        busy_timeout_ms=busy_timeout_ms,
+        file_mode=file_mode,
+        monitoring=monitoring,
+        slow_query_ms=slow_query_ms,
+        on_query=() if on_query is None else (on_query,),
+    )
 
 
 def _ready(conn: apsw.Connection, readonly: bool, migrate: bool) -> None:
@@ -48,6 +65,9 @@ def connect(
     durability: Durability = "normal",
     busy_timeout_ms: int | None = None,
     file_mode: int = engine.DEFAULT_FILE_MODE,
+    monitoring: bool = True,
+    slow_query_ms: float | None = None,
+    on_query: QueryHook | None = None,
 ) -> engine.Connection:
     """Open (creating if needed) an agentstate database and return a configured apsw connection.
 
@@ -58,10 +78,14 @@ def connect(
     :param busy_timeout_ms: how long a writer waits for another's write lock (default 10 s).
     :param file_mode: permissions of a file this call creates (default ``0o600``: owner only);
         the -wal and -shm files get the same. An existing file keeps its permissions.
+    :param monitoring: time every named query (statistics, slow-query log, ``on_query``).
+    :param slow_query_ms: log queries slower than this on the ``agentstate`` logger (default:
+        ``AGENTSTATE_SLOW_QUERY_MS``, else 100; 0 logs every query).
+    :param on_query: called as ``on_query(name, seconds, rows)`` after every named query.
     :raises SchemaError: the schema is newer than this code, or an applied file was edited or lost.
     :raises DatabaseCorruptError: the file is not an SQLite database, or is damaged.
     """
-    settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate)
+    settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query)
     conn = engine.open_connection(path, readonly=readonly, settings=settings)
     try:
         _ready(conn, readonly, migrate)
@@ -79,13 +103,16 @@ async def connect_async(
     durability: Durability = "normal",
     busy_timeout_ms: int | None = None,
     file_mode: int = engine.DEFAULT_FILE_MODE,
+    monitoring: bool = True,
+    slow_query_ms: float | None = None,
+    on_query: QueryHook | None = None,
 ) -> AsyncConnection:
     """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
 
     Use it with the async classes (:class:`agentstate.AsyncTaskManager`, ...), and close it with
     ``await conn.aclose()``.
     """
-    settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate)
+    settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query)
     conn = await engine.open_async_connection(path, readonly=readonly, settings=settings)
     try:
         await engine.run_async(conn, _ready, conn, readonly, migrate)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import re
 import stat
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import apsw
+import apsw.ext
 
 from agentstate import checkpoint, errors
+from agentstate.monitor import Monitor, QueryHook
 from agentstate.values import require_int
 
 ENGINE = "sqlite"
@@ -43,6 +46,9 @@ else:  # apsw defines the async connection type in its stubs only
     AsyncConnection = apsw.Connection
 
 Durability = Literal["normal", "full"]
+# What the managers take: any apsw connection (agentstate's own :class:`Connection` adds pid,
+# monitoring and checkpointer bookkeeping). The managers name this, never the driver.
+SyncConnection: TypeAlias = apsw.Connection
 T = TypeVar("T")
 
 
@@ -54,15 +60,30 @@ class Connection(apsw.Connection):
     """
 
     pid: int
+    monitor: Monitor | None
+    """Where :mod:`agentstate.runner` reports query timings (None: monitoring off)."""
 
     def close(self, force: bool = False) -> None:
+        if os.getpid() == getattr(self, "pid", None):
+            optimize(self)
         checkpoint.detach(self)
         super().close(force)
 
     async def aclose(self) -> None:
         """Close an async connection (see :meth:`close`)."""
+        if os.getpid() == getattr(self, "pid", None):
+            with contextlib.suppress(Exception):
+                await self.async_run(optimize, self)  # type: ignore[attr-defined]
         checkpoint.detach(self)
         await apsw.Connection.aclose(self)  # type: ignore[attr-defined]  # apsw's stubs type it on AsyncConnection
+
+
+def optimize(conn: apsw.Connection) -> None:
+    """``PRAGMA optimize`` (what apsw.bestpractice does at close): refresh the planner's statistics
+    where this connection's queries showed they are stale; bounded by ``analysis_limit``."""
+    with contextlib.suppress(apsw.Error):
+        if conn.get_autocommit() and not conn.readonly("main"):
+            conn.execute("PRAGMA optimize")
 
 
 _opened: weakref.WeakSet[Connection] = weakref.WeakSet()
@@ -150,6 +171,12 @@ class Settings:
     """Checkpoint the WAL on a background thread instead of inside a random writer's commit."""
     file_mode: int = DEFAULT_FILE_MODE
     """Permissions of a database file agentstate creates (and so of its -wal and -shm files)."""
+    monitoring: bool = True
+    """Time every named query for statistics, the slow-query log and hooks."""
+    slow_query_ms: float | None = None
+    """Log queries slower than this (None: ``AGENTSTATE_SLOW_QUERY_MS``, else 100; 0 logs all)."""
+    on_query: tuple[QueryHook, ...] = ()
+    """Called as ``hook(name, seconds, rows)`` after every named query."""
 
     def __post_init__(self) -> None:
         if self.busy_timeout_ms is not None:
@@ -243,6 +270,13 @@ def database_path(path: object) -> str:
     return filename
 
 
+@cache
+def _log_sqlite() -> None:
+    """SQLite's own log (WAL recovery, misuse, constraint aborts) into the ``agentstate`` logger at
+    INFO and below, once per process (apsw.bestpractice.library_logging)."""
+    apsw.ext.log_sqlite(level=logging.INFO, logger=logging.getLogger("agentstate"))
+
+
 def _open_flags(readonly: bool) -> int:
     base = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     return base | apsw.SQLITE_OPEN_URI
@@ -251,6 +285,8 @@ def _open_flags(readonly: bool) -> int:
 def _prepare(conn: Connection, settings: Settings) -> None:
     """Everything between opening a connection and handing it out."""
     conn.pid = os.getpid()
+    conn.monitor = Monitor(settings.slow_query_ms, settings.on_query) if settings.monitoring else None
+    _log_sqlite()
     _make_private(conn, settings.file_mode)
     configure(conn, settings)
     _opened.add(conn)
@@ -306,6 +342,12 @@ async def open_async_connection(
             raise translate(exc, f"opening {filename!r}") from exc
         raise
     return conn
+
+
+def materialise(value: T) -> T:
+    """An iterator argument of an async call, consumed on the caller's thread (a generator must
+    not run on the connection's worker thread); anything else is passed on unchanged."""
+    return list(value) if isinstance(value, Iterator) else value  # type: ignore[return-value]
 
 
 def run_async(conn: AsyncConnection, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> Awaitable[T]:

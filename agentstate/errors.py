@@ -50,6 +50,10 @@ class QueryFileError(SchemaError):
     """A named-query .sql file is malformed (duplicate name, empty block, bad header)."""
 
 
+class QueryCardinalityError(SchemaError):
+    """A query returned more rows than its header's cardinality allows (a bug in its .sql file)."""
+
+
 # --- database state ----------------------------------------------------------------------------
 
 

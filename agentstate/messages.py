@@ -33,11 +33,10 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple, cast, get_args
 
-import apsw
-
-from agentstate import engine, errors, queries
-from agentstate.engine import AsyncConnection
+from agentstate import engine, errors
+from agentstate.engine import SyncConnection
 from agentstate.rows import Builder
+from agentstate.runner import run, run_each
 from agentstate.values import (
     as_timestamp,
     canonical_json,
@@ -89,7 +88,7 @@ _build_message = Builder(Message)
 
 @dataclass(frozen=True)
 class _StreamSQL:
-    """One message table: its owner and its statements."""
+    """One message table: its owner and the names of its statements."""
 
     name: Stream
     owner_kind: str
@@ -112,12 +111,12 @@ def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
     table = f"{name}_messages"
 
     def sql(query: str) -> str:
-        return queries.sql(f"messages.{query}_{table}")
+        return f"messages.{query}_{table}"
 
     return _StreamSQL(
         name=name,
         owner_kind=owner_kind,
-        owner_exists=queries.sql(owner_exists),
+        owner_exists=owner_exists,
         append=sql("append"),
         insert=sql("insert"),
         last_position=sql("last_position"),
@@ -261,7 +260,7 @@ class MessageLog:
     all or nothing. Reads of an unknown stream return nothing rather than raising.
     """
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: SyncConnection) -> None:
         self._conn = conn
 
     # --- appending --------------------------------------------------------------------------
@@ -298,12 +297,12 @@ class MessageLog:
             # Stamped after the write lock is taken, so created_at follows commit order closely.
             created_at = params["created_at"] = utc_now()
             try:
-                rows = self._conn.execute(sql.append, params).fetchall()
-            except apsw.ConstraintError as exc:
+                row = run(self._conn, sql.append, params)
+            except errors.ForeignKeyError as exc:
                 self._raise_if_unknown_owner(sql, [draft.stream_id], exc)
                 raise
-            if not rows:  # the idempotency key is taken: this is a retry, or a conflict
-                stored = self._conn.execute(sql.by_idempotency_key, params).fetchall()[0]
+            if row is None:  # the idempotency key is taken: this is a retry, or a conflict
+                stored = run(self._conn, sql.by_idempotency_key, params)
                 if not _same_message(stored, draft):
                     raise _conflict(sql, stored)
                 return _full_messages(sql.name, [stored])[0]
@@ -311,7 +310,7 @@ class MessageLog:
         return _build_message(
             sql.name,
             draft.stream_id,
-            rows[0][0],
+            row[0],
             draft.role,
             draft.content,
             meta,
@@ -354,7 +353,7 @@ class MessageLog:
         with engine.write(self._conn):
             try:
                 rows = self._position_and_insert(sql, drafts, stream_ids)
-            except apsw.ConstraintError as exc:
+            except errors.ForeignKeyError as exc:
                 self._raise_if_unknown_owner(sql, stream_ids, exc)
                 raise
         return _full_messages(sql.name, rows)
@@ -367,15 +366,15 @@ class MessageLog:
         conn = self._conn
         created_at = utc_now()
         if len(stream_ids) == 1:
-            found = conn.execute(sql.last_position, {"stream_id": stream_ids[0]}).fetchall()
+            found = [run(conn, sql.last_position, {"stream_id": stream_ids[0]})]
         else:
-            found = conn.executemany(sql.last_position, [{"stream_id": s} for s in stream_ids]).fetchall()
+            found = run_each(conn, sql.last_position, [{"stream_id": s} for s in stream_ids])
         last: dict[str, int] = {cast(str, row[0]): cast(int, row[1]) for row in found}
         stored: dict[tuple[str, str], tuple[Any, ...]] = {}
         keyed = list(dict.fromkeys((d.stream_id, d.idempotency_key) for d in drafts if d.idempotency_key is not None))
         if keyed:
             bindings = [{"stream_id": s, "idempotency_key": k} for s, k in keyed]
-            for row in conn.executemany(sql.by_idempotency_key, bindings):
+            for row in run_each(conn, sql.by_idempotency_key, bindings):
                 stored[row[0], row[5]] = row
         rows: list[tuple[Any, ...]] = []
         inserts: list[tuple[Any, ...]] = []
@@ -401,14 +400,12 @@ class MessageLog:
             # stable, so each stream's positions stay ascending.
             inserts.sort(key=_by_stream_id)
         if inserts:
-            conn.executemany(sql.insert, inserts)
+            run_each(conn, sql.insert, inserts)
         return rows
 
-    def _raise_if_unknown_owner(self, sql: _StreamSQL, stream_ids: Sequence[str], exc: apsw.ConstraintError) -> None:
+    def _raise_if_unknown_owner(self, sql: _StreamSQL, stream_ids: Sequence[str], exc: errors.ForeignKeyError) -> None:
         """Turn a failed foreign key into NotFoundError naming the first unknown owner."""
-        if "FOREIGN KEY" not in str(exc):
-            return
-        found = {row[0] for row in self._conn.executemany(sql.owner_exists, [{"id": s} for s in stream_ids])}
+        found = {row[0] for row in run_each(self._conn, sql.owner_exists, [{"id": s} for s in stream_ids])}
         for stream_id in stream_ids:
             if stream_id not in found:
                 raise errors.NotFoundError(sql.owner_kind, stream_id) from exc
@@ -416,8 +413,7 @@ class MessageLog:
     # --- reading ----------------------------------------------------------------------------
 
     def _read(self, sql: _StreamSQL, query: str, params: dict[str, Any], newest_first: bool) -> list[Message]:
-        with engine.translating():
-            rows = self._conn.execute(query, params).fetchall()
+        rows = run(self._conn, query, params)
         if newest_first:
             rows.reverse()
         return _messages(sql.name, params["stream_id"], rows)
@@ -481,24 +477,21 @@ class MessageLog:
     def get(self, stream: Stream, stream_id: str, position: int) -> Message:
         """One message by position. :raises NotFoundError: no message has that position."""
         sql = _stream(stream)
-        params = {"stream_id": _stream_id(stream_id), "position": require_int("position", position)}
-        found = self._read(sql, sql.get, params, newest_first=False)
-        if not found:
+        key = _stream_id(stream_id)
+        row = run(self._conn, sql.get, {"stream_id": key, "position": require_int("position", position)})
+        if row is None:
             raise errors.NotFoundError(f"{stream} message", (stream_id, position))
-        return found[0]
+        return _messages(sql.name, key, [row])[0]
 
     def count(self, stream: Stream, stream_id: str) -> int:
         """How many messages a stream holds (reads an index range the size of the stream)."""
         sql = _stream(stream)
-        with engine.translating():
-            return cast(int, self._conn.execute(sql.count, {"stream_id": _stream_id(stream_id)}).fetchall()[0][0])
+        return cast(int, run(self._conn, sql.count, {"stream_id": _stream_id(stream_id)}))
 
     def last_position(self, stream: Stream, stream_id: str) -> int:
         """The position of a stream's last message, 0 when it has none (one index seek)."""
         sql = _stream(stream)
-        with engine.translating():
-            rows = self._conn.execute(sql.last_position, {"stream_id": _stream_id(stream_id)}).fetchall()
-        return cast(int, rows[0][1])
+        return cast(int, run(self._conn, sql.last_position, {"stream_id": _stream_id(stream_id)})[1])
 
     # --- retention --------------------------------------------------------------------------
 
@@ -522,97 +515,7 @@ class MessageLog:
                 {"stream_id": key, "keep": require_int("keep_last", keep_last, minimum=1)},
             )
         with engine.write(self._conn):
-            self._conn.execute(query, params)
-            return self._conn.changes()
+            return cast(int, run(self._conn, query, params))
 
 
-class AsyncMessageLog:
-    """:class:`MessageLog` for asyncio, on a connection from :func:`agentstate.connect_async`.
-
-    Each method runs the synchronous one on the connection's worker thread.
-    """
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-        # On its worker thread an async connection answers synchronously, like a plain one.
-        self._sync = MessageLog(cast(apsw.Connection, conn))
-
-    async def append(
-        self,
-        stream: Stream,
-        stream_id: str,
-        *,
-        role: str,
-        content: str,
-        metadata: Any = None,
-        idempotency_key: str | None = None,
-    ) -> Message:
-        """See :meth:`MessageLog.append`."""
-        return await engine.run_async(
-            self._conn,
-            self._sync.append,
-            stream,
-            stream_id,
-            role=role,
-            content=content,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-        )
-
-    async def append_many(self, stream: Stream, stream_id: str, messages: Iterable[NewMessage]) -> list[Message]:
-        """See :meth:`MessageLog.append_many`."""
-        # Materialised here: a generator must not be consumed on another thread.
-        return await engine.run_async(self._conn, self._sync.append_many, stream, stream_id, list(messages))
-
-    async def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
-        """See :meth:`MessageLog.append_bulk`."""
-        return await engine.run_async(self._conn, self._sync.append_bulk, stream, list(messages))
-
-    async def latest(self, stream: Stream, stream_id: str, limit: int = 50) -> list[Message]:
-        """See :meth:`MessageLog.latest`."""
-        return await engine.run_async(self._conn, self._sync.latest, stream, stream_id, limit)
-
-    async def before(self, stream: Stream, stream_id: str, position: int, *, limit: int = 50) -> list[Message]:
-        """See :meth:`MessageLog.before`."""
-        return await engine.run_async(self._conn, self._sync.before, stream, stream_id, position, limit=limit)
-
-    async def after(self, stream: Stream, stream_id: str, position: int = 0, *, limit: int = 50) -> list[Message]:
-        """See :meth:`MessageLog.after`."""
-        return await engine.run_async(self._conn, self._sync.after, stream, stream_id, position, limit=limit)
-
-    async def between(
-        self,
-        stream: Stream,
-        stream_id: str,
-        *,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int | None = None,
-    ) -> list[Message]:
-        """See :meth:`MessageLog.between`."""
-        return await engine.run_async(
-            self._conn, self._sync.between, stream, stream_id, since=since, until=until, limit=limit
-        )
-
-    async def get(self, stream: Stream, stream_id: str, position: int) -> Message:
-        """See :meth:`MessageLog.get`."""
-        return await engine.run_async(self._conn, self._sync.get, stream, stream_id, position)
-
-    async def count(self, stream: Stream, stream_id: str) -> int:
-        """See :meth:`MessageLog.count`."""
-        return await engine.run_async(self._conn, self._sync.count, stream, stream_id)
-
-    async def last_position(self, stream: Stream, stream_id: str) -> int:
-        """See :meth:`MessageLog.last_position`."""
-        return await engine.run_async(self._conn, self._sync.last_position, stream, stream_id)
-
-    async def trim(
-        self, stream: Stream, stream_id: str, *, before: int | None = None, keep_last: int | None = None
-    ) -> int:
-        """See :meth:`MessageLog.trim`."""
-        return await engine.run_async(
-            self._conn, self._sync.trim, stream, stream_id, before=before, keep_last=keep_last
-        )
-
-
-__all__ = ["STREAMS", "AsyncMessageLog", "Message", "MessageLog", "NewMessage", "Stream"]
+__all__ = ["STREAMS", "Message", "MessageLog", "NewMessage", "Stream"]

@@ -141,6 +141,19 @@ def _applied(conn: apsw.Connection) -> tuple[AppliedMigration, ...]:
     return tuple(AppliedMigration(*row) for row in rows)
 
 
+def _read_versions(conn: apsw.Connection) -> tuple[tuple[AppliedMigration, ...], int]:
+    """The bookkeeping rows and user_version, from one snapshot: read apart, another process's
+    migration could commit between the two reads and make them look inconsistent."""
+    own = conn.get_autocommit()
+    if own:
+        conn.execute("BEGIN")
+    try:
+        return _applied(conn), conn.pragma("user_version")
+    finally:
+        if own:
+            conn.execute("COMMIT")
+
+
 def _compare(applied: tuple[AppliedMigration, ...], known: tuple[Migration, ...]) -> MigrationStatus:
     on_disk = {m.version: m for m in known}
     latest = max(on_disk, default=0)
@@ -174,8 +187,7 @@ def status(conn: apsw.Connection, known: tuple[Migration, ...] | None = None) ->
     :raises SchemaVersionMismatchError: ``PRAGMA user_version`` disagrees with the bookkeeping.
     """
     with engine.translating("reading schema_migrations"):
-        applied = _applied(conn)
-        user_version = conn.pragma("user_version")
+        applied, user_version = _read_versions(conn)
     state = _compare(applied, known if known is not None else discover())
     if user_version != state.version:
         raise errors.SchemaVersionMismatchError(

@@ -9,7 +9,9 @@ A block looks like::
 
 ``name`` and a cardinality (``:one :many :value :exec :returning``) are required; ``uses`` names
 the indexes the query plan must search (``none`` for a plain ``INSERT ... VALUES``), and the plan
-tests check every registered query against it, so a new query cannot skip its plan test. The
+tests check every registered query against it, so a new query cannot skip its plan test. An
+operator's statistics query may say ``-- scans: why`` to read a whole covering index on purpose
+(only in ``stats.sql``; a test keeps it there). :mod:`agentstate.runner` runs them all. The
 loader is strict: a duplicate name, an empty block or a bad header fails at import with file:line.
 
 A file may declare ``-- streams: table:key table:key ...``; a block whose name holds ``{stream}``
@@ -28,6 +30,7 @@ from agentstate import engine, errors
 CARDINALITIES = frozenset({"one", "many", "value", "exec", "returning"})
 _NAME = re.compile(r"^--\s*name:\s*([\w{}]+)\s+:(\w+)\s*$")
 _USES = re.compile(r"^--\s*uses:\s*(.+?)\s*$")
+_SCANS = re.compile(r"^--\s*scans:\s*(.+?)\s*$")
 _STREAMS = re.compile(r"^--\s*streams:\s*(.+?)\s*$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -43,6 +46,8 @@ class Query:
     line: int
     doc: str
     uses: tuple[str, ...]
+    scans: str = ""
+    """Why this query may read a whole covering index ('' for none: it must search)."""
 
     @property
     def where(self) -> str:
@@ -81,11 +86,14 @@ def parse(path: Path) -> list[Query]:
     queries = []
     for lineno, name, cardinality, body in blocks:
         uses: tuple[str, ...] = ()
+        scans = ""
         doc: list[str] = []
         sql: list[str] = []
         for text in body:
             if match := _USES.match(text):
                 uses = tuple(u.strip() for u in match.group(1).split(",")) if match.group(1) != "none" else ("none",)
+            elif match := _SCANS.match(text):
+                scans = match.group(1)
             elif text.lstrip().startswith("--") and not sql:
                 doc.append(text.lstrip()[2:].strip())
             else:
@@ -113,6 +121,7 @@ def parse(path: Path) -> list[Query]:
                     line=lineno,
                     doc=" ".join(doc),
                     uses=tuple(u.replace("{stream}", table) for u in uses),
+                    scans=scans,
                 )
             )
     return queries

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from inspect import signature
 from typing import Any, Final, Literal, NoReturn
 
-import apsw
-
-from agentstate import engine, errors, queries
-from agentstate.engine import AsyncConnection
+from agentstate import engine, errors
+from agentstate.engine import SyncConnection
 from agentstate.rows import Builder
+from agentstate.runner import run
 from agentstate.values import (
     from_json,
     iterable,
@@ -123,27 +122,9 @@ def _task(row: Any) -> Task:
     )  # fmt: skip
 
 
-_SQL = {name.removeprefix("tasks."): q.sql for name, q in queries.registry().items() if name.startswith("tasks.")}
-
-
-def _row(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Any:
-    """The first row of a named query, undecoded (None if there is none)."""
-    try:
-        return conn.execute(_SQL[name], params).fetchone()
-    except apsw.Error as exc:
-        raise engine.translate(exc, name) from exc
-
-
-def _rows(conn: apsw.Connection, name: str, params: dict[str, Any]) -> list[Any]:
-    """Every row of a named query, undecoded."""
-    try:
-        return conn.execute(_SQL[name], params).fetchall()
-    except apsw.Error as exc:
-        raise engine.translate(exc, name) from exc
-
-
-def _one(conn: apsw.Connection, name: str, params: dict[str, Any]) -> Task | None:
-    row = _row(conn, name, params)
+def _one(conn: SyncConnection, name: str, params: dict[str, Any]) -> Task | None:
+    """A named query's one row as a Task (None if there is none)."""
+    row = run(conn, name, params)
     return None if row is None else _task(row)
 
 
@@ -180,7 +161,7 @@ class TaskManager:
     within one thread (see README: threads and processes).
     """
 
-    def __init__(self, conn: apsw.Connection, planner_id: str | None = None, *, actor: str | None = None) -> None:
+    def __init__(self, conn: SyncConnection, planner_id: str | None = None, *, actor: str | None = None) -> None:
         """:param actor: who is acting, recorded on task events (default: the planner id)."""
         self.conn = conn
         self.planner_id = optional_str("planner_id", planner_id)
@@ -241,7 +222,7 @@ class TaskManager:
                 now = utc_now()  # under the lock, so creation times follow commit order
                 for params in rows:
                     params["now"] = now
-                    created.append(_task(_row(self.conn, "create", params)))
+                    created.append(_task(run(self.conn, "tasks.create", params)))
         except errors.ForeignKeyError as exc:
             raise errors.NotFoundError("planner", planner_id) from exc
         except errors.DuplicateError as exc:
@@ -280,18 +261,18 @@ class TaskManager:
 
     def get_task(self, worker_id: str) -> Task:
         """One task by id. :raises NotFoundError: no such task."""
-        task = _one(self.conn, "get", {"worker_id": require_str("worker_id", worker_id)})
+        task = _one(self.conn, "tasks.get", {"worker_id": require_str("worker_id", worker_id)})
         if task is None:
             raise errors.NotFoundError("task", worker_id)
         return task
 
     def get_current_task(self) -> Task | None:
         """The planner's oldest pending task, or None when nothing waits."""
-        return _one(self.conn, "current_task", {"planner_id": self._planner()})
+        return _one(self.conn, "tasks.current_task", {"planner_id": self._planner()})
 
     def get_completed_task(self) -> Task | None:
         """The planner's oldest finished task (``completed`` or ``failed_validation``) not yet recorded."""
-        return _one(self.conn, "completed_task", {"planner_id": self._planner()})
+        return _one(self.conn, "tasks.completed_task", {"planner_id": self._planner()})
 
     def list_tasks(self, status: TaskStatus, *, after: Task | None = None, limit: int = 100) -> list[Task]:
         """One page of the planner's tasks in ``status``, oldest first.
@@ -310,16 +291,16 @@ class TaskManager:
             "after_worker_id": after.worker_id if after else "",
             "limit": require_int("limit", limit, minimum=1),
         }
-        return [_task(row) for row in _rows(self.conn, "list_by_status", params)]
+        return [_task(row) for row in run(self.conn, "tasks.list_by_status", params)]
 
     def counts(self) -> dict[str, int]:
         """The number of the planner's tasks in each status (every status present, zeros included)."""
-        found: dict[str, int] = dict(_rows(self.conn, "counts", {"planner_id": self._planner()}))
+        found: dict[str, int] = dict(run(self.conn, "tasks.counts", {"planner_id": self._planner()}))
         return {status: found.get(status, 0) for status in STATUSES}
 
     def history(self, worker_id: str) -> list[TaskEvent]:
         """Every transition of a task, oldest first. :raises NotFoundError: no such task."""
-        rows = _rows(self.conn, "history", {"worker_id": require_str("worker_id", worker_id)})
+        rows = run(self.conn, "tasks.history", {"worker_id": require_str("worker_id", worker_id)})
         if not rows:
             raise errors.NotFoundError("task", worker_id)
         return [TaskEvent(e, w, f, t, fence, a, from_json(d), at) for (e, w, f, t, fence, a, d, at) in rows]
@@ -333,7 +314,7 @@ class TaskManager:
         params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
         with engine.write(self.conn):
             params["now"] = utc_now()
-            task = _one(self.conn, "retry", params)
+            task = _one(self.conn, "tasks.retry", params)
             if task is None:
                 self._refuse(worker_id, "retry", ("failed_validation",))
         return task
@@ -346,7 +327,7 @@ class TaskManager:
         params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
         with engine.write(self.conn):
             params["now"] = utc_now()
-            task = _one(self.conn, "record", params)
+            task = _one(self.conn, "tasks.record", params)
             if task is None:
                 self._refuse(worker_id, "record", ("completed", "failed_validation"))
         return task
@@ -360,13 +341,13 @@ class TaskManager:
             "before": utc_after(-require_seconds("older_than_seconds", older_than_seconds)),
             "limit": require_int("batch_size", batch_size, minimum=1),
         }
-        query = "purge_recorded_any"
+        query = "tasks.purge_recorded_any"
         if self.planner_id is not None:
-            query, params["planner_id"] = "purge_recorded_for_planner", self.planner_id
+            query, params["planner_id"] = "tasks.purge_recorded_for_planner", self.planner_id
         total = 0
         while True:
             with engine.write(self.conn):
-                deleted = len(_rows(self.conn, query, params))
+                deleted = len(run(self.conn, query, params))
             total += deleted
             if deleted < batch_size:
                 break
@@ -412,7 +393,7 @@ class TaskManager:
             now = utc_now()
             for claim, params in pairs:
                 params["now"] = now
-                task = _one(self.conn, "finish", params)
+                task = _one(self.conn, "tasks.finish", params)
                 if task is None:
                     self._refuse(claim.worker_id, "complete", ("claimed",), claim.token)
                 done.append(task)
@@ -424,11 +405,11 @@ class TaskManager:
         ran out on their last attempt fail first, so they are never handed out again."""
         params = {"owner": owner, "now": utc_now(), "lease_expires_at": utc_after(lease_seconds)}
         if self.planner_id is None:
-            _rows(self.conn, "expire_exhausted_any", params)
-            return _row(self.conn, "claim_any", params)
+            run(self.conn, "tasks.expire_exhausted_any", params)
+            return run(self.conn, "tasks.claim_any", params)
         params["planner_id"] = self.planner_id
-        _rows(self.conn, "expire_exhausted_for_planner", params)
-        return _row(self.conn, "claim_for_planner", params)
+        run(self.conn, "tasks.expire_exhausted_for_planner", params)
+        return run(self.conn, "tasks.claim_for_planner", params)
 
     def heartbeat(
         self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -444,7 +425,7 @@ class TaskManager:
         with engine.write(self.conn):
             # Under the lock: a lease runs from when it is granted, not from when the call began.
             params["now"], params["lease_expires_at"] = utc_now(), utc_after(lease_seconds)
-            task = _one(self.conn, "heartbeat", params)
+            task = _one(self.conn, "tasks.heartbeat", params)
             if task is None:
                 self._refuse(worker_id, "heartbeat", ("claimed",), token)
         return Claim(task)
@@ -485,7 +466,7 @@ class TaskManager:
         params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
         with engine.write(self.conn):
             params["now"] = utc_now()
-            if _row(self.conn, "finish", params) is None:  # no need to decode it
+            if run(self.conn, "tasks.finish", params) is None:  # no need to decode it
                 self._refuse(worker_id, "complete", ("claimed",), token)
             row = self._claim_row(owner, lease_seconds)
         return None if row is None else Claim(_task(row))
@@ -506,14 +487,14 @@ class TaskManager:
             params["actor"] = claim.owner  # the executor that held it did this step
         with engine.write(self.conn):
             params["now"] = utc_now()
-            task = _one(self.conn, "finish", params)
+            task = _one(self.conn, "tasks.finish", params)
             if task is None:
                 self._refuse(worker_id, action, ("claimed",), token)
         return task
 
     def _refuse(self, worker_id: str, action: str, allowed: tuple[str, ...], token: int | None = None) -> NoReturn:
         """Explain why a compare-and-set matched no row; called inside its transaction."""
-        task = _one(self.conn, "get", {"worker_id": worker_id})
+        task = _one(self.conn, "tasks.get", {"worker_id": worker_id})
         if task is None:
             raise errors.NotFoundError("task", worker_id)
         if token is not None and token != task.fence:
@@ -533,102 +514,3 @@ class TaskManager:
 _TASK_FIELDS = tuple(signature(TaskManager._encode_task).parameters)[2:]
 
 
-class AsyncTaskManager:
-    """:class:`TaskManager` for asyncio, on a connection from :func:`agentstate.connect_async`.
-
-    Each call runs the synchronous method on the connection's own worker thread.
-    """
-
-    def __init__(self, conn: AsyncConnection, planner_id: str | None = None, *, actor: str | None = None) -> None:
-        self.conn = conn
-        self._sync = TaskManager(conn, planner_id, actor=actor)  # type: ignore[arg-type]
-        self.planner_id = self._sync.planner_id
-
-    async def create_task(self, description: str = "", **fields: Any) -> Task:
-        """See :meth:`TaskManager.create_task`."""
-        return await engine.run_async(self.conn, self._sync.create_task, description, **fields)
-
-    async def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
-        """See :meth:`TaskManager.create_tasks`."""
-        return await engine.run_async(self.conn, self._sync.create_tasks, list(specs))
-
-    async def get_task(self, worker_id: str) -> Task:
-        """See :meth:`TaskManager.get_task`."""
-        return await engine.run_async(self.conn, self._sync.get_task, worker_id)
-
-    async def get_current_task(self) -> Task | None:
-        """See :meth:`TaskManager.get_current_task`."""
-        return await engine.run_async(self.conn, self._sync.get_current_task)
-
-    async def get_completed_task(self) -> Task | None:
-        """See :meth:`TaskManager.get_completed_task`."""
-        return await engine.run_async(self.conn, self._sync.get_completed_task)
-
-    async def list_tasks(self, status: TaskStatus, *, after: Task | None = None, limit: int = 100) -> list[Task]:
-        """See :meth:`TaskManager.list_tasks`."""
-        return await engine.run_async(self.conn, self._sync.list_tasks, status, after=after, limit=limit)
-
-    async def counts(self) -> dict[str, int]:
-        """See :meth:`TaskManager.counts`."""
-        return await engine.run_async(self.conn, self._sync.counts)
-
-    async def history(self, worker_id: str) -> list[TaskEvent]:
-        """See :meth:`TaskManager.history`."""
-        return await engine.run_async(self.conn, self._sync.history, worker_id)
-
-    async def retry(self, worker_id: str) -> Task:
-        """See :meth:`TaskManager.retry`."""
-        return await engine.run_async(self.conn, self._sync.retry, worker_id)
-
-    async def record(self, worker_id: str) -> Task:
-        """See :meth:`TaskManager.record`."""
-        return await engine.run_async(self.conn, self._sync.record, worker_id)
-
-    async def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
-        """See :meth:`TaskManager.purge_recorded`."""
-        return await engine.run_async(
-            self.conn, self._sync.purge_recorded, older_than_seconds=older_than_seconds, batch_size=batch_size
-        )
-
-    async def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
-        """See :meth:`TaskManager.claim_many`."""
-        return await engine.run_async(self.conn, self._sync.claim_many, owner, limit, lease_seconds=lease_seconds)
-
-    async def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
-        """See :meth:`TaskManager.complete_many`."""
-        return await engine.run_async(self.conn, self._sync.complete_many, list(results))
-
-    async def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
-        """See :meth:`TaskManager.claim`."""
-        return await engine.run_async(self.conn, self._sync.claim, owner, lease_seconds=lease_seconds)
-
-    async def heartbeat(
-        self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
-    ) -> Claim:
-        """See :meth:`TaskManager.heartbeat`."""
-        return await engine.run_async(self.conn, self._sync.heartbeat, claim, token, lease_seconds=lease_seconds)
-
-    async def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
-        """See :meth:`TaskManager.complete`."""
-        return await engine.run_async(self.conn, self._sync.complete, claim, token, result=result)
-
-    async def fail_validation(self, claim: Claim | str, token: int | None = None, *, reason: Any = None) -> Task:
-        """See :meth:`TaskManager.fail_validation`."""
-        return await engine.run_async(self.conn, self._sync.fail_validation, claim, token, reason=reason)
-
-    async def release(self, claim: Claim | str, token: int | None = None) -> Task:
-        """See :meth:`TaskManager.release`."""
-        return await engine.run_async(self.conn, self._sync.release, claim, token)
-
-    async def complete_and_claim_next(
-        self,
-        claim: Claim | str,
-        token: int | None = None,
-        *,
-        result: Any = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> Claim | None:
-        """See :meth:`TaskManager.complete_and_claim_next`."""
-        return await engine.run_async(
-            self.conn, self._sync.complete_and_claim_next, claim, token, result=result, lease_seconds=lease_seconds
-        )

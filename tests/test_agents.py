@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import agentstate
 from agentstate import errors
-from agentstate.agents import Agents, AsyncAgents, Conversation, Link, Planner, Router
+from agentstate.agents import Agents, Conversation, Link, Planner, Router
+from agentstate.aio import AsyncAgents
 from tests.dbdump import dump
 
 # (kind, create, get, update, list, key attribute) for the three agent tables

@@ -20,10 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import agentstate
-from agentstate import errors
+from agentstate import errors, runner
 from agentstate import messages as messages_module
-from agentstate.agents import Agents, AsyncAgents
-from agentstate.messages import STREAMS, AsyncMessageLog, Message, MessageLog, NewMessage, Stream
+from agentstate.agents import Agents
+from agentstate.aio import AsyncAgents, AsyncMessageLog
+from agentstate.messages import STREAMS, Message, MessageLog, NewMessage, Stream
 from agentstate.rows import Builder
 from agentstate.values import format_time, new_id, parse_time, to_json, utc_now
 from tests.dbdump import dump
@@ -72,7 +73,7 @@ def log(fresh_db: apsw.Connection) -> MessageLog:
 def test_batches_bind_row_tuples_in_the_insert_statements_parameter_order(
     fresh_db: apsw.Connection, stream: Stream
 ) -> None:
-    insert = messages_module._SQL[stream].insert
+    insert = runner.query(messages_module._SQL[stream].insert).sql
     assert apsw.ext.query_info(fresh_db, insert).bindings_names == messages_module.ROW_FIELDS
 
 

@@ -13,7 +13,8 @@ import pytest
 
 import agentstate
 from agentstate import errors
-from agentstate.tasks import AsyncTaskManager, Claim, TaskManager
+from agentstate.aio import AsyncTaskManager
+from agentstate.tasks import Claim, TaskManager
 from tests.dbdump import dump
 from tests.plans import plan_details
 

@@ -15,5 +15,8 @@ PRAGMA foreign_keys = ON;
 -- Negative means KiB: 64 MiB of page cache per connection.
 PRAGMA cache_size = -65536;
 PRAGMA temp_store = MEMORY;
+-- PRAGMA optimize (run when a connection closes, and hourly by the checkpointer) samples at most
+-- this many rows per index, so it stays a few milliseconds at any size.
+PRAGMA analysis_limit = 1000;
 -- After a checkpoint lets the WAL start over, truncate its file to 64 MiB at most.
 PRAGMA journal_size_limit = 67108864;

@@ -1,0 +1,211 @@
+"""Query monitoring: per-query statistics, the slow-query log and hooks for metrics systems.
+
+Every named query runs through :func:`agentstate.runner.run`, which times it and reports here.
+Statistics are kept per query name for the whole process (all connections), as a metrics system
+would scrape them; thresholds and hooks are per connection (a :class:`Monitor`).
+
+The slow-query log goes to the stdlib logger ``agentstate`` at WARNING: the query's registered
+name, its duration, its parameters' shapes (types and lengths, never values: they hold users'
+data) and its ``EXPLAIN QUERY PLAN``. The threshold is ``connect(slow_query_ms=...)``, else the
+environment variable ``AGENTSTATE_SLOW_QUERY_MS``, else 100 ms; 0 logs every query.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from agentstate import errors
+
+logger = logging.getLogger("agentstate")
+
+DEFAULT_SLOW_QUERY_MS = 100.0
+SLOW_QUERY_ENV = "AGENTSTATE_SLOW_QUERY_MS"
+
+QueryHook = Callable[[str, float, int], None]
+"""``hook(name, seconds, rows)``, called after every named query on a connection that has it."""
+
+# Latency histogram: 4 buckets per power of two of nanoseconds (each within 19% of its values).
+_SUB_BUCKETS = 4
+_BUCKETS = 65 * _SUB_BUCKETS
+
+
+def _bucket(ns: int) -> int:
+    bits = ns.bit_length()
+    if bits <= 3:
+        return ns
+    return (bits << 2) | ((ns >> (bits - 3)) & 3)
+
+
+def _bucket_middle(index: int) -> float:
+    bits, sub = divmod(index, _SUB_BUCKETS)
+    if bits <= 3 and index < 8:
+        return float(index)
+    low = (4 + sub) << (bits - 3)
+    return low + (1 << (bits - 3)) / 2
+
+
+class QueryStats:
+    """Running totals for one named query (process-wide)."""
+
+    __slots__ = ("buckets", "calls", "max_ns", "name", "rows", "total_ns")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+        self.rows = 0
+        self.total_ns = 0
+        self.max_ns = 0
+        self.buckets = [0] * _BUCKETS
+
+    def add(self, ns: int, rows: int) -> None:
+        # Plain attribute updates: under the GIL two threads may, rarely, lose one count; a lock
+        # would cost more than the rest of the bookkeeping.
+        self.calls += 1
+        self.rows += rows
+        self.total_ns += ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+        self.buckets[_bucket(ns)] += 1
+
+    def quantile(self, q: float) -> float:
+        """Estimated seconds under which a fraction ``q`` of calls finished (0 when none ran)."""
+        if not self.calls:
+            return 0.0
+        wanted = q * self.calls
+        seen = 0
+        for index, count in enumerate(self.buckets):
+            seen += count
+            if count and seen >= wanted:
+                return min(_bucket_middle(index), self.max_ns) / 1e9
+        return self.max_ns / 1e9
+
+    def snapshot(self) -> QuerySnapshot:
+        return QuerySnapshot(
+            name=self.name,
+            calls=self.calls,
+            rows=self.rows,
+            total_seconds=self.total_ns / 1e9,
+            max_seconds=self.max_ns / 1e9,
+            p50_seconds=self.quantile(0.50),
+            p99_seconds=self.quantile(0.99),
+        )
+
+
+@dataclass(frozen=True)
+class QuerySnapshot:
+    """A copy of one query's statistics, as :func:`query_stats` returns them."""
+
+    name: str
+    calls: int
+    rows: int
+    total_seconds: float
+    max_seconds: float
+    p50_seconds: float
+    """Estimated from a histogram with buckets about 19% wide."""
+    p99_seconds: float
+
+    @property
+    def mean_seconds(self) -> float:
+        return self.total_seconds / self.calls if self.calls else 0.0
+
+
+_stats: dict[str, QueryStats] = {}
+
+
+def stats_for(name: str) -> QueryStats:
+    """The statistics object of a query name (created on first use)."""
+    found = _stats.get(name)
+    if found is None:
+        found = _stats[name] = QueryStats(name)
+    return found
+
+
+def query_stats() -> dict[str, QuerySnapshot]:
+    """Statistics of every named query run in this process so far, by name."""
+    return {name: s.snapshot() for name, s in sorted(_stats.items()) if s.calls}
+
+
+def reset_query_stats() -> None:
+    """Start counting afresh (e.g. at the start of a sampling window)."""
+    for found in _stats.values():
+        found.__init__(found.name)  # type: ignore[misc]
+
+
+def default_slow_query_ms() -> float:
+    """``AGENTSTATE_SLOW_QUERY_MS`` if set, else 100."""
+    raw = os.environ.get(SLOW_QUERY_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_SLOW_QUERY_MS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise errors.InvalidValueError(f"{SLOW_QUERY_ENV}={raw!r} is not a number of milliseconds") from None
+    if not value >= 0:
+        raise errors.InvalidValueError(f"{SLOW_QUERY_ENV}={raw!r} must be 0 or more")
+    return value
+
+
+class Monitor:
+    """What one connection does with its queries' timings: the slow-query threshold and hooks."""
+
+    __slots__ = ("hooks", "slow_ns")
+
+    def __init__(self, slow_query_ms: float | None = None, hooks: Iterable[QueryHook] = ()) -> None:
+        ms = default_slow_query_ms() if slow_query_ms is None else slow_query_ms
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not ms >= 0 or ms == float("inf"):
+            raise errors.InvalidValueError(f"slow_query_ms must be a finite number of milliseconds >= 0, got {ms!r}")
+        self.slow_ns = int(ms * 1_000_000)
+        self.hooks = tuple(hooks)
+        for hook in self.hooks:
+            if not callable(hook):
+                raise errors.InvalidTypeError(f"on_query hooks must be callables, not {type(hook).__name__}")
+
+    def observe(self, name: str, ns: int, rows: int, explain: Callable[[], str], params: Any) -> None:
+        stats_for(name).add(ns, rows)
+        if ns >= self.slow_ns:
+            _log_slow(name, ns, rows, self.slow_ns, explain, params)
+        for hook in self.hooks:
+            try:
+                hook(name, ns / 1e9, rows)
+            except Exception:  # a metrics exporter must never fail the user's query
+                logger.exception("agentstate: on_query hook %r failed for %s", hook, name)
+
+
+def _log_slow(name: str, ns: int, rows: int, slow_ns: int, explain: Callable[[], str], params: Any) -> None:
+    if not logger.isEnabledFor(logging.WARNING):
+        return
+    try:
+        plan = explain()
+    except Exception as exc:  # the plan is a courtesy; the log line must still go out
+        plan = f"(no plan: {exc})"
+    logger.warning(
+        "slow query %s: %.3f ms (threshold %.3f ms), %d row(s); params %s; plan: %s",
+        name,
+        ns / 1e6,
+        slow_ns / 1e6,
+        rows,
+        shapes(params),
+        plan,
+        extra={"agentstate_query": name, "agentstate_seconds": ns / 1e9, "agentstate_rows": rows},
+    )
+
+
+def shapes(params: Any) -> str:
+    """Parameters described by type and size only: ``{planner_id: str[9], limit: int}``."""
+    if isinstance(params, dict):
+        return "{" + ", ".join(f"{key}: {_shape(value)}" for key, value in params.items()) + "}"
+    if isinstance(params, (list, tuple)):
+        return "(" + ", ".join(_shape(value) for value in params) + ")"
+    return _shape(params)
+
+
+def _shape(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, (str, bytes)):
+        return f"{type(value).__name__}[{len(value)}]"
+    return type(value).__name__
