@@ -12,6 +12,7 @@ from agentstate.database import connect, connect_async
 from agentstate.engine import DEFAULT_PATH, write, write_async
 from agentstate.messages import STREAMS, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
+from agentstate.monitor import QuerySnapshot, query_stats, reset_query_stats
 from agentstate.tasks import Claim, Task, TaskEvent, TaskManager
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "MigrationStatus",
     "NewMessage",
     "Planner",
+    "QuerySnapshot",
     "Router",
     "Stream",
     "Task",
@@ -37,6 +39,8 @@ __all__ = [
     "connect",
     "connect_async",
     "migrate",
+    "query_stats",
+    "reset_query_stats",
     "status",
     "write",
     "write_async",

@@ -137,6 +137,7 @@ class Agents:
     """
 
     def __init__(self, conn: SyncConnection) -> None:
+        engine.require_connection(conn, "Agents")
         self._conn = conn
 
     # --- the shared implementation ---------------------------------------------------------

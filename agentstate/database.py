@@ -86,7 +86,8 @@ def connect(
     :raises DatabaseCorruptError: the file is not an SQLite database, or is damaged.
     """
     settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query)
-    conn = engine.open_connection(path, readonly=readonly, settings=settings)
+    # Without migrations a new file could never be used: do not create one.
+    conn = engine.open_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
         _ready(conn, readonly, migrate)
     except BaseException:
@@ -113,7 +114,7 @@ async def connect_async(
     ``await conn.aclose()``.
     """
     settings = _settings(durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query)
-    conn = await engine.open_async_connection(path, readonly=readonly, settings=settings)
+    conn = await engine.open_async_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
         await engine.run_async(conn, _ready, conn, readonly, migrate)
     except BaseException:

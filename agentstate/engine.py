@@ -185,6 +185,7 @@ class Settings:
             if self.busy_timeout_ms > 2**31 - 1:
                 raise errors.InvalidValueError(f"busy_timeout_ms must be at most {2**31 - 1}, got {self.busy_timeout_ms}")
         require_int("file_mode", self.file_mode, minimum=0)
+        Monitor(self.slow_query_ms, self.on_query)  # check them before any file is created
         if self.file_mode > 0o777:
             raise errors.InvalidValueError(f"file_mode must be permission bits such as 0o600, got {oct(self.file_mode)}")
 
@@ -250,11 +251,22 @@ def _set_file_pragma(conn: apsw.Connection, pragma: Pragma, timeout_ms: int) -> 
             time.sleep(0.01)
 
 
+def require_connection(conn: object, who: str) -> None:
+    """Refuse anything but a connection early, with a message instead of an AttributeError later."""
+    if not isinstance(conn, apsw.Connection):
+        raise errors.InvalidTypeError(
+            f"{who} takes a connection from agentstate.connect() (or connect_async()), not {type(conn).__name__}"
+        )
+
+
 def database_path(path: object) -> str:
     """Check a ``connect()`` path: a str or path-like naming a file, ``:memory:`` or a ``file:`` URI."""
     if not isinstance(path, (str, os.PathLike)):
         raise errors.InvalidTypeError(f"path must be a str or a pathlib.Path, not {type(path).__name__}")
-    filename = os.fspath(path)
+    try:
+        filename = os.fspath(path)
+    except TypeError as exc:
+        raise errors.InvalidTypeError(f"path: {exc}") from None
     if not isinstance(filename, str):
         raise errors.InvalidTypeError(f"path must be text, not {type(filename).__name__}")
     if not filename:
@@ -277,9 +289,10 @@ def _log_sqlite() -> None:
     apsw.ext.log_sqlite(level=logging.INFO, logger=logging.getLogger("agentstate"))
 
 
-def _open_flags(readonly: bool) -> int:
-    base = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-    return base | apsw.SQLITE_OPEN_URI
+def _open_flags(readonly: bool, create: bool = True) -> int:
+    if readonly:
+        return apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    return apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0) | apsw.SQLITE_OPEN_URI
 
 
 def _prepare(conn: Connection, settings: Settings) -> None:
@@ -305,13 +318,16 @@ def _make_private(conn: Connection, mode: int) -> None:
 
 
 def open_connection(
-    path: str | os.PathLike[str], *, readonly: bool = False, settings: Settings | None = None
+    path: str | os.PathLike[str], *, readonly: bool = False, settings: Settings | None = None, create: bool = True
 ) -> Connection:
-    """Open and configure one apsw connection (no schema check; see :func:`agentstate.connect`)."""
+    """Open and configure one apsw connection (no schema check; see :func:`agentstate.connect`).
+
+    :param create: create the file if it does not exist (else a missing file is an error).
+    """
     check_sqlite_version()
     filename = database_path(path)
     try:
-        conn = Connection(filename, flags=_open_flags(readonly), statementcachesize=STATEMENT_CACHE_SIZE)
+        conn = Connection(filename, flags=_open_flags(readonly, create), statementcachesize=STATEMENT_CACHE_SIZE)
     except apsw.Error as exc:
         raise translate(exc, f"opening {filename!r}") from exc
     try:
@@ -325,13 +341,13 @@ def open_connection(
 
 
 async def open_async_connection(
-    path: str | os.PathLike[str], *, readonly: bool = False, settings: Settings | None = None
+    path: str | os.PathLike[str], *, readonly: bool = False, settings: Settings | None = None, create: bool = True
 ) -> AsyncConnection:
     """Open a connection in apsw's async mode: its calls run on a worker thread of its own."""
     check_sqlite_version()
     filename = database_path(path)
     try:
-        conn = await Connection.as_async(filename, _open_flags(readonly), None, STATEMENT_CACHE_SIZE)
+        conn = await Connection.as_async(filename, _open_flags(readonly, create), None, STATEMENT_CACHE_SIZE)
     except apsw.Error as exc:
         raise translate(exc, f"opening {filename!r}") from exc
     try:
@@ -366,6 +382,7 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
 
     :raises InvalidTypeError: ``conn`` is an async connection (use :func:`write_async`).
     """
+    require_connection(conn, "write()")
     with translating():
         autocommit = conn.get_autocommit()
         if not isinstance(autocommit, bool):  # an async connection, used from outside its worker

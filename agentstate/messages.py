@@ -261,6 +261,7 @@ class MessageLog:
     """
 
     def __init__(self, conn: SyncConnection) -> None:
+        engine.require_connection(conn, "MessageLog")
         self._conn = conn
 
     # --- appending --------------------------------------------------------------------------

@@ -141,6 +141,15 @@ def _applied(conn: apsw.Connection) -> tuple[AppliedMigration, ...]:
     return tuple(AppliedMigration(*row) for row in rows)
 
 
+def _known(known: object) -> tuple[Migration, ...]:
+    """The migrations to compare with: the engine's own, or what discover(folder) returned."""
+    if known is None:
+        return discover()
+    if not isinstance(known, tuple) or not all(isinstance(m, Migration) for m in known):
+        raise errors.InvalidTypeError("known must be the tuple that migrations.discover(folder) returns")
+    return known
+
+
 def _read_versions(conn: apsw.Connection) -> tuple[tuple[AppliedMigration, ...], int]:
     """The bookkeeping rows and user_version, from one snapshot: read apart, another process's
     migration could commit between the two reads and make them look inconsistent."""
@@ -186,9 +195,11 @@ def status(conn: apsw.Connection, known: tuple[Migration, ...] | None = None) ->
     :raises SchemaTooNewError, MigrationMissingError, MigrationEditedError: see their docs.
     :raises SchemaVersionMismatchError: ``PRAGMA user_version`` disagrees with the bookkeeping.
     """
+    engine.require_connection(conn, "status()")
+    known = _known(known)
     with engine.translating("reading schema_migrations"):
         applied, user_version = _read_versions(conn)
-    state = _compare(applied, known if known is not None else discover())
+    state = _compare(applied, known)
     if user_version != state.version:
         raise errors.SchemaVersionMismatchError(
             f"PRAGMA user_version is {user_version} but schema_migrations records schema version "
@@ -211,7 +222,8 @@ def migrate(
 
     :raises MigrationIntegrityError: a file left rows with dangling foreign keys (rolled back).
     """
-    known = known if known is not None else discover()
+    engine.require_connection(conn, "migrate()")
+    known = _known(known)
     applied_now: list[Migration] = []
     if not status(conn, known).pending:
         return applied_now

@@ -64,6 +64,8 @@ def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ..
         changes = conn.changes() if found.cardinality == EXEC else 0
     except apsw.Error as exc:
         raise engine.translate(exc, name) from exc
+    except (TypeError, OverflowError, UnicodeEncodeError) as exc:
+        raise _unbindable(name, exc) from exc
     if monitor is not None:
         elapsed = perf_counter_ns() - start
         monitor.observe(name, elapsed, changes or len(rows), lambda: explain(conn, found.sql), params)
@@ -82,10 +84,21 @@ def run_each(conn: apsw.Connection, name: str, params: Iterable[dict[str, Any] |
         changes = conn.total_changes() - before
     except apsw.Error as exc:
         raise engine.translate(exc, name) from exc
+    except (TypeError, OverflowError, UnicodeEncodeError) as exc:
+        raise _unbindable(name, exc) from exc
     if monitor is not None:
         elapsed = perf_counter_ns() - start
         monitor.observe(name, elapsed, changes or len(rows), lambda: explain(conn, found.sql), "(many)")
     return changes if found.cardinality == EXEC else rows
+
+
+def _unbindable(name: str, exc: Exception) -> errors.AgentStateError:
+    """A value SQLite cannot take (the managers check arguments first; this is the backstop for
+    values that arrive inside objects, such as a hand-made Claim or ``after=`` row)."""
+    if isinstance(exc, TypeError):
+        return errors.InvalidTypeError(f"{name}: a value of an unsupported type was given: {exc}")
+    what = "an integer beyond 64 bits" if isinstance(exc, OverflowError) else "text with a lone surrogate"
+    return errors.InvalidValueError(f"{name}: a value SQLite cannot store was given ({what}): {exc}")
 
 
 def _shape(found: queries.Query, rows: list[Any], changes: int) -> Any:

@@ -88,12 +88,14 @@ class Claim:
 
     @property
     def owner(self) -> str:
-        assert self.task.lease_owner is not None
+        if self.task.lease_owner is None:
+            raise errors.InvalidValueError(f"task {self.task.worker_id!r} of this Claim holds no lease")
         return self.task.lease_owner
 
     @property
     def lease_expires_at(self) -> str:
-        assert self.task.lease_expires_at is not None
+        if self.task.lease_expires_at is None:
+            raise errors.InvalidValueError(f"task {self.task.worker_id!r} of this Claim holds no lease")
         return self.task.lease_expires_at
 
 
@@ -133,13 +135,20 @@ def _claimant(owner: object, lease_seconds: object) -> tuple[str, float]:
     return require_str("owner", owner), require_seconds("lease_seconds", lease_seconds)
 
 
-def _check_token(claim_or_id: Claim | str, token: int | None) -> tuple[str, int]:
+def _held(claim_or_id: Claim | str, token: int | None, actor: str | None) -> tuple[str, int, str | None]:
+    """The task id, fencing token and owner of a step on a claimed task, checked before any
+    transaction: from a Claim (its owner acts), or from a worker_id and token (``actor`` acts)."""
     if isinstance(claim_or_id, Claim):
-        return claim_or_id.worker_id, claim_or_id.token if token is None else require_int("token", token)
+        task = claim_or_id.task
+        if not isinstance(task, Task):
+            raise errors.InvalidTypeError(f"a Claim wraps the Task that claim() returned, not {type(task).__name__}")
+        worker_id = require_str("claim.worker_id", task.worker_id)
+        token = require_int("claim.token", task.fence) if token is None else require_int("token", token)
+        return worker_id, token, optional_str("claim.owner", task.lease_owner) or actor
     worker_id = require_str("worker_id", claim_or_id)
     if token is None:
         raise errors.InvalidTypeError("token is required when a worker_id is given instead of a Claim")
-    return worker_id, require_int("token", token)
+    return worker_id, require_int("token", token), actor
 
 
 def _task_spec(spec: object) -> dict[str, Any]:
@@ -163,6 +172,7 @@ class TaskManager:
 
     def __init__(self, conn: SyncConnection, planner_id: str | None = None, *, actor: str | None = None) -> None:
         """:param actor: who is acting, recorded on task events (default: the planner id)."""
+        engine.require_connection(conn, "TaskManager")
         self.conn = conn
         self.planner_id = optional_str("planner_id", planner_id)
         self.actor = optional_str("actor", actor) or self.planner_id
@@ -382,20 +392,20 @@ class TaskManager:
     def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
         """Complete several claimed tasks, each with its result, in one transaction: all of
         them, or (if any token is stale) none."""
-        pairs = []
+        steps = []
         for pair in iterable("results", results):
             if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], Claim)):
                 raise errors.InvalidTypeError(f"complete_many takes (Claim, result) pairs, not {pair!r:.80}")
-            claim, result = pair
-            pairs.append((claim, {**self._finish_params(claim.worker_id, claim.token, "completed", result), "actor": claim.owner}))
+            worker_id, token, owner = _held(pair[0], None, self.actor)
+            steps.append({**self._finish_params(worker_id, token, "completed", pair[1]), "actor": owner})
         done = []
         with engine.write(self.conn):
             now = utc_now()
-            for claim, params in pairs:
+            for params in steps:
                 params["now"] = now
                 task = _one(self.conn, "tasks.finish", params)
                 if task is None:
-                    self._refuse(claim.worker_id, "complete", ("claimed",), claim.token)
+                    self._refuse(params["worker_id"], "complete", ("claimed",), params["token"])
                 done.append(task)
         return done
 
@@ -419,7 +429,7 @@ class TaskManager:
 
         :raises StaleTokenError: another owner claimed the task since.
         """
-        worker_id, token = _check_token(claim, token)
+        worker_id, token, _ = _held(claim, token, self.actor)
         lease_seconds = require_seconds("lease_seconds", lease_seconds)
         params: dict[str, Any] = {"worker_id": worker_id, "token": token}
         with engine.write(self.conn):
@@ -455,8 +465,7 @@ class TaskManager:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> Claim | None:
         """Complete one task and claim the next in a single transaction: one round trip per task."""
-        worker_id, token = _check_token(claim, token)
-        owner = claim.owner if isinstance(claim, Claim) else self.actor
+        worker_id, token, owner = _held(claim, token, self.actor)
         if owner is None:
             raise errors.InvalidValueError(
                 "complete_and_claim_next needs to know who claims the next task: pass the Claim itself "
@@ -481,10 +490,9 @@ class TaskManager:
         }
 
     def _finish(self, claim: Claim | str, token: int | None, to_status: str, result: Any, action: str) -> Task:
-        worker_id, token = _check_token(claim, token)
+        worker_id, token, owner = _held(claim, token, self.actor)
         params = self._finish_params(worker_id, token, to_status, result)
-        if isinstance(claim, Claim):
-            params["actor"] = claim.owner  # the executor that held it did this step
+        params["actor"] = owner  # the executor that held it did this step
         with engine.write(self.conn):
             params["now"] = utc_now()
             task = _one(self.conn, "tasks.finish", params)
