@@ -216,13 +216,18 @@ def configure(conn: apsw.Connection, settings: Settings) -> None:
     # Before anything that reads the file: another process may be creating it right now.
     busy_timeout_ms = settings.busy_timeout()
     conn.set_busy_timeout(busy_timeout_ms)
-    new_file = not conn.readonly("main") and conn.pragma("page_count") == 0
+    writable = not conn.readonly("main")
+    # "New" means no schema yet, not an empty file: a process killed while creating the file
+    # can leave its first page written before WAL was switched on (seen in the crash suite).
+    empty = writable and conn.execute("SELECT count(*) FROM sqlite_schema").get == 0
     for pragma in settings.pragmas():
         if pragma.name not in FILE_PRAGMAS:
             conn.pragma(pragma.name, pragma.value)
-        elif new_file:
-            # These live in the file, not the connection: only a new file gets them, because
-            # setting one that is already in force still takes locks.
+        elif pragma.name == "journal_mode":
+            # Setting the mode already in force still takes locks, so only when it differs.
+            if writable and str(conn.pragma("journal_mode")).lower() not in (pragma.value.lower(), "memory"):
+                _set_file_pragma(conn, pragma, busy_timeout_ms)
+        elif empty:  # auto_vacuum can only change before the first table exists
             _set_file_pragma(conn, pragma, busy_timeout_ms)
     # Statements with a bound LIMIT were re-prepared on every call until the plan was pinned:
     # the query planner stability guarantee keeps one plan per statement in apsw's cache.

@@ -577,6 +577,25 @@ def test_new_database_files_are_private_whatever_the_umask(db_path: Path) -> Non
         os.umask(old)
 
 
+# --- the crash suite's find: a file killed while being created ----------------------------------
+
+
+def test_a_file_whose_creation_was_killed_before_wal_gets_wal_on_the_next_connect(db_path: Path) -> None:
+    import sqlite3  # an independent writer leaves exactly what a killed connect() can leave
+
+    half_made = sqlite3.connect(db_path)
+    half_made.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    half_made.execute("PRAGMA user_version = 0")
+    half_made.commit()
+    half_made.close()
+    conn = agentstate.connect(db_path)
+    try:
+        assert conn.pragma("journal_mode") == "wal"
+        assert conn.pragma("auto_vacuum") == 2
+    finally:
+        conn.close()
+
+
 # --- 17. closing the last connection leaves the file free ----------------------------------------
 
 
