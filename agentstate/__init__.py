@@ -8,11 +8,14 @@ log = agentstate.MessageLog(conn)
 
 from agentstate.agents import Agents, Conversation, Link, Planner, Router
 from agentstate.aio import AsyncAgents, AsyncMessageLog, AsyncTaskManager
+from agentstate.backup import BackupReport, backup
 from agentstate.database import connect, connect_async
 from agentstate.engine import DEFAULT_PATH, write, write_async
+from agentstate.health import Stats, stats
 from agentstate.messages import STREAMS, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
 from agentstate.monitor import QuerySnapshot, query_stats, reset_query_stats
+from agentstate.retention import CleanupReport, cleanup
 from agentstate.tasks import Claim, Task, TaskEvent, TaskManager
 
 __all__ = [
@@ -22,7 +25,9 @@ __all__ = [
     "AsyncAgents",
     "AsyncMessageLog",
     "AsyncTaskManager",
+    "BackupReport",
     "Claim",
+    "CleanupReport",
     "Conversation",
     "Link",
     "Message",
@@ -32,15 +37,19 @@ __all__ = [
     "Planner",
     "QuerySnapshot",
     "Router",
+    "Stats",
     "Stream",
     "Task",
     "TaskEvent",
     "TaskManager",
+    "backup",
+    "cleanup",
     "connect",
     "connect_async",
     "migrate",
     "query_stats",
     "reset_query_stats",
+    "stats",
     "status",
     "write",
     "write_async",

@@ -86,6 +86,7 @@ class _Table(Generic[RowT]):
     get: str
     update: str
     list: str
+    delete: str
 
     def build(self, row: tuple[Any, ...]) -> RowT:
         key, status, metadata, created_at, updated_at = row
@@ -101,6 +102,7 @@ def _table(kind: str, table: str, row: type[RowT], key_of: Callable[[RowT], str]
         get=f"agents.get_{table}",
         update=f"agents.update_{table}",
         list=f"agents.list_{table}",
+        delete=f"agents.delete_{table}",
     )
 
 
@@ -305,6 +307,64 @@ class Agents:
         """The routers a planner is linked to, by id (empty for an unknown planner)."""
         rows = run(self._conn, "agents.routers_of_planner", {"planner_id": _id("planner_id", planner_id)})
         return [ROUTERS.build(row) for row in rows]
+
+    # --- deleting ---------------------------------------------------------------------------
+
+    def _delete(self, table: _Table[RowT], id: str) -> None:
+        params = {"id": _id(f"{table.kind} id", id)}
+        with engine.write(self._conn):
+            if not run(self._conn, table.delete, params):
+                raise errors.NotFoundError(table.kind, id)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and all its messages, in one transaction.
+
+        :raises NotFoundError: there is no such conversation.
+        """
+        self._delete(CONVERSATIONS, conversation_id)
+
+    def delete_router(self, router_id: str) -> None:
+        """Delete a router and its links to planners. :raises NotFoundError: no such router."""
+        self._delete(ROUTERS, router_id)
+
+    def delete_planner(
+        self, planner_id: str, *, with_tasks: bool = False, force: bool = False, batch_size: int = 1000
+    ) -> int:
+        """Delete a planner with its messages and links; returns how many of its tasks went.
+
+        A planner that has tasks is refused unless ``with_tasks=True``: then its tasks go first
+        (with their events and worker messages), ``batch_size`` per transaction, and the planner
+        last. Tasks an executor holds right now (``claimed``) are refused unless ``force=True``.
+
+        :raises NotFoundError: there is no such planner.
+        :raises InUseError: it has tasks and ``with_tasks`` is False, or claimed ones and ``force`` is False.
+        """
+        key = _id("planner_id", planner_id)
+        if not isinstance(with_tasks, bool) or not isinstance(force, bool):
+            raise errors.InvalidTypeError("with_tasks and force must be True or False")
+        limit = require_int("batch_size", batch_size, minimum=1)
+        self.get_planner(key)
+        tasks, claimed = run(self._conn, "tasks.planner_task_counts", {"planner_id": key})
+        if tasks and not with_tasks:
+            raise errors.InUseError(
+                f"planner {key!r} has {tasks} task(s): delete_planner(..., with_tasks=True) deletes them too"
+            )
+        if claimed and not force:
+            raise errors.InUseError(
+                f"planner {key!r} has {claimed} claimed task(s) that executors are working on; "
+                "wait for them, or pass force=True"
+            )
+        deleted = 0
+        while True:
+            with engine.write(self._conn):
+                batch: int = run(self._conn, "tasks.delete_planner_tasks", {"planner_id": key, "limit": limit})
+                deleted += batch
+                if batch < limit:  # the last batch: the planner goes in the same transaction
+                    try:
+                        run(self._conn, PLANNERS.delete, {"id": key})
+                    except errors.ForeignKeyError as exc:  # a task was created meanwhile
+                        raise errors.InUseError(f"planner {key!r} got new tasks while being deleted") from exc
+                    return deleted
 
 
 __all__ = [

@@ -234,6 +234,10 @@ class AsyncMessageLog:
         """See :meth:`agentstate.messages.MessageLog.last_position`."""
         return await run_async(self._conn, self._sync.last_position, stream, stream_id)
 
+    async def clear(self, stream: Stream, stream_id: str) -> int:
+        """See :meth:`agentstate.messages.MessageLog.clear`."""
+        return await run_async(self._conn, self._sync.clear, stream, stream_id)
+
     async def trim(
         self,
         stream: Stream,
@@ -372,6 +376,32 @@ class AsyncAgents:
     async def routers_of(self, planner_id: str) -> list[Router]:
         """See :meth:`agentstate.agents.Agents.routers_of`."""
         return await run_async(self._conn, self._sync.routers_of, planner_id)
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """See :meth:`agentstate.agents.Agents.delete_conversation`."""
+        return await run_async(self._conn, self._sync.delete_conversation, conversation_id)
+
+    async def delete_router(self, router_id: str) -> None:
+        """See :meth:`agentstate.agents.Agents.delete_router`."""
+        return await run_async(self._conn, self._sync.delete_router, router_id)
+
+    async def delete_planner(
+        self,
+        planner_id: str,
+        *,
+        with_tasks: bool = False,
+        force: bool = False,
+        batch_size: int = 1000,
+    ) -> int:
+        """See :meth:`agentstate.agents.Agents.delete_planner`."""
+        return await run_async(
+            self._conn,
+            self._sync.delete_planner,
+            planner_id,
+            with_tasks=with_tasks,
+            force=force,
+            batch_size=batch_size,
+        )
 
 
 __all__ = ["AsyncAgents", "AsyncMessageLog", "AsyncTaskManager"]

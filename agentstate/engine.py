@@ -338,7 +338,8 @@ def open_connection(
     try:
         _prepare(conn, settings or Settings())
     except BaseException as exc:
-        conn.close()
+        with contextlib.suppress(apsw.Error):  # the error that matters is the first one
+            conn.close()
         if isinstance(exc, apsw.Error):
             raise translate(exc, f"opening {filename!r}") from exc
         raise
@@ -410,6 +411,53 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
             _rollback(conn, None)
             raise
         _commit(conn, None)
+
+
+@contextlib.contextmanager
+def reading(conn: apsw.Connection) -> Iterator[None]:
+    """A read transaction: every read inside sees one snapshot (in WAL it never blocks writers).
+    Inside a transaction already open, that one's snapshot serves."""
+    with translating():
+        own = conn.get_autocommit()
+        if own:
+            conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if own and not conn.get_autocommit():
+                conn.execute("COMMIT")
+
+
+def give_back_free_pages(conn: apsw.Connection) -> int:
+    """``PRAGMA incremental_vacuum``: hand the file's free pages to the file system; returns how
+    many. Best effort: it runs after deletes have committed, so a failure (a full disk, say) is
+    logged and the deletes still count; the next vacuum tries again."""
+    try:
+        # One row per page freed: the pragma works only as far as its rows are read.
+        return len(conn.execute("PRAGMA incremental_vacuum").fetchall())
+    except apsw.Error as exc:
+        logging.getLogger("agentstate").warning(
+            "agentstate: giving free pages back to the file system failed (%s); the deleted rows stay "
+            "deleted, and 'agentstate vacuum' can try again",
+            translate(exc),
+        )
+        return 0
+
+
+def checkpoint_truncate(conn: apsw.Connection, attempts: int = 50) -> bool:
+    """Copy the whole WAL into the database file and truncate the WAL (so space freed in the
+    file reaches the disk); retried while the background checkpointer runs one of its own.
+    False if readers kept it from finishing."""
+    for _ in range(attempts):
+        try:
+            conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)  # raises BusyError if it cannot finish
+            return True
+        except (apsw.BusyError, apsw.LockedError):
+            pass
+        except apsw.Error as exc:
+            raise translate(exc, "checkpointing the WAL") from exc
+        time.sleep(0.02)
+    return False
 
 
 _savepoints = itertools.count(1)

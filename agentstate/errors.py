@@ -85,6 +85,10 @@ class ReadOnlyError(AgentStateError):
     """A write was attempted through a read-only connection."""
 
 
+class InUseError(AgentStateError):
+    """A row cannot be deleted while others depend on it (a planner with tasks, say)."""
+
+
 class NotFoundError(AgentStateError, LookupError):
     """No row has the id that was asked for."""
 

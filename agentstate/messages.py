@@ -105,6 +105,7 @@ class _StreamSQL:
     time_range: str
     trim_before: str
     trim_keep_last: str
+    clear: str
 
 
 def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
@@ -129,6 +130,7 @@ def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
         time_range=sql("time_range"),
         trim_before=sql("trim_before"),
         trim_keep_last=sql("trim_keep_last"),
+        clear=sql("clear"),
     )
 
 
@@ -495,6 +497,13 @@ class MessageLog:
         return cast(int, run(self._conn, sql.last_position, {"stream_id": _stream_id(stream_id)})[1])
 
     # --- retention --------------------------------------------------------------------------
+
+    def clear(self, stream: Stream, stream_id: str) -> int:
+        """Delete a whole stream in one transaction; returns how many messages went (0 for an
+        unknown or empty stream). The owner (conversation, planner, task) stays."""
+        sql = _stream(stream)
+        with engine.write(self._conn):
+            return cast(int, run(self._conn, sql.clear, {"stream_id": _stream_id(stream_id)}))
 
     def trim(self, stream: Stream, stream_id: str, *, before: int | None = None, keep_last: int | None = None) -> int:
         """Delete a stream's old messages; returns how many were deleted.

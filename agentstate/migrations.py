@@ -135,7 +135,9 @@ def _discover(folder: Path) -> tuple[Migration, ...]:
 
 
 def _applied(conn: apsw.Connection) -> tuple[AppliedMigration, ...]:
-    if not conn.table_exists("main", "schema_migrations"):
+    # A query, not conn.table_exists(): that reads the cached schema without starting the read
+    # transaction's snapshot, so it could disagree with the reads after it.
+    if not conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'").fetchall():
         return ()
     rows = conn.execute("SELECT version, name, sha256, applied_at FROM schema_migrations ORDER BY version")
     return tuple(AppliedMigration(*row) for row in rows)
@@ -153,14 +155,10 @@ def _known(known: object) -> tuple[Migration, ...]:
 def _read_versions(conn: apsw.Connection) -> tuple[tuple[AppliedMigration, ...], int]:
     """The bookkeeping rows and user_version, from one snapshot: read apart, another process's
     migration could commit between the two reads and make them look inconsistent."""
-    own = conn.get_autocommit()
-    if own:
-        conn.execute("BEGIN")
-    try:
-        return _applied(conn), conn.pragma("user_version")
-    finally:
-        if own:
-            conn.execute("COMMIT")
+    with engine.reading(conn):
+        applied = _applied(conn)
+        version: int = conn.execute("SELECT user_version FROM pragma_user_version").fetchall()[0][0]  # type: ignore[assignment]
+        return applied, version
 
 
 def _compare(applied: tuple[AppliedMigration, ...], known: tuple[Migration, ...]) -> MigrationStatus:

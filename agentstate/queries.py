@@ -8,7 +8,8 @@ A block looks like::
     SELECT ... ;
 
 ``name`` and a cardinality (``:one :many :value :exec :returning``) are required; ``uses`` names
-the indexes the query plan must search (``none`` for a plain ``INSERT ... VALUES``), and the plan
+the indexes the query plan must search (``none`` for a plain ``INSERT ... VALUES``; ``a | b`` for
+either of two equally good ones), and the plan
 tests check every registered query against it, so a new query cannot skip its plan test. An
 operator's statistics query may say ``-- scans: why`` to read a whole covering index on purpose
 (only in ``stats.sql``; a test keeps it there). :mod:`agentstate.runner` runs them all. The

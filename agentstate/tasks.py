@@ -362,9 +362,7 @@ class TaskManager:
             if deleted < batch_size:
                 break
         if total:
-            with engine.translating("incremental_vacuum"):
-                # One row per page freed: the pragma works only as far as its rows are read.
-                self.conn.execute("PRAGMA incremental_vacuum").fetchall()
+            engine.give_back_free_pages(self.conn)
         return total
 
     # --- the executor's side ---------------------------------------------------------------

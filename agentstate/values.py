@@ -182,6 +182,14 @@ def text(name: str, value: str) -> str:
     return value
 
 
+def short(value: object) -> str:
+    """A value for an error message: its repr, cut to 40 characters (and safe for any int)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def require_str(name: str, value: object) -> str:
     """Check an id or text argument: a non-empty str."""
     if not isinstance(value, str):
@@ -211,9 +219,9 @@ def require_int(name: str, value: object, *, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.InvalidTypeError(f"{name} must be an int, not {type(value).__name__}")
     if minimum is not None and value < minimum:
-        raise errors.InvalidValueError(f"{name} must be at least {minimum}, got {value}")
+        raise errors.InvalidValueError(f"{name} must be at least {minimum}, got {short(value)}")
     if not -(2**63) <= value < 2**63:
-        raise errors.InvalidValueError(f"{name} must fit in 64 bits, got {value}")
+        raise errors.InvalidValueError(f"{name} must fit in 64 bits, got {short(value)}")
     return value
 
 
@@ -227,6 +235,6 @@ def require_seconds(name: str, value: object) -> float:
         raise errors.InvalidTypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if not 0 < value <= MAX_SECONDS:  # NaN fails this too
         raise errors.InvalidValueError(
-            f"{name} must be a positive number of seconds, at most {MAX_SECONDS:,} (100 years), got {value!r:.40}"
+            f"{name} must be a positive number of seconds, at most {MAX_SECONDS:,} (100 years), got {short(value)}"
         )
     return float(value)

@@ -682,6 +682,7 @@ LOG_LINES: list[tuple[str, tuple[Param, ...]]] = [
     ("trim", (stream_arg, stream_id_arg, integer("keep_last", 2, 1, kw=True))),
     ("trim", (stream_arg, stream_id_arg, custom("before", (None, OMIT, 2), (), kw=True),
               custom("keep_last", (2, OMIT, None), (), kw=True))),
+    ("clear", (stream_arg, stream_id_arg)),
 ]  # fmt: skip
 
 
@@ -700,6 +701,7 @@ def agent_lines(
             ),
         ),
         (f"get_{kind}", (ident,)),
+        *([(f"delete_{kind}", (ident,))] if kind != "planner" else []),
         (f"update_{kind}", (ident, text("status", OMIT, None, "paused", kw=True), json_value("metadata"))),
         (
             f"list_{plural}",
@@ -720,7 +722,13 @@ AGENT_LINES: list[tuple[str, tuple[Param, ...]]] = [
     ("unlink", (text("router_id", ROUTER, ROUTER_2, UNKNOWN), text("planner_id", PLANNER, PLANNER_2, UNKNOWN))),
     ("planners_of", (text("router_id", ROUTER, ROUTER_2, UNKNOWN),)),
     ("routers_of", (text("planner_id", PLANNER, PLANNER_2, UNKNOWN),)),
-]
+    ("delete_planner", (
+        text("planner_id", PLANNER, PLANNER_2, UNKNOWN),
+        custom("with_tasks", (OMIT, False, True), ("yes", None, 0, 1, object()), kw=True),
+        custom("force", (OMIT, False, True), ("yes", None, 0, 1, object()), kw=True),
+        integer("batch_size", OMIT, 1, 1000, kw=True),
+    )),
+]  # fmt: skip
 
 
 # --- constructors: hostile arguments, then one method of the object at its default arguments ------
@@ -821,6 +829,25 @@ MODULE_CASES = [
         custom("conn", (CONN,), BAD_CONNS), custom("known", (OMIT, None), (5, "x", [None], [1], {"a": 1})),
     )),
     Case("agentstate", "query_stats", ()),
+    Case("agentstate", "stats", (
+        custom("conn", (CONN,), BAD_CONNS), flag("full"), integer("largest", OMIT, 1, 5, kw=True),
+        integer("warn_above_bytes", OMIT, None, 10**12, kw=True),
+    )),
+    Case("agentstate", "cleanup", (
+        custom("conn", (CONN,), BAD_CONNS),
+        seconds("recorded_older_than_days", OMIT, None, 30, 1e-6), seconds("messages_older_than_days", OMIT, None, 1),
+        integer("keep_last_messages", OMIT, None, 1, 3, kw=True), integer("keep_last_events", OMIT, None, 1, kw=True),
+        integer("batch_size", OMIT, 1, 1000, kw=True), flag("dry_run"),
+        custom("progress", (OMIT, None, lambda *_: None), (5, "x", object()), kw=True),
+    )),
+    Case("agentstate", "backup", (
+        custom("source", (CONN, Lazy("seeded.db", lambda w: str(w.seeded_file))), BAD_CONNS[:2] + BAD_CONNS[3:]),
+        custom("dest", ("copy.db",), (*TEXT, Lazy("seeded.db", lambda w: str(w.seeded_file)),
+                                      Lazy("the tmp directory", lambda w: w.tmp), "missing-dir/x.db")),
+        flag("overwrite"), integer("pages_per_step", OMIT, 1, 100, kw=True),
+        custom("progress", (OMIT, None, lambda *_: None), (5, "x", object()), kw=True),
+        integer("file_mode", OMIT, 0o600, 0o640, kw=True),
+    ), state=lambda w: (db_state(w), files_state(w))),
     Case("agentstate", "reset_query_stats", ()),
 ]  # fmt: skip
 

@@ -30,6 +30,12 @@ SET status = coalesce(:status, status),
 WHERE {key} = :id
 RETURNING {key}, status, metadata, created_at, updated_at;
 
+-- name: delete_{stream} :exec
+-- uses: sqlite_autoindex_{stream}_1
+-- Delete one agent row. Its messages and links go with it by cascade; a planner's tasks do not
+-- (the caller deletes them first, or the foreign key refuses).
+DELETE FROM {stream} WHERE {key} = :id;
+
 -- name: list_{stream} :many
 -- uses: idx_{stream}_status
 -- A page of the rows in one status, oldest first, after the keyset cursor (created_at, key) of

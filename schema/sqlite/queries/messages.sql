@@ -94,6 +94,11 @@ WHERE {key} = :stream_id
       )
   );
 
+-- name: clear_{stream} :exec
+-- uses: PRIMARY KEY
+-- Delete a whole stream.
+DELETE FROM {stream} WHERE {key} = :stream_id;
+
 -- The blocks below name each table's own time index, so they are written out per table.
 
 -- name: count_router_messages :value

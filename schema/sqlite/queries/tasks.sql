@@ -207,3 +207,16 @@ WHERE worker_id IN (
     ORDER BY updated_at
     LIMIT :limit)
 RETURNING 1;
+
+-- name: planner_task_counts :one
+-- uses: idx_workers_planner_status
+-- How many tasks a planner has, and how many of them are claimed (before deleting the planner).
+SELECT count(*), count(*) FILTER (WHERE task_status = 'claimed')
+FROM workers
+WHERE planner_id = :planner_id;
+
+-- name: delete_planner_tasks :exec
+-- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
+-- Delete up to :limit of a planner's tasks (events and worker messages go by cascade).
+DELETE FROM workers
+WHERE worker_id IN (SELECT worker_id FROM workers WHERE planner_id = :planner_id LIMIT :limit);
