@@ -1,14 +1,89 @@
-"""The ``agentstate`` command: ``migrate`` a database, or run the ``demo`` workload."""
+"""The ``agentstate`` command: look after a store from the terminal, cron or CI.
+
+Every read command takes ``--json`` (one JSON document on stdout). Exit status: 0 success,
+1 an error (one line on stderr saying what and what to do), 2 a usage error, 3 a check that
+found problems (``check``, ``check-plans``). Long work shows progress on stderr when it is a
+terminal. Only the standard library and apsw are needed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from agentstate import engine, errors, migrations
+from agentstate import database, engine, errors, health, migrations, plans, queries, retention
+from agentstate.backup import backup as copy_database
 from agentstate.engine import DEFAULT_PATH
+
+OK, ERROR, USAGE, PROBLEMS = 0, 1, 2, 3
+
+EPILOG = """exit status: 0 success, 1 error (the reason on stderr), 2 usage error, 3 problems found
+by check or check-plans.  Every read command takes --json.  Run 'agentstate COMMAND --help'."""
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], lines: Callable[[], list[str]]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=False))
+    else:
+        print("\n".join(lines()))
+
+
+def _mb(size: float) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+class Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal (and not --quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.on = not quiet and sys.stderr.isatty()
+        self.last = 0.0
+        self.label = ""
+
+    def __call__(self, label: str, done: int, total: int | None) -> None:
+        if not self.on or (time.monotonic() - self.last < 0.1 and done != total):
+            return
+        self.last = time.monotonic()
+        if total:
+            width = 30
+            filled = int(width * min(done, total) / total)
+            bar = f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}"
+        else:
+            bar = f"{done:,}"
+        if self.label and label != self.label:
+            sys.stderr.write("\n")  # the previous phase's line stays
+        sys.stderr.write(f"\r{label:<18} {bar}\033[K")
+        self.label = label
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.on and self.label:
+            sys.stderr.write("\n")
+
+
+@contextmanager
+def _open(path: str, *, current: bool = True) -> Iterator[engine.SyncConnection]:
+    """A connection to an existing store: ``current`` requires its schema to be up to date."""
+    if not Path(path).exists() and not path.startswith("file:"):
+        raise errors.AgentStateError(f"{path}: no such database (create one with 'agentstate migrate {path}')")
+    conn = database.connect(path, migrate=False) if current else engine.open_connection(path, create=False)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# --- commands ------------------------------------------------------------------------------------
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -16,22 +91,24 @@ def _migrate(args: argparse.Namespace) -> int:
     known = migrations.discover()
     if args.list:
         if not path.exists():
-            print(f"{path}: no database yet; {len(known)} pending")
-            for m in known:
-                print(f"  pending  {m.filename}")
-            return 0
-        conn = engine.open_connection(path, readonly=True)
-        try:
-            state = migrations.status(conn, known)
-        finally:
-            conn.close()
-        print(f"{path}: schema version {state.version}, {len(state.pending)} pending")
-        for row in state.applied:
-            print(f"  applied  {row.version:04d}_{row.name}.sql  {row.applied_at}  sha256 {row.sha256[:12]}")
-        for m in state.pending:
-            print(f"  pending  {m.filename}")
-        return 0
-
+            state_applied: list[dict[str, Any]] = []
+            pending = [m.filename for m in known]
+            version = 0
+        else:
+            with _open(args.path, current=False) as conn:
+                state = migrations.status(conn, known)
+            version = state.version
+            state_applied = [
+                {"version": r.version, "name": r.name, "applied_at": r.applied_at, "sha256": r.sha256} for r in state.applied
+            ]
+            pending = [m.filename for m in state.pending]
+        data = {"path": str(path), "schema_version": version, "applied": state_applied, "pending": pending}
+        _emit(args, data, lambda: [
+            f"{path}: schema version {version}, {len(pending)} pending",
+            *(f"  applied  {r['version']:04d}_{r['name']}.sql  {r['applied_at']}  sha256 {r['sha256'][:12]}" for r in state_applied),
+            *(f"  pending  {name}" for name in pending),
+        ])  # fmt: skip
+        return OK
     conn = engine.open_connection(path)
     try:
         applied = migrations.migrate(conn, known, on_apply=lambda m: print(f"applied  {m.filename}", flush=True))
@@ -42,41 +119,249 @@ def _migrate(args: argparse.Namespace) -> int:
         print(f"{path}: migrated to schema version {version} ({len(applied)} applied)")
     else:
         print(f"{path}: already at schema version {version}, nothing to apply")
-    return 0
+    return OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _open(args.path, current=False) as conn:
+        pending = [m.filename for m in migrations.status(conn).pending]
+        found = health.stats(conn, full=False)
+    data = {**found.to_dict(), "pending_migrations": pending}
+    data.pop("rows"), data.pop("streams"), data.pop("tasks_by_planner")
+    age = found.oldest_pending_age_seconds
+    _emit(args, data, lambda: [
+        f"{args.path}: schema version {found.schema_version}"
+        + (f", {len(pending)} migration(s) pending: run 'agentstate migrate'" if pending else ", up to date"),
+        f"size      {_mb(found.file_bytes)} + {_mb(found.wal_bytes)} WAL, "
+        f"{_mb(found.freelist_pages * found.page_size)} free inside",
+        "tasks     " + ", ".join(f"{status} {n:,}" for status, n in found.tasks_by_status.items()),
+        f"leases    {found.expired_leases:,} expired (their executors died; the next claim takes them over)",
+        "waiting   " + ("nothing pending" if age is None else f"oldest pending task waits {age:,.1f} s"),
+        *found.warnings,
+    ])  # fmt: skip
+    return OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    warn = None if args.warn_mb is None else int(args.warn_mb * 1_000_000)
+    with _open(args.path, current=False) as conn:
+        found = health.stats(conn, largest=args.largest, warn_above_bytes=warn)
+
+    def lines() -> list[str]:
+        out = [
+            f"{found.path}: schema version {found.schema_version}",
+            f"file      {_mb(found.file_bytes)} ({found.page_count:,} pages of {found.page_size:,} B), "
+            f"WAL {_mb(found.wal_bytes)}, free {found.freelist_pages:,} pages",
+            "rows      " + ", ".join(f"{table} {n:,}" for table, n in found.rows.items()),
+            "tasks     " + ", ".join(f"{status} {n:,}" for status, n in found.tasks_by_status.items()),
+            f"leases    {found.expired_leases:,} expired",
+            f"pending   oldest {found.oldest_pending_at or '-'}",
+        ]
+        busiest = sorted(found.tasks_by_planner.items(), key=lambda kv: -sum(kv[1].values()))[: args.largest]
+        for planner, counts in busiest:
+            out.append(f"  planner {planner}: " + ", ".join(f"{s} {n:,}" for s, n in counts.items() if n))
+        for stream, info in found.streams.items():
+            largest = ", ".join(f"{key} ({n:,})" for key, n in info.largest)
+            out.append(f"{stream + ' streams':<9} {info.streams:,}" + (f"; largest: {largest}" if largest else ""))
+        return out + found.warnings
+
+    _emit(args, found.to_dict(), lines)
+    return OK
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    progress = Progress(args.quiet)
+    with _open(args.path) as conn:
+        report = retention.cleanup(
+            conn,
+            recorded_older_than_days=None if args.keep_recorded else args.recorded_older_than_days,
+            messages_older_than_days=args.messages_older_than_days,
+            keep_last_messages=args.keep_last_messages,
+            keep_last_events=args.keep_last_events,
+            batch_size=args.batch_size,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    progress.end()
+    verb = "would delete" if report.dry_run else "deleted"
+    _emit(args, report.to_dict(), lambda: [
+        f"{args.path}: {verb} {report.tasks_deleted:,} recorded task(s) with {report.task_events_deleted:,} event(s) "
+        f"and {report.worker_messages_deleted:,} worker message(s)",
+        f"messages  {verb} " + ", ".join(f"{s} {n:,}" for s, n in report.messages_deleted.items()),
+        f"space     {_mb(report.file_bytes_before)} -> {_mb(report.file_bytes_after)} "
+        f"({report.pages_freed:,} pages given back) in {report.seconds:.1f} s",
+    ])  # fmt: skip
+    return OK
+
+
+def _backup(args: argparse.Namespace) -> int:
+    progress = Progress(args.quiet)
+    with _open(args.path) as conn:
+        report = copy_database(
+            conn, args.dest, overwrite=args.overwrite, progress=lambda done, total: progress("backup", done, total)
+        )
+    progress.end()
+    _emit(args, report.to_dict(), lambda: [
+        f"{args.path} -> {report.dest}: {report.pages:,} pages, {_mb(report.bytes)}, schema version "
+        f"{report.schema_version}, in {report.seconds:.1f} s",
+    ])  # fmt: skip
+    return OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    with _open(args.path, current=False) as conn:
+        with engine.translating("integrity_check"):
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if integrity != ["ok"]:
+            problems += [f"integrity: {line}" for line in integrity]
+        problems += [f"foreign key: {table} row {rowid} points at a missing {parent}" for table, rowid, parent, _ in orphans]
+        try:
+            state = migrations.status(conn)
+            version = state.version
+            if state.pending:
+                problems.append(f"schema: {len(state.pending)} migration(s) pending: run 'agentstate migrate'")
+        except errors.SchemaError as exc:
+            version = None
+            problems.append(f"schema: {exc}")
+    data = {"path": args.path, "ok": not problems, "schema_version": version, "problems": problems}
+    _emit(args, data, lambda: [f"{args.path}: {'ok' if not problems else f'{len(problems)} problem(s)'}", *problems])
+    return OK if not problems else PROBLEMS
+
+
+def _check_plans(args: argparse.Namespace) -> int:
+    results: dict[str, list[str]] = {}
+    with _open(args.path) as conn, engine.translating("explaining queries"):
+        for name, query in sorted(queries.registry().items()):
+            results[name] = plans.check(conn, query)
+    bad = {name: found for name, found in results.items() if found}
+    data = {"path": args.path, "ok": not bad, "queries": len(results), "problems": bad}
+    _emit(args, data, lambda: [
+        f"{args.path}: {len(results)} queries, " + ("every plan searches its index" if not bad else f"{len(bad)} with problems"),
+        *(f"  {name}: {'; '.join(found)}" for name, found in bad.items()),
+    ])  # fmt: skip
+    return OK if not bad else PROBLEMS
+
+
+def _vacuum(args: argparse.Namespace) -> int:
+    with _open(args.path) as conn:
+        before = os.path.getsize(conn.filename)
+        started = time.perf_counter()
+        if args.full:
+            with engine.translating("VACUUM"):
+                conn.execute("VACUUM")
+            freed = 0
+        else:
+            freed = engine.give_back_free_pages(conn)
+        truncated = engine.checkpoint_truncate(conn)
+        after = os.path.getsize(conn.filename)
+    data = {"path": args.path, "full": args.full, "pages_freed": freed, "file_bytes_before": before,
+            "file_bytes_after": after, "wal_truncated": truncated, "seconds": time.perf_counter() - started}  # fmt: skip
+    _emit(args, data, lambda: [
+        f"{args.path}: {_mb(before)} -> {_mb(after)}" + ("" if truncated else " (readers kept the WAL from being truncated)"),
+    ])  # fmt: skip
+    return OK
 
 
 def _demo(args: argparse.Namespace) -> int:
     from agentstate.demo import run
 
     run(Path(args.db), tasks=args.tasks)
-    return 0
+    return OK
+
+
+# --- the parser ----------------------------------------------------------------------------------
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentstate",
         description="The state store for multi-agent systems: tasks, agents and messages in one SQLite file.",
+        epilog=EPILOG,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    migrate = commands.add_parser(
-        "migrate",
-        help="apply pending schema migrations to a database (creating it if needed)",
-        description="Apply pending schema migrations in order, each in its own transaction. "
-        "Refuses a database whose applied migration files were edited or removed, or that is newer than this code.",
-    )
-    migrate.add_argument("path", metavar="PATH", help="the database file")
-    migrate.add_argument("--list", action="store_true", help="show applied and pending migrations; write nothing")
-    migrate.set_defaults(run=_migrate)
+    def command(name: str, run: Callable[[argparse.Namespace], int], summary: str, text: str, *, json_out: bool = True,
+                path: bool = True) -> argparse.ArgumentParser:  # fmt: skip
+        sub = commands.add_parser(name, help=summary, description=text, epilog=EPILOG)
+        if path:
+            sub.add_argument("path", metavar="PATH", help="the database file")
+        if json_out:
+            sub.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+        sub.add_argument("--quiet", action="store_true", help="no progress display")
+        sub.set_defaults(run=run)
+        return sub
 
-    demo = commands.add_parser(
-        "demo",
-        help="create a database and run a small multi-agent workload against it",
-        description="Create (or reuse) a database and run a small router/planner/worker workload, printing each step.",
-    )
+    migrate = command(
+        "migrate", _migrate, "apply pending schema migrations (creating the database if needed)",
+        "Apply pending schema migrations in order, each in its own transaction. Refuses a database whose "
+        "applied migration files were edited or removed, or that is newer than this code.",
+    )  # fmt: skip
+    migrate.add_argument("--list", action="store_true", help="show applied and pending migrations; write nothing")
+
+    command("status", _status, "schema, size, queue depth per status and expired leases (quick)",
+            "A quick look: schema version and pending migrations, file and WAL size, tasks per status, "
+            "expired leases and the oldest pending task. Reads indexes only.")  # fmt: skip
+
+    stats = command("stats", _stats, "everything status says, plus rows per table and stream sizes",
+                    "Size and health in full: file, WAL and free pages, rows per table, tasks per status and "
+                    "planner, expired leases, the oldest pending task, stream counts and the largest streams. "
+                    "Counting rows reads whole indexes (about a second per ten million rows), never blocking writers.")  # fmt: skip
+    stats.add_argument("--largest", type=int, default=5, metavar="N", help="list the N largest streams and planners (default 5)")
+    stats.add_argument("--warn-mb", type=_positive(float), metavar="MB",
+                       help="warn when the file passes MB (default: $AGENTSTATE_SIZE_WARNING_MB, else 100)")  # fmt: skip
+
+    cleanup = command("cleanup", _cleanup, "retention: delete old recorded tasks, old messages and long histories",
+                      "Delete recorded tasks older than N days with their events and worker messages (and, if asked, "
+                      "old messages per stream and long task histories) in short transactions, then give the freed "
+                      "space back to the file system. --dry-run counts what would go and writes nothing.")  # fmt: skip
+    cleanup.add_argument("--recorded-older-than-days", type=_positive(float), default=retention.DEFAULT_RECORDED_DAYS,
+                         metavar="DAYS", help="delete tasks recorded more than DAYS ago (default 30)")  # fmt: skip
+    cleanup.add_argument("--keep-recorded", action="store_true", help="delete no tasks (only the rules below)")
+    cleanup.add_argument("--messages-older-than-days", type=_positive(float), metavar="DAYS",
+                         help="delete messages older than DAYS from every stream (its last message stays)")  # fmt: skip
+    cleanup.add_argument("--keep-last-messages", type=_positive(int), metavar="N", help="keep only each stream's last N messages")
+    cleanup.add_argument("--keep-last-events", type=_positive(int), metavar="N", help="keep only each task's last N events")
+    cleanup.add_argument("--batch-size", type=_positive(int), default=1000, metavar="N",
+                         help="rows per write transaction (default 1000): other writers wait at most one batch")  # fmt: skip
+    cleanup.add_argument("--dry-run", action="store_true", help="count what would be deleted; write nothing")
+
+    copy = command("backup", _backup, "copy the database, online, to a new private file",
+                   "Copy one consistent snapshot of the database to DEST while other processes keep writing. "
+                   "DEST is created with permissions 0600.")  # fmt: skip
+    copy.add_argument("dest", metavar="DEST", help="the new file")
+    copy.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+
+    command("check", _check, "integrity, foreign keys and schema checksums (exit 3 on problems)",
+            "Run PRAGMA integrity_check and foreign_key_check, and compare the applied migrations with the "
+            "files this agentstate ships. Exit status 3 when anything is wrong.")  # fmt: skip
+    command("check-plans", _check_plans, "every query's plan on this database (exit 3 on a scan or sort)",
+            "Explain every registered query against this database, with its real statistics, and fail (exit 3) "
+            "if one scans a table, sorts in a temporary b-tree, or misses the index it names.")  # fmt: skip
+    vacuum = command("vacuum", _vacuum, "give free pages back to the file system",
+                     "Hand the file's free pages back to the file system and truncate the WAL. --full rebuilds "
+                     "the whole file instead (VACUUM: compacts it, but holds the write lock while it runs).")  # fmt: skip
+    vacuum.add_argument("--full", action="store_true", help="rebuild the whole file (VACUUM)")
+
+    demo = command("demo", _demo, "create a database and run a small multi-agent workload against it",
+                   "Create (or reuse) a database and run a small router/planner/worker workload, printing each step.",
+                   json_out=False, path=False)  # fmt: skip
     demo.add_argument("--db", default=DEFAULT_PATH, metavar="PATH", help=f"database file (default: {DEFAULT_PATH})")
-    demo.add_argument("--tasks", type=int, default=20, metavar="N", help="tasks to create and run (default: 20)")
-    demo.set_defaults(run=_demo)
+    demo.add_argument("--tasks", type=_positive(int), default=20, metavar="N", help="tasks to create and run (default: 20)")
     return parser
 
 
@@ -87,8 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
         return status
     except errors.AgentStateError as exc:
-        print(f"agentstate: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"agentstate: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return ERROR
+    except KeyboardInterrupt:
+        print("agentstate: interrupted (every finished batch is committed)", file=sys.stderr)
+        return ERROR
 
 
 if __name__ == "__main__":

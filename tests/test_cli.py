@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import apsw
 import pytest
 
 import agentstate
+import agentstate.cli
 from agentstate import migrations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,3 +86,111 @@ def test_schema_files_work_from_a_built_wheel(tmp_path: Path) -> None:
     module, schema, version = out.stdout.split()
     assert module.startswith(str(tmp_path / "site")) and schema.startswith(str(tmp_path / "site"))
     assert int(version) == migrations.discover()[-1].version
+
+
+# --- the operator's commands, each as a subprocess on a real file ----------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A file with recorded tasks, some of them a month old, and messages."""
+    path = tmp_path / "ops.db"
+    conn = agentstate.connect(path)
+    try:
+        agents, tm = agentstate.Agents(conn), agentstate.TaskManager(conn, "p")
+        agents.create_planner("p")
+        tasks = tm.create_tasks([{"description": "x" * 2000} for _ in range(60)])
+        for claim in tm.claim_many("e", 60):
+            tm.complete(claim, result={"ok": 1})
+        for task in tasks:
+            tm.record(task.worker_id)
+        conn.execute("UPDATE workers SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE rowid % 2 = 0")
+        tm.create_task("waiting")
+        agentstate.MessageLog(conn).append("planner", "p", role="user", content="hi")
+    finally:
+        conn.close()
+    return path
+
+
+def _json(args: list[str]) -> dict[str, object]:
+    done = run([*CLI, *args, "--json"])
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_status_and_stats_report_in_text_and_json(store: Path) -> None:
+    status = _json(["status", str(store)])
+    assert status["tasks_by_status"] == {"pending": 1, "claimed": 0, "completed": 0, "failed_validation": 0, "recorded": 60}
+    assert status["pending_migrations"] == [] and status["schema_version"] == len(migrations.discover())
+    stats = _json(["stats", str(store)])
+    for key in ("file_bytes", "wal_bytes", "freelist_pages", "schema_version", "tasks_by_status", "rows", "streams"):
+        assert key in stats
+    assert stats["rows"]["workers"] == 61  # type: ignore[index]
+    text = run([*CLI, "stats", str(store), "--warn-mb", "0.001"])
+    assert text.returncode == 0 and "warning size" in text.stdout and "planner p" in text.stdout
+
+
+def test_cleanup_dry_run_then_real_run(store: Path) -> None:
+    dry = _json(["cleanup", str(store), "--dry-run"])
+    assert dry["tasks_deleted"] == 30 and dry["dry_run"] is True
+    assert _json(["status", str(store)])["tasks_by_status"]["recorded"] == 60  # type: ignore[index]
+    real = _json(["cleanup", str(store), "--recorded-older-than-days", "30", "--batch-size", "7"])
+    assert {k: real[k] for k in ("tasks_deleted", "task_events_deleted")} == {
+        k: dry[k] for k in ("tasks_deleted", "task_events_deleted")
+    }
+    assert real["file_bytes_after"] < real["file_bytes_before"]  # type: ignore[operator]
+    assert _json(["status", str(store)])["tasks_by_status"]["recorded"] == 30  # type: ignore[index]
+
+
+def test_backup_check_check_plans_and_vacuum(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    backup = _json(["backup", str(store), str(copy)])
+    assert backup["dest"] == str(copy) and copy.stat().st_mode & 0o777 == 0o600
+    again = run([*CLI, "backup", str(store), str(copy)])
+    assert again.returncode == 1 and "exists" in again.stderr and again.stderr.count("\n") == 1
+    check = _json(["check", str(copy)])
+    assert check["ok"] is True and check["problems"] == []
+    plans = _json(["check-plans", str(copy)])
+    assert plans["ok"] is True and plans["queries"] == len(agentstate.queries.registry())
+    vacuum = _json(["vacuum", str(store)])
+    assert vacuum["wal_truncated"] is True
+    assert run([*CLI, "vacuum", "--full", str(store)]).returncode == 0
+
+
+def test_check_exits_3_on_damage_and_1_on_a_missing_file(store: Path, tmp_path: Path) -> None:
+    conn = apsw.Connection(str(store))
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("DELETE FROM planners")  # leaves every task pointing at nothing
+    conn.close()
+    damaged = run([*CLI, "check", str(store)])
+    assert damaged.returncode == 3 and "foreign key" in damaged.stdout
+    missing = run([*CLI, "status", str(tmp_path / "nope.db")])
+    assert missing.returncode == 1 and "no such database" in missing.stderr
+
+
+def test_check_plans_exits_3_when_a_plan_scans(store: Path) -> None:
+    conn = apsw.Connection(str(store))
+    conn.execute("DROP INDEX idx_workers_pending")
+    conn.close()
+    found = run([*CLI, "check-plans", str(store), "--json"])
+    assert found.returncode == 3
+    assert "tasks.claim_any" in json.loads(found.stdout)["problems"]
+
+
+def test_every_command_has_help() -> None:
+    parser = agentstate.cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(commands) == {"migrate", "status", "stats", "cleanup", "backup", "check", "check-plans", "vacuum", "demo"}
+    for name in commands:
+        shown = run([*CLI, name, "--help"])
+        assert shown.returncode == 0 and "exit status" in shown.stdout
+
+
+def test_import_agentstate_loads_nothing_but_apsw() -> None:
+    code = (
+        "import sys; before = set(sys.modules); import agentstate, agentstate.cli;"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before};"
+        "print(sorted(m for m in new if m not in sys.stdlib_module_names and m != 'agentstate'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['apsw']"

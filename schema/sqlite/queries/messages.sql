@@ -95,7 +95,7 @@ WHERE {key} = :stream_id
   );
 
 -- name: clear_{stream} :exec
--- uses: PRIMARY KEY
+-- uses: PRIMARY KEY | idx_{stream}_
 -- Delete a whole stream.
 DELETE FROM {stream} WHERE {key} = :stream_id;
 

@@ -42,7 +42,7 @@ SELECT count(*) FROM worker_messages WHERE agent_id IN (SELECT value FROM json_e
 -- name: delete_tasks :exec
 -- uses: sqlite_autoindex_workers_1
 -- Delete a batch of tasks; their events and worker messages go with them by cascade.
-DELETE FROM workers WHERE worker_id IN (SELECT value FROM json_each(:ids));
+DELETE FROM workers INDEXED BY sqlite_autoindex_workers_1 WHERE worker_id IN (SELECT value FROM json_each(:ids));
 
 -- name: is_purged_task :value
 -- uses: sqlite_autoindex_workers_1

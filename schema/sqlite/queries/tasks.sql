@@ -1,5 +1,8 @@
 -- Tasks: rows of `workers`, their lifecycle and their claims.
 --
+-- A statement that finds rows by a list of ids names the primary key with INDEXED BY: with the
+-- statistics PRAGMA optimize records while a store is small, the planner prefers scanning the
+-- table, and that plan would stay as the table grows (`agentstate check-plans` caught it).
 -- Every transition is one compare-and-set UPDATE ... WHERE <expected state> ... RETURNING:
 -- it changes the row only from a state that allows it, and returns nothing otherwise, so two
 -- executors racing for one task cannot both win. The triggers in 0001_initial.sql write the
@@ -162,7 +165,7 @@ ORDER BY event_id;
 -- Poison tasks: a claimed task whose lease expired on its last attempt (its executor died or hung
 -- every time) is not handed out again. It fails, with the reason as its result, and so reaches the
 -- planner through completed_task like any other failure. Runs in the claim's transaction.
-UPDATE workers
+UPDATE workers INDEXED BY sqlite_autoindex_workers_1
 SET task_status = 'failed_validation', lease_owner = NULL, lease_expires_at = NULL,
     result = json_object('error', 'lease expired on the last attempt: the executor died or hung every time',
                          'attempts', attempts, 'max_attempts', max_attempts, 'last_owner', lease_owner),
@@ -176,7 +179,7 @@ WHERE worker_id IN (
 -- name: expire_exhausted_any :exec
 -- uses: idx_workers_leases, sqlite_autoindex_workers_1
 -- expire_exhausted_for_planner across all planners: a seek on the expired end of the lease index.
-UPDATE workers
+UPDATE workers INDEXED BY sqlite_autoindex_workers_1
 SET task_status = 'failed_validation', lease_owner = NULL, lease_expires_at = NULL,
     result = json_object('error', 'lease expired on the last attempt: the executor died or hung every time',
                          'attempts', attempts, 'max_attempts', max_attempts, 'last_owner', lease_owner),
@@ -189,7 +192,7 @@ WHERE worker_id IN (
 -- uses: idx_workers_recorded, sqlite_autoindex_workers_1
 -- Retention: delete up to :limit tasks recorded before :before (their events and worker messages
 -- go with them, by cascade), one row back per task deleted. Callers loop in short transactions.
-DELETE FROM workers
+DELETE FROM workers INDEXED BY sqlite_autoindex_workers_1
 WHERE worker_id IN (
     SELECT worker_id FROM workers
     WHERE task_status = 'recorded' AND updated_at < :before
@@ -200,7 +203,7 @@ RETURNING 1;
 -- name: purge_recorded_for_planner :many
 -- uses: idx_workers_recorded_planner, sqlite_autoindex_workers_1
 -- purge_recorded_any for one planner's tasks.
-DELETE FROM workers
+DELETE FROM workers INDEXED BY sqlite_autoindex_workers_1
 WHERE worker_id IN (
     SELECT worker_id FROM workers
     WHERE planner_id = :planner_id AND task_status = 'recorded' AND updated_at < :before
@@ -218,5 +221,5 @@ WHERE planner_id = :planner_id;
 -- name: delete_planner_tasks :exec
 -- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
 -- Delete up to :limit of a planner's tasks (events and worker messages go by cascade).
-DELETE FROM workers
+DELETE FROM workers INDEXED BY sqlite_autoindex_workers_1
 WHERE worker_id IN (SELECT worker_id FROM workers WHERE planner_id = :planner_id LIMIT :limit);
