@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 
 import apsw
@@ -31,6 +32,9 @@ IDLE_ROUNDS = 10
 # After a failed checkpoint (a full disk, an I/O error) wait this long, doubling up to the cap.
 BACKOFF_S = 1.0
 MAX_BACKOFF_S = 60.0
+# While a process keeps writing, refresh the planner's statistics this often (PRAGMA optimize,
+# as apsw.bestpractice advises for long-lived connections).
+OPTIMIZE_INTERVAL_S = 3600.0
 
 
 class Checkpointer:
@@ -54,6 +58,8 @@ class Checkpointer:
         self._backoff = 0.0
         self._seen = 0  # WAL size, in pages, after the last commit
         self._due_at = WAL_PAGES_THRESHOLD
+        self._optimized_at = time.monotonic()
+        self._size_warned = False
 
     def _ensure_running(self) -> None:
         with self._lock:
@@ -144,6 +150,7 @@ class Checkpointer:
             # the schema cookie opens it without parsing the schema (~0.1 ms, not ~1 ms).
             conn.execute("PRAGMA schema_version").fetchall()
             conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+            self._housekeeping(conn)
             if self._backoff:
                 logger.info("agentstate: WAL checkpoints of %s work again", self.filename)
             self._backoff = 0.0
@@ -154,6 +161,36 @@ class Checkpointer:
         finally:
             _background.discard(id(conn))
             conn.close()
+
+    def _housekeeping(self, conn: apsw.Connection) -> None:
+        """The chores of a long-running writer, on the checkpointer's own connection: statistics
+        for the query planner now and then, and one warning when the file passes its size."""
+        try:
+            self._chores(conn)
+        except Exception:
+            logger.warning("agentstate: housekeeping of %s failed", self.filename, exc_info=True)
+
+    def _chores(self, conn: apsw.Connection) -> None:
+        if time.monotonic() - self._optimized_at >= OPTIMIZE_INTERVAL_S:
+            self._optimized_at = time.monotonic()
+            conn.execute("PRAGMA analysis_limit = 1000")
+            # 0x10002: every table whose statistics are missing or stale, not only those this
+            # (fresh) connection has queried; analysis_limit keeps each a few milliseconds.
+            conn.execute("PRAGMA optimize = 0x10002").fetchall()
+        if not self._size_warned:
+            from agentstate.health import size_warning_bytes  # late: health imports the managers
+
+            limit = size_warning_bytes()
+            size = os.path.getsize(self.filename)
+            if size > limit:
+                self._size_warned = True
+                logger.warning(
+                    "agentstate: %s holds %.1f MB, past the %.0f MB warning size: schedule retention "
+                    "('agentstate cleanup'), or raise AGENTSTATE_SIZE_WARNING_MB",
+                    self.filename,
+                    size / 1e6,
+                    limit / 1e6,
+                )
 
     def _failed(self) -> None:
         self._backoff = min(MAX_BACKOFF_S, max(BACKOFF_S, 2 * self._backoff))

@@ -60,7 +60,7 @@ class Connection(apsw.Connection):
     """
 
     pid: int
-    monitor: Monitor | None
+    monitor: Monitor | None = None
     """Where :mod:`agentstate.runner` reports query timings (None: monitoring off)."""
 
     def close(self, force: bool = False) -> None:

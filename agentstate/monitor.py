@@ -28,30 +28,20 @@ SLOW_QUERY_ENV = "AGENTSTATE_SLOW_QUERY_MS"
 QueryHook = Callable[[str, float, int], None]
 """``hook(name, seconds, rows)``, called after every named query on a connection that has it."""
 
-# Latency histogram: 4 buckets per power of two of nanoseconds (each within 19% of its values).
-_SUB_BUCKETS = 4
-_BUCKETS = 65 * _SUB_BUCKETS
-
-
-def _bucket(ns: int) -> int:
-    bits = ns.bit_length()
-    if bits <= 3:
-        return ns
-    return (bits << 2) | ((ns >> (bits - 3)) & 3)
-
-
-def _bucket_middle(index: int) -> float:
-    bits, sub = divmod(index, _SUB_BUCKETS)
-    if bits <= 3 and index < 8:
-        return float(index)
-    low = (4 + sub) << (bits - 3)
-    return low + (1 << (bits - 3)) / 2
+# Percentiles come from the most recent calls of each query: enough for p99, and bounded memory.
+WINDOW = 1024
 
 
 class QueryStats:
-    """Running totals for one named query (process-wide)."""
+    """Running totals for one named query (process-wide), and its most recent durations.
 
-    __slots__ = ("buckets", "calls", "max_ns", "name", "rows", "total_ns")
+    The hot path appends the duration to a list (tens of nanoseconds); every ``WINDOW`` calls,
+    or when someone reads the statistics, the list is folded into the totals with C-speed
+    ``sum``/``max`` and kept as the window p50 and p99 are estimated from. Under threads a count
+    can, rarely, be lost: these are monitoring figures, not accounting.
+    """
+
+    __slots__ = ("calls", "max_ns", "name", "pending", "recent", "rows", "total_ns")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -59,31 +49,36 @@ class QueryStats:
         self.rows = 0
         self.total_ns = 0
         self.max_ns = 0
-        self.buckets = [0] * _BUCKETS
+        self.pending: list[int] = []
+        self.recent: list[int] = []
 
     def add(self, ns: int, rows: int) -> None:
-        # Plain attribute updates: under the GIL two threads may, rarely, lose one count; a lock
-        # would cost more than the rest of the bookkeeping.
-        self.calls += 1
         self.rows += rows
-        self.total_ns += ns
-        if ns > self.max_ns:
-            self.max_ns = ns
-        self.buckets[_bucket(ns)] += 1
+        pending = self.pending
+        pending.append(ns)
+        if len(pending) >= WINDOW:
+            self.fold()
+
+    def fold(self) -> None:
+        """Move the pending durations into the totals and the window."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        self.calls += len(pending)
+        self.total_ns += sum(pending)
+        self.max_ns = max(self.max_ns, max(pending))
+        self.recent = pending if len(pending) >= WINDOW else (self.recent + pending)[-WINDOW:]
 
     def quantile(self, q: float) -> float:
-        """Estimated seconds under which a fraction ``q`` of calls finished (0 when none ran)."""
-        if not self.calls:
+        """Estimated seconds under which a fraction ``q`` of the recent calls finished."""
+        self.fold()
+        if not self.recent:
             return 0.0
-        wanted = q * self.calls
-        seen = 0
-        for index, count in enumerate(self.buckets):
-            seen += count
-            if count and seen >= wanted:
-                return min(_bucket_middle(index), self.max_ns) / 1e9
-        return self.max_ns / 1e9
+        ordered = sorted(self.recent)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e9
 
     def snapshot(self) -> QuerySnapshot:
+        self.fold()
         return QuerySnapshot(
             name=self.name,
             calls=self.calls,
@@ -105,7 +100,7 @@ class QuerySnapshot:
     total_seconds: float
     max_seconds: float
     p50_seconds: float
-    """Estimated from a histogram with buckets about 19% wide."""
+    """Over the last 1,024 calls (or fewer, if fewer ran)."""
     p99_seconds: float
 
     @property
@@ -126,7 +121,7 @@ def stats_for(name: str) -> QueryStats:
 
 def query_stats() -> dict[str, QuerySnapshot]:
     """Statistics of every named query run in this process so far, by name."""
-    return {name: s.snapshot() for name, s in sorted(_stats.items()) if s.calls}
+    return {name: snap for name, s in sorted(_stats.items()) if (snap := s.snapshot()).calls}
 
 
 def reset_query_stats() -> None:
@@ -152,7 +147,7 @@ def default_slow_query_ms() -> float:
 class Monitor:
     """What one connection does with its queries' timings: the slow-query threshold and hooks."""
 
-    __slots__ = ("hooks", "slow_ns")
+    __slots__ = ("hooks", "report_above", "slow_ns")
 
     def __init__(self, slow_query_ms: float | None = None, hooks: Iterable[QueryHook] = ()) -> None:
         ms = default_slow_query_ms() if slow_query_ms is None else slow_query_ms
@@ -160,14 +155,17 @@ class Monitor:
             raise errors.InvalidValueError(f"slow_query_ms must be a finite number of milliseconds >= 0, got {ms!r}")
         self.slow_ns = int(ms * 1_000_000)
         self.hooks = tuple(hooks)
+        # One comparison on the hot path: with hooks, every query is reported.
+        self.report_above = 0 if self.hooks else self.slow_ns
         for hook in self.hooks:
             if not callable(hook):
                 raise errors.InvalidTypeError(f"on_query hooks must be callables, not {type(hook).__name__}")
 
-    def observe(self, name: str, ns: int, rows: int, explain: Callable[[], str], params: Any) -> None:
-        stats_for(name).add(ns, rows)
+    def report(self, name: str, ns: int, rows: int, conn: Any, sql: str, params: Any) -> None:
+        """A query ran past the threshold, or hooks want every query (statistics are counted by
+        the runner itself: the common path stays a few attribute updates)."""
         if ns >= self.slow_ns:
-            _log_slow(name, ns, rows, self.slow_ns, explain, params)
+            _log_slow(name, ns, rows, self.slow_ns, conn, sql, params)
         for hook in self.hooks:
             try:
                 hook(name, ns / 1e9, rows)
@@ -175,11 +173,13 @@ class Monitor:
                 logger.exception("agentstate: on_query hook %r failed for %s", hook, name)
 
 
-def _log_slow(name: str, ns: int, rows: int, slow_ns: int, explain: Callable[[], str], params: Any) -> None:
+def _log_slow(name: str, ns: int, rows: int, slow_ns: int, conn: Any, sql: str, params: Any) -> None:
     if not logger.isEnabledFor(logging.WARNING):
         return
     try:
-        plan = explain()
+        from agentstate.plans import plan_details  # late: plans imports the engine, which imports us
+
+        plan = " | ".join(plan_details(conn, sql))
     except Exception as exc:  # the plan is a courtesy; the log line must still go out
         plan = f"(no plan: {exc})"
     logger.warning(

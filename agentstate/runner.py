@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import apsw
 
-from agentstate import engine, errors, plans, queries
-from agentstate.monitor import Monitor
+from agentstate import engine, errors, queries
+from agentstate.monitor import Monitor, stats_for
 
 ONE: Final = "one"
 MANY: Final = "many"
@@ -33,10 +33,30 @@ VALUE: Final = "value"
 RETURNING: Final = "returning"
 EXEC: Final = "exec"
 
+# Fetching a second row to prove a :one query returned one costs ~5% of a primary-key read, so
+# it is checked where it finds bugs: the test suite turns this on (tests/conftest.py).
+CHECK_CARDINALITY = False
+
 _REGISTRY = queries.registry()
+_Connection = engine.Connection
 # Connections that are not agentstate's own (an apsw.Connection made by hand) still get
 # statistics and the slow-query log, with the defaults.
 _DEFAULT_MONITOR: Monitor | None = None
+
+
+class _Prepared:
+    """A registered query, ready to run: its SQL, what it returns, and its statistics."""
+
+    __slots__ = ("add", "kind", "query", "sql")
+
+    def __init__(self, query: queries.Query) -> None:
+        self.query = query
+        self.sql = query.sql
+        self.kind = {"one": ONE, "many": MANY, "value": VALUE, "returning": RETURNING, "exec": EXEC}[query.cardinality]
+        self.add = stats_for(query.name).add
+
+
+_PREPARED = {name: _Prepared(q) for name, q in _REGISTRY.items()}
 
 
 def _default_monitor() -> Monitor:
@@ -54,42 +74,76 @@ def query(name: str) -> queries.Query:
         raise errors.QueryFileError(f"no query named {name!r} in {engine.schema_dir() / 'queries'}") from None
 
 
+def _prepared(name: str) -> _Prepared:
+    found = query(name)
+    if name not in _PREPARED or _PREPARED[name].query is not found:  # registered since import (tests do)
+        _PREPARED[name] = _Prepared(found)
+    return _PREPARED[name]
+
+
 def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> Any:
     """Run the named query with ``params`` bound and return what its cardinality promises."""
-    found = _REGISTRY.get(name) or query(name)
-    monitor = getattr(conn, "monitor", None) if type(conn) is engine.Connection else _default_monitor()
+    prepared = _PREPARED.get(name)
+    if prepared is None or prepared.query is not _REGISTRY.get(name):
+        prepared = _prepared(name)
+    monitor = conn.monitor if type(conn) is _Connection else _default_monitor()
     start = perf_counter_ns() if monitor is not None else 0
+    kind = prepared.kind
+    result: Any
     try:
-        rows = conn.execute(found.sql, params).fetchall()
-        changes = conn.changes() if found.cardinality == EXEC else 0
+        cursor = conn.execute(prepared.sql, params)
+        if kind is MANY:
+            result = cursor.fetchall()
+            count = len(result)
+        elif kind is EXEC:
+            cursor.fetchall()
+            result = count = conn.changes()
+        else:
+            row = cursor.fetchone()
+            if CHECK_CARDINALITY and row is not None and cursor.fetchone() is not None:
+                raise _too_many(prepared.query)
+            count = row is not None
+            result = row[0] if kind is VALUE and row is not None else row
     except apsw.Error as exc:
         raise engine.translate(exc, name) from exc
     except (TypeError, OverflowError, UnicodeEncodeError) as exc:
         raise _unbindable(name, exc) from exc
     if monitor is not None:
-        elapsed = perf_counter_ns() - start
-        monitor.observe(name, elapsed, changes or len(rows), lambda: explain(conn, found.sql), params)
-    return _shape(found, rows, changes)
+        ns = perf_counter_ns() - start
+        prepared.add(ns, count)
+        if ns >= monitor.report_above:
+            monitor.report(name, ns, int(count), conn, prepared.sql, params)
+    return result
 
 
 def run_each(conn: apsw.Connection, name: str, params: Iterable[dict[str, Any] | tuple[Any, ...]]) -> Any:
     """Run the named query once per parameter set in one call (``executemany``): a list of every
     row returned for row-returning queries, the total rows changed for ``:exec``."""
-    found = _REGISTRY.get(name) or query(name)
-    monitor = getattr(conn, "monitor", None) if type(conn) is engine.Connection else _default_monitor()
+    prepared = _PREPARED.get(name) or _prepared(name)
+    monitor = conn.monitor if type(conn) is _Connection else _default_monitor()
     start = perf_counter_ns() if monitor is not None else 0
     try:
         before = conn.total_changes()
-        rows = conn.executemany(found.sql, params).fetchall()
+        rows = conn.executemany(prepared.sql, params).fetchall()
         changes = conn.total_changes() - before
     except apsw.Error as exc:
         raise engine.translate(exc, name) from exc
     except (TypeError, OverflowError, UnicodeEncodeError) as exc:
         raise _unbindable(name, exc) from exc
+    count = changes or len(rows)
     if monitor is not None:
-        elapsed = perf_counter_ns() - start
-        monitor.observe(name, elapsed, changes or len(rows), lambda: explain(conn, found.sql), "(many)")
-    return changes if found.cardinality == EXEC else rows
+        ns = perf_counter_ns() - start
+        prepared.add(ns, count)
+        if ns >= monitor.report_above:
+            monitor.report(name, ns, count, conn, prepared.sql, "(many)")
+    return changes if prepared.kind is EXEC else rows
+
+
+def _too_many(found: queries.Query) -> errors.QueryCardinalityError:
+    return errors.QueryCardinalityError(
+        f"{found.where}: query {found.name!r} is declared :{found.cardinality} but returned more than one row; "
+        "fix its header (or its SQL)"
+    )
 
 
 def _unbindable(name: str, exc: Exception) -> errors.AgentStateError:
@@ -99,24 +153,3 @@ def _unbindable(name: str, exc: Exception) -> errors.AgentStateError:
         return errors.InvalidTypeError(f"{name}: a value of an unsupported type was given: {exc}")
     what = "an integer beyond 64 bits" if isinstance(exc, OverflowError) else "text with a lone surrogate"
     return errors.InvalidValueError(f"{name}: a value SQLite cannot store was given ({what}): {exc}")
-
-
-def _shape(found: queries.Query, rows: list[Any], changes: int) -> Any:
-    cardinality = found.cardinality
-    if cardinality == MANY:
-        return rows
-    if cardinality == EXEC:
-        return changes
-    if len(rows) > 1:
-        raise errors.QueryCardinalityError(
-            f"{found.where}: query {found.name!r} is declared :{cardinality} but returned {len(rows)} rows; "
-            "fix its header (or its SQL)"
-        )
-    if not rows:
-        return None
-    return rows[0][0] if cardinality == VALUE else rows[0]
-
-
-def explain(conn: apsw.Connection, sql: str) -> str:
-    """The ``EXPLAIN QUERY PLAN`` of a statement, one line per step, joined with ' | '."""
-    return " | ".join(plans.plan_details(conn, sql))

@@ -197,6 +197,23 @@ class AgentstateContender:
         return reset_tasks(self.conn, ids)
 
 
+class UnmonitoredContender(AgentstateContender):
+    """agentstate with query monitoring off (``connect(monitoring=False)``), on agentstate's own
+    file: the difference to ``agentstate`` in the same run is what monitoring costs."""
+
+    name = "agentstate_unmonitored"
+    operations = ("get_current_task", "get_completed_task", "latest_50", "keyset_page")
+
+    def open(self) -> None:
+        super().open()
+        self.conn.close()
+        import agentstate
+        from agentstate.messages import MessageLog
+
+        self.conn = agentstate.connect(self.path, monitoring=False)
+        self.log = MessageLog(self.conn)
+
+
 # ---------------------------------------------------------------------------------------------
 # Contenders
 
@@ -228,6 +245,13 @@ CONTENDERS = {
         ),
         ContenderInfo(
             "agentstate", "agentstate through its public API", AgentstateContender, AgentstateContender.operations
+        ),
+        ContenderInfo(
+            "agentstate_unmonitored",
+            "agentstate with query monitoring off, on agentstate's file (what monitoring costs)",
+            UnmonitoredContender,
+            UnmonitoredContender.operations,
+            builds=False,
         ),
         ContenderInfo(
             "raw_apsw",
@@ -547,7 +571,8 @@ class SizeRun:
         self.data_dir = data_dir
         # The floor looks up agentstate's rows in agentstate's own file.
         source = "agentstate" if "agentstate" in names else "raw_apsw"
-        self.paths = {n: data_dir / f"{source if n == 'floor' else n}.db" for n in names}
+        shared = {"floor": source, "agentstate_unmonitored": "agentstate"}
+        self.paths = {n: data_dir / f"{shared.get(n, n)}.db" for n in names}
         self.workers: dict[str, Worker] = {}
         self.mismatches: list[dict[str, Any]] = []
         self.db_bytes: dict[str, int] = {}
@@ -962,6 +987,7 @@ COLORS = {
     "orm_today": "#d62728",
     "orm_indexed": "#ff7f0e",
     "agentstate": "#1f77b4",
+    "agentstate_unmonitored": "#aec7e8",
     "raw_apsw": "#2ca02c",
     "floor": "#7f7f7f",
 }
@@ -1108,6 +1134,8 @@ def check_dependencies(names: Iterable[str]) -> None:
                 f"bench.py: the agentstate contender needs agentstate.tasks and agentstate.messages ({exc}); "
                 "leave it out with --contenders orm_today,orm_indexed,raw_apsw,floor"
             ) from exc
+    if "agentstate_unmonitored" in names and "agentstate" not in names:
+        raise SystemExit("bench.py: agentstate_unmonitored reads agentstate's database: include agentstate")
     if "floor" in names and not {"agentstate", "raw_apsw"} & set(names):
         raise SystemExit("bench.py: the floor reads agentstate's (or raw_apsw's) database: include one of them")
 

@@ -10,7 +10,11 @@ import apsw
 import pytest
 
 import agentstate
+from agentstate import runner
 from agentstate.checkpoint import is_background
+
+# Every query a test runs proves it returned no more rows than its header declares.
+runner.CHECK_CARDINALITY = True
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,7 @@ EXPECTED = {
     "orm_today": TASK_AND_MESSAGE_OPS,
     "orm_indexed": TASK_AND_MESSAGE_OPS,
     "agentstate": TASK_AND_MESSAGE_OPS | {"claim_finish_4p_batch10"},
+    "agentstate_unmonitored": {"get_current_task", "get_completed_task", "latest_50", "keyset_page"},
     "raw_apsw": TASK_AND_MESSAGE_OPS,
     "floor": {"get_current_task", "get_completed_task", "select_1"},
 }

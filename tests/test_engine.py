@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -165,3 +166,23 @@ def test_the_background_checkpointer_copies_the_wal_long_before_the_cap(db_path:
         assert plain.pragma("journal_mode", "DELETE") == "delete"
     finally:
         plain.close()
+
+
+def test_the_checkpointer_refreshes_statistics_and_warns_once_about_size(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(checkpoint, "OPTIMIZE_INTERVAL_S", 0.0)
+    monkeypatch.setenv("AGENTSTATE_SIZE_WARNING_MB", "0.5")
+    conn = agentstate.connect(db_path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="agentstate"):
+            for i in range(checkpoint.WAL_PAGES_THRESHOLD + 100):
+                agentstate.Agents(conn).create_planner(f"p{i}", metadata={"pad": "x" * 1500})
+            deadline = time.monotonic() + 20
+            while not [r for r in caplog.records if "warning size" in r.getMessage()] and time.monotonic() < deadline:
+                time.sleep(0.05)
+        warnings = [r for r in caplog.records if "warning size" in r.getMessage()]
+        assert len(warnings) == 1 and str(db_path) in warnings[0].getMessage()
+        assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'").get == 1
+    finally:
+        conn.close()

@@ -48,7 +48,9 @@ class TaskLifecycle(RuleBasedStateMachine):
         self.conn.close()
 
     def tm(self, planner: str | None = None) -> TaskManager:
-        return TaskManager(self.conn, planner)
+        manager = TaskManager(self.conn, planner)
+        manager.SWEEP_INTERVAL_S = 0.0  # every claim sweeps, so the model knows when tasks fail
+        return manager
 
     def oldest_pending(self, planner: str | None) -> str | None:
         waiting = [
