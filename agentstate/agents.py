@@ -365,6 +365,7 @@ class Agents:
                     except errors.ForeignKeyError as exc:  # a task was created meanwhile
                         raise errors.InUseError(f"planner {key!r} got new tasks while being deleted") from exc
                     return deleted
+            engine.yield_lock()
 
 
 __all__ = [

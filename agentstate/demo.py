@@ -43,6 +43,7 @@ def run(path: Path, *, tasks: int = 20) -> None:
 
         executor = TaskManager(conn)  # claims across every planner
         done = failed = 0
+        every = max(10, tasks // 10)
         claim = executor.claim("executor-1", lease_seconds=30)
         while claim is not None:
             step = claim.task.task_context["step"]
@@ -55,7 +56,7 @@ def run(path: Path, *, tasks: int = 20) -> None:
             else:
                 done += 1
                 claim = executor.complete_and_claim_next(claim, result={"step": step, "value": step * step})
-            if (done + failed) % 10 == 0:
+            if (done + failed) % every == 0:  # about ten progress lines, whatever the size
                 print(f"executor   {done} completed, {failed} failed validation and retried", flush=True)
 
         recorded = 0

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import os
+import random
 import re
 import stat
 import time
@@ -60,6 +61,8 @@ class Connection(apsw.Connection):
     """
 
     pid: int
+    busy_timeout_ms: int = 0
+    """How long a write waits for another connection's write lock (see :func:`patient_busy_handler`)."""
     monitor: Monitor | None = None
     """Where :mod:`agentstate.runner` reports query timings (None: monitoring off)."""
 
@@ -235,8 +238,43 @@ def configure(conn: apsw.Connection, settings: Settings) -> None:
     # Double-quoted strings are identifiers only (apsw.bestpractice.connection_dqs).
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    # Last: the busy_timeout pragma above installs SQLite's own handler, which this replaces.
+    conn.set_busy_handler(patient_busy_handler(busy_timeout_ms))
     if settings.background_checkpoints:
         checkpoint.attach(conn)
+
+
+# A loop of write transactions (retention, deletes in batches) sleeps this long between them: the
+# patient busy handler of a waiting writer polls at least every 1.5 ms, so it gets in.
+YIELD_S = 0.002
+
+
+def yield_lock() -> None:
+    """Between two write transactions of a long job: let waiting writers take the lock."""
+    time.sleep(YIELD_S)
+
+
+def patient_busy_handler(timeout_ms: int) -> Callable[[int], bool]:
+    """Wait for another connection's lock by polling every 0.1-1 ms (jittered), up to ``timeout_ms``.
+
+    SQLite's own handler sleeps 1, 2, 5, ... up to 100 ms between tries, so a waiter often sleeps
+    through the moment the lock is free, and a writer that commits batch after batch (retention,
+    say) can starve it for seconds. Polling finely, the waiter takes the lock in the first gap.
+    """
+    timeout = timeout_ms / 1000
+    started = 0.0
+
+    def handler(prior_calls: int) -> bool:
+        nonlocal started
+        now = time.monotonic()
+        if prior_calls == 0:
+            started = now
+        if now - started >= timeout:
+            return False  # SQLite then raises BUSY, which becomes DatabaseBusyError
+        time.sleep(min(0.001, 0.0001 * (1 + prior_calls)) * (0.5 + random.random()))
+        return True
+
+    return handler
 
 
 def _set_file_pragma(conn: apsw.Connection, pragma: Pragma, timeout_ms: int) -> None:
@@ -303,6 +341,7 @@ def _open_flags(readonly: bool, create: bool = True) -> int:
 def _prepare(conn: Connection, settings: Settings) -> None:
     """Everything between opening a connection and handing it out."""
     conn.pid = os.getpid()
+    conn.busy_timeout_ms = settings.busy_timeout()
     conn.monitor = Monitor(settings.slow_query_ms, settings.on_query) if settings.monitoring else None
     _log_sqlite()
     _make_private(conn, settings.file_mode)
@@ -428,20 +467,31 @@ def reading(conn: apsw.Connection) -> Iterator[None]:
                 conn.execute("COMMIT")
 
 
+# Pages incremental_vacuum frees per transaction: a few milliseconds of work, then other writers.
+VACUUM_CHUNK_PAGES = 2048
+
+
 def give_back_free_pages(conn: apsw.Connection) -> int:
-    """``PRAGMA incremental_vacuum``: hand the file's free pages to the file system; returns how
-    many. Best effort: it runs after deletes have committed, so a failure (a full disk, say) is
-    logged and the deletes still count; the next vacuum tries again."""
+    """``PRAGMA incremental_vacuum``: hand the file's free pages to the file system, a chunk per
+    transaction so other writers get in between; returns how many. Best effort: it runs after
+    deletes have committed, so a failure (a full disk, say) is logged and the deletes still
+    count; the next vacuum tries again."""
+    freed = 0
     try:
-        # One row per page freed: the pragma works only as far as its rows are read.
-        return len(conn.execute("PRAGMA incremental_vacuum").fetchall())
+        while True:
+            # One row per page freed: the pragma works only as far as its rows are read.
+            chunk = len(conn.execute(f"PRAGMA incremental_vacuum({VACUUM_CHUNK_PAGES})").fetchall())
+            freed += chunk
+            if chunk < VACUUM_CHUNK_PAGES or not conn.get_autocommit():
+                return freed
+            yield_lock()
     except apsw.Error as exc:
         logging.getLogger("agentstate").warning(
             "agentstate: giving free pages back to the file system failed (%s); the deleted rows stay "
             "deleted, and 'agentstate vacuum' can try again",
             translate(exc),
         )
-        return 0
+        return freed
 
 
 def checkpoint_truncate(conn: apsw.Connection, attempts: int = 50) -> bool:

@@ -164,6 +164,7 @@ class _Cleanup:
             self.progress("tasks", report.tasks_deleted, total)
             if len(batch) < self.batch_size:
                 return
+            engine.yield_lock()
 
     def _purged(self, worker_id: str) -> bool:
         """In a dry run, a task the task phase would have deleted (the real run no longer sees it)."""
@@ -224,6 +225,8 @@ class _Cleanup:
                         continue
                     deleted += run(self.conn, count if self.dry_run else delete, params_of(key))
             self.progress(phase, seen, None)
+            if not self.dry_run:
+                engine.yield_lock()
 
     # --- the space -----------------------------------------------------------------------------
 

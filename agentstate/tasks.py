@@ -366,6 +366,7 @@ class TaskManager:
             total += deleted
             if deleted < batch_size:
                 break
+            engine.yield_lock()
         if total:
             engine.give_back_free_pages(self.conn)
         return total
