@@ -341,7 +341,8 @@ def test_idempotent_appends_never_duplicate(fresh_db: apsw.Connection, plan: lis
 @given(
     content=st.text(),
     metadata=json_values,
-    role=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=64),
+    # lone surrogates are not text SQLite can store (UTF-8 has none): they are refused, elsewhere tested
+    role=st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), min_size=1, max_size=64),
 )
 def test_any_text_and_json_round_trip(fresh_db: apsw.Connection, content: str, metadata: Any, role: str) -> None:
     log = MessageLog(fresh_db)
