@@ -85,6 +85,9 @@ def optimize(conn: apsw.Connection) -> None:
     where this connection's queries showed they are stale; bounded by ``analysis_limit``."""
     with contextlib.suppress(apsw.Error):
         if conn.get_autocommit() and not conn.readonly("main"):
+            # ANALYZE needs the write lock; a close must not wait the whole busy timeout for it
+            # (the checkpointer's hourly run catches up).
+            conn.set_busy_timeout(100)
             conn.execute("PRAGMA optimize")
 
 
