@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentstate import errors
+from agentstate.values import short
 
 logger = logging.getLogger("agentstate")
 
 DEFAULT_SLOW_QUERY_MS = 100.0
+MAX_SLOW_QUERY_MS = 86_400_000  # a day: anything longer means "never"; larger values overflow
 SLOW_QUERY_ENV = "AGENTSTATE_SLOW_QUERY_MS"
 
 QueryHook = Callable[[str, float, int], None]
@@ -139,8 +141,8 @@ def default_slow_query_ms() -> float:
         value = float(raw)
     except ValueError:
         raise errors.InvalidValueError(f"{SLOW_QUERY_ENV}={raw!r} is not a number of milliseconds") from None
-    if not value >= 0:
-        raise errors.InvalidValueError(f"{SLOW_QUERY_ENV}={raw!r} must be 0 or more")
+    if not 0 <= value <= MAX_SLOW_QUERY_MS:
+        raise errors.InvalidValueError(f"{SLOW_QUERY_ENV}={raw!r} must be from 0 to {MAX_SLOW_QUERY_MS:,}")
     return value
 
 
@@ -151,8 +153,10 @@ class Monitor:
 
     def __init__(self, slow_query_ms: float | None = None, hooks: Iterable[QueryHook] = ()) -> None:
         ms = default_slow_query_ms() if slow_query_ms is None else slow_query_ms
-        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not ms >= 0 or ms == float("inf"):
-            raise errors.InvalidValueError(f"slow_query_ms must be a finite number of milliseconds >= 0, got {ms!r}")
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms <= MAX_SLOW_QUERY_MS:
+            raise errors.InvalidValueError(
+                f"slow_query_ms must be a number of milliseconds from 0 to {MAX_SLOW_QUERY_MS:,}, got {short(ms)}"
+            )
         self.slow_ns = int(ms * 1_000_000)
         self.hooks = tuple(hooks)
         # One comparison on the hot path: with hooks, every query is reported.

@@ -169,3 +169,10 @@ def test_scanning_queries_live_only_in_the_operators_file() -> None:
     for query in queries.registry().values():
         if query.scans:
             assert query.file.name == "stats.sql", f"{query.where}: only stats.sql may scan"
+
+
+@pytest.mark.parametrize("threshold", [-1, float("nan"), float("inf"), 1.8e302, 10**400, "100", True])
+def test_a_slow_query_threshold_out_of_range_is_refused(threshold: object, tmp_path: Path) -> None:
+    with pytest.raises(errors.InvalidValueError, match="slow_query_ms"):
+        agentstate.connect(tmp_path / "x.db", slow_query_ms=threshold)  # type: ignore[arg-type]
+    assert not (tmp_path / "x.db").exists()
