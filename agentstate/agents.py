@@ -357,13 +357,17 @@ class Agents:
         deleted = 0
         while True:
             with engine.write(self._conn):
-                batch: int = run(self._conn, "tasks.delete_planner_tasks", {"planner_id": key, "limit": limit})
+                params = {"planner_id": key, "limit": limit, "force": force}
+                batch: int = run(self._conn, "tasks.delete_planner_tasks", params)
                 deleted += batch
                 if batch < limit:  # the last batch: the planner goes in the same transaction
                     try:
                         run(self._conn, PLANNERS.delete, {"id": key})
-                    except errors.ForeignKeyError as exc:  # a task was created meanwhile
-                        raise errors.InUseError(f"planner {key!r} got new tasks while being deleted") from exc
+                    except errors.ForeignKeyError as exc:  # a task was claimed or created meanwhile
+                        raise errors.InUseError(
+                            f"planner {key!r} kept tasks that were claimed or created while it was being deleted "
+                            f"({deleted} others went); retry when its executors are done, or pass force=True"
+                        ) from exc
                     return deleted
             engine.yield_lock()
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from agentstate.agents import Agents, Conversation, Link, Planner, Router
-from agentstate.engine import AsyncConnection, SyncConnection, materialise, run_async
+from agentstate.engine import AsyncConnection, SyncConnection, materialise, require_async_connection, run_async
 from agentstate.messages import Message, MessageLog, NewMessage, Stream
 from agentstate.tasks import (
     DEFAULT_LEASE_SECONDS,
@@ -31,6 +31,7 @@ class AsyncTaskManager:
     :func:`agentstate.connect_async`; every method is the synchronous one, awaited."""
 
     def __init__(self, conn: AsyncConnection, planner_id: str | None = None, *, actor: str | None = None) -> None:
+        require_async_connection(conn, "AsyncTaskManager")
         self.conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
         self._sync = TaskManager(cast(SyncConnection, conn), planner_id, actor=actor)
@@ -164,6 +165,7 @@ class AsyncMessageLog:
     :func:`agentstate.connect_async`; every method is the synchronous one, awaited."""
 
     def __init__(self, conn: AsyncConnection) -> None:
+        require_async_connection(conn, "AsyncMessageLog")
         self._conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
         self._sync = MessageLog(cast(SyncConnection, conn))
@@ -255,6 +257,7 @@ class AsyncAgents:
     :func:`agentstate.connect_async`; every method is the synchronous one, awaited."""
 
     def __init__(self, conn: AsyncConnection) -> None:
+        require_async_connection(conn, "AsyncAgents")
         self._conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
         self._sync = Agents(cast(SyncConnection, conn))

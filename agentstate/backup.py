@@ -65,6 +65,7 @@ def backup(
         raise errors.InvalidTypeError(f"progress must be a callable(copied, total), not {type(progress).__name__}")
     target = Path(engine.database_path(dest))
     if isinstance(source, apsw.Connection):
+        engine.require_connection(source, "backup()", sync_only=True)
         with engine.translating("backup"):
             return _backup(source, target, overwrite, step, progress, file_mode)
     from agentstate.database import connect  # a path: open it just for the copy

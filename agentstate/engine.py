@@ -7,6 +7,7 @@ with the same five things and its own ``schema/postgresql/`` folder.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -76,7 +77,8 @@ class Connection(apsw.Connection):
         if os.getpid() == getattr(self, "pid", None):
             with contextlib.suppress(Exception):
                 await self.async_run(optimize, self)  # type: ignore[attr-defined]
-        checkpoint.detach(self)
+        # detach may wait for a checkpoint in flight: not on the event loop's thread
+        await asyncio.to_thread(checkpoint.detach, self)
         await apsw.Connection.aclose(self)  # type: ignore[attr-defined]  # apsw's stubs type it on AsyncConnection
 
 
@@ -303,11 +305,39 @@ def _set_file_pragma(conn: apsw.Connection, pragma: Pragma, timeout_ms: int) -> 
             time.sleep(0.01)
 
 
-def require_connection(conn: object, who: str) -> None:
-    """Refuse anything but a connection early, with a message instead of an AttributeError later."""
+def require_connection(conn: object, who: str, *, sync_only: bool = False) -> None:
+    """Refuse anything but a connection early, with a message instead of an AttributeError later.
+
+    :param sync_only: also refuse an async connection (for calls no Async class wraps).
+    """
     if not isinstance(conn, apsw.Connection):
         raise errors.InvalidTypeError(
             f"{who} takes a connection from agentstate.connect() (or connect_async()), not {type(conn).__name__}"
+        )
+    if not sync_only:
+        return
+    with translating(who):  # a closed connection answers nothing
+        outside = conn.is_async and _outside_worker(conn)
+    if outside:
+        raise errors.InvalidTypeError(f"{who} takes a connection from agentstate.connect(), not connect_async()")
+
+
+def _outside_worker(conn: apsw.Connection) -> bool:
+    """Whether an async connection is being called from outside its worker thread (where its
+    calls answer with coroutines instead of results)."""
+    answer = conn.get_autocommit()
+    if isinstance(answer, bool):
+        return False
+    answer.close()  # the coroutine nobody will await
+    return True
+
+
+def require_async_connection(conn: object, who: str) -> None:
+    """Refuse anything but an async connection (the Async classes and write_async)."""
+    if not isinstance(conn, apsw.Connection) or not conn.is_async:
+        raise errors.InvalidTypeError(
+            f"{who} takes a connection from agentstate.connect_async(), not {type(conn).__name__} "
+            "(use the synchronous classes with agentstate.connect())"
         )
 
 
@@ -465,6 +495,7 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
 def reading(conn: apsw.Connection) -> Iterator[None]:
     """A read transaction: every read inside sees one snapshot (in WAL it never blocks writers).
     Inside a transaction already open, that one's snapshot serves."""
+    require_connection(conn, "reading", sync_only=True)
     with translating():
         own = conn.get_autocommit()
         if own:
@@ -564,28 +595,45 @@ async def write_async(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
 
     :raises InvalidTypeError: ``conn`` is not an async connection (use :func:`write`).
     """
-    if not getattr(conn, "is_async", False):
-        raise errors.InvalidTypeError(
-            "write_async() takes a connection from agentstate.connect_async(); use 'with agentstate.write(conn):'"
-        )
+    require_async_connection(conn, "write_async()")
     try:
-        savepoint = await run_async(conn, _begin, conn)
+        savepoint, cancelled = await _settled(run_async(conn, _begin, conn))
     except apsw.Error as exc:
         raise translate(exc) from exc
+    if cancelled:  # the BEGIN went through on the worker thread all the same: undo it
+        await _settled(run_async(conn, _rollback, conn, savepoint))
+        raise asyncio.CancelledError
     try:
         yield conn
     except BaseException as exc:
         try:
-            await run_async(conn, _rollback, conn, savepoint)
+            _, cancelled = await _settled(run_async(conn, _rollback, conn, savepoint))
         except apsw.Error as failed:
             raise translate(failed, "rolling back") from exc
         if isinstance(exc, apsw.Error):
             raise translate(exc) from exc
         raise
     try:
-        await run_async(conn, _commit, conn, savepoint)
+        _, cancelled = await _settled(run_async(conn, _commit, conn, savepoint))
     except apsw.Error as exc:
         raise translate(exc, "committing") from exc
+    if cancelled:
+        raise asyncio.CancelledError  # after the commit settled, so the caller can trust the file
+
+
+async def _settled(step: Awaitable[T]) -> tuple[T, bool]:
+    """Await ``step`` to its end even if the caller is cancelled meanwhile (a transaction's
+    BEGIN, ROLLBACK or COMMIT must not be left half known); returns its result and whether a
+    cancellation arrived, for the caller to raise once the step has settled."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
+            cancelled = True
 
 
 @contextlib.contextmanager

@@ -69,8 +69,8 @@ def size_warning_bytes() -> int:
         megabytes = float(raw)
     except ValueError:
         raise errors.InvalidValueError(f"{SIZE_WARNING_ENV}={raw!r} is not a number of megabytes") from None
-    if not megabytes > 0:
-        raise errors.InvalidValueError(f"{SIZE_WARNING_ENV}={raw!r} must be more than 0")
+    if not 0 < megabytes <= 1e9:  # NaN and infinity fail this too
+        raise errors.InvalidValueError(f"{SIZE_WARNING_ENV}={raw!r} must be more than 0 and at most 1e9 (a petabyte)")
     return int(megabytes * 1_000_000)
 
 
@@ -84,7 +84,7 @@ def stats(
     :param warn_above_bytes: log a warning (and list it in ``warnings``) when the file and its
         WAL pass this size (default: ``AGENTSTATE_SIZE_WARNING_MB``, else 100 MB).
     """
-    engine.require_connection(conn, "stats()")
+    engine.require_connection(conn, "stats()", sync_only=True)
     if not isinstance(full, bool):
         raise errors.InvalidTypeError("full must be True or False")
     largest = require_int("largest", largest, minimum=1)

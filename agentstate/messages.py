@@ -500,7 +500,11 @@ class MessageLog:
 
     def clear(self, stream: Stream, stream_id: str) -> int:
         """Delete a whole stream in one transaction; returns how many messages went (0 for an
-        unknown or empty stream). The owner (conversation, planner, task) stays."""
+        unknown or empty stream). The owner (conversation, planner, task) stays.
+
+        The stream starts over: its next message takes position 1 again, and its idempotency keys
+        are forgotten, so a reader paging with :meth:`after` must start again from 0. To drop old
+        messages but keep positions growing, use :meth:`trim` (it keeps the last message)."""
         sql = _stream(stream)
         with engine.write(self._conn):
             return cast(int, run(self._conn, sql.clear, {"stream_id": _stream_id(stream_id)}))

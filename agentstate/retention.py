@@ -83,7 +83,7 @@ def cleanup(
     :param dry_run: count what would go, write nothing.
     :param progress: ``progress(phase, done, total)`` while it works.
     """
-    engine.require_connection(conn, "cleanup()")
+    engine.require_connection(conn, "cleanup()", sync_only=True)
     recorded_days = _days("recorded_older_than_days", recorded_older_than_days)
     message_days = _days("messages_older_than_days", messages_older_than_days)
     keep_messages = None if keep_last_messages is None else require_int("keep_last_messages", keep_last_messages, minimum=1)
@@ -209,21 +209,33 @@ class _Cleanup:
         skip: Callable[[str], bool] | None,
         phase: str,
     ) -> int:
-        """Walk every stream (or task) by key, a few dozen to a transaction, deleting or counting
-        what the rule matches in each."""
+        """Walk every stream (or task) by key, counting (dry run) or deleting what the rule
+        matches in each. A write transaction takes a few dozen keys, or ``batch_size`` rows of one
+        key: a long stream is trimmed over several transactions, never in one."""
         deleted, seen, after = 0, 0, ""
+        resume: str | None = None  # a key whose rows did not all fit in the last transaction
         while True:
             transaction = contextlib.nullcontext() if self.dry_run else engine.write(self.conn)
             with transaction:
+                budget = self.batch_size
                 for _ in range(STREAMS_PER_TRANSACTION):
-                    key = run(self.conn, next_key, {"after": after})
+                    key = resume if resume is not None else run(self.conn, next_key, {"after": after})
                     if key is None:
                         self.progress(phase, seen, seen)
                         return deleted
-                    after, seen = key, seen + 1
-                    if skip is not None and skip(key):
+                    if resume is None:
+                        after, seen = key, seen + 1
+                        if skip is not None and skip(key):
+                            continue
+                    resume = None
+                    if self.dry_run:
+                        deleted += run(self.conn, count, params_of(key))
                         continue
-                    deleted += run(self.conn, count if self.dry_run else delete, params_of(key))
+                    gone = run(self.conn, delete, {**params_of(key), "limit": budget})
+                    deleted, budget = deleted + gone, budget - gone
+                    if budget <= 0:
+                        resume = key  # maybe more in this one: carry on in the next transaction
+                        break
             self.progress(phase, seen, None)
             if not self.dry_run:
                 engine.yield_lock()

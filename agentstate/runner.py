@@ -90,6 +90,7 @@ def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ..
     start = perf_counter_ns() if monitor is not None else 0
     kind = prepared.kind
     result: Any
+    cursor: Any = None
     try:
         cursor = conn.execute(prepared.sql, params)
         if kind is MANY:
@@ -108,6 +109,11 @@ def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ..
         raise engine.translate(exc, name) from exc
     except (TypeError, OverflowError, UnicodeEncodeError) as exc:
         raise _unbindable(name, exc) from exc
+    except AttributeError as exc:
+        if not getattr(conn, "is_async", False):
+            raise
+        cursor.close()  # a coroutine: an async connection used from outside its worker thread
+        raise _wrong_mode(name) from exc
     if monitor is not None:
         ns = perf_counter_ns() - start
         prepared.add(ns, count)
@@ -137,6 +143,13 @@ def run_each(conn: apsw.Connection, name: str, params: Iterable[dict[str, Any] |
         if ns >= monitor.report_above:
             monitor.report(name, ns, count, conn, prepared.sql, "(many)")
     return changes if prepared.kind is EXEC else rows
+
+
+def _wrong_mode(name: str) -> errors.InvalidTypeError:
+    return errors.InvalidTypeError(
+        f"{name}: this connection is from connect_async(): use AsyncTaskManager, AsyncMessageLog or "
+        "AsyncAgents with it (or a connection from connect() with the synchronous classes)"
+    )
 
 
 def _too_many(found: queries.Query) -> errors.QueryCardinalityError:

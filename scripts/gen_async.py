@@ -161,6 +161,7 @@ def _class(source: Source) -> tuple[str, dict[str, str]]:
         f'    """:class:`{source.module}.{source.cls}` for asyncio, on a connection from\n'
         f'    :func:`agentstate.connect_async`; every method is the synchronous one, awaited."""\n\n'
         f"    def __init__({', '.join(params)}) -> None:\n"
+        f'        require_async_connection(conn, "Async{source.cls}")\n'
         f"        self.{source.attribute} = conn\n"
         f"        # On its worker thread an async connection answers synchronously, like a plain one.\n"
         f"        self._sync = {source.cls}({forwarded})\n"
@@ -216,7 +217,10 @@ def _sort_key(name: str) -> tuple[int, str]:
 
 def render() -> str:
     classes = []
-    imports = {"agentstate.engine": {"AsyncConnection", "materialise", "run_async"}, "typing": {"cast"}}
+    imports = {
+        "agentstate.engine": {"AsyncConnection", "materialise", "require_async_connection", "run_async"},
+        "typing": {"cast"},
+    }
     for source in SOURCES:
         text, needed = _class(source)
         classes.append(text)

@@ -613,3 +613,87 @@ def test_closing_the_last_connection_leaves_the_file_free(db_path: Path) -> None
         assert plain.pragma("journal_mode", "DELETE") == "delete"
     finally:
         plain.close()
+
+
+# --- the review's finds -------------------------------------------------------------------------
+
+
+def test_cancelling_write_async_while_it_waits_for_the_lock_leaves_no_transaction_open(db_path: Path) -> None:
+    async def main() -> None:
+        holder = agentstate.connect(db_path)
+        conn = await agentstate.connect_async(db_path)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+
+            async def write() -> None:
+                async with agentstate.write_async(conn):
+                    await conn.execute("INSERT INTO planners (planner_id) VALUES ('never')")
+
+            task = asyncio.ensure_future(write())
+            await asyncio.sleep(0.2)  # waiting in BEGIN IMMEDIATE on the worker thread
+            task.cancel()
+            await asyncio.sleep(0.05)
+            holder.execute("COMMIT")  # now the BEGIN goes through, after the cancellation
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await engine.run_async(conn, conn.get_autocommit)  # type: ignore[arg-type]
+            Agents(holder).create_planner("after")  # the lock is free again
+        finally:
+            await conn.aclose()
+            holder.close()
+
+    asyncio.run(main())
+
+
+def test_sync_and_async_classes_refuse_the_other_kind_of_connection(db_path: Path) -> None:
+    async def main() -> None:
+        conn = await agentstate.connect_async(db_path)
+        try:
+            with pytest.raises(errors.InvalidTypeError, match="connect_async"):
+                TaskManager(conn, "p").get_task("x")  # type: ignore[arg-type]
+            with pytest.raises(errors.InvalidTypeError, match="connect_async"):
+                MessageLog(conn).latest("planner", "p")  # type: ignore[arg-type]
+            with pytest.raises(errors.InvalidTypeError):
+                agentstate.stats(conn)  # type: ignore[arg-type]
+        finally:
+            await conn.aclose()
+
+    asyncio.run(main())
+    sync = agentstate.connect(db_path)
+    try:
+        with pytest.raises(errors.InvalidTypeError, match="connect_async"):
+            agentstate.AsyncTaskManager(sync)  # type: ignore[arg-type]
+    finally:
+        sync.close()
+
+
+def test_a_size_warning_threshold_that_is_not_finite_is_refused(
+    file_db: apsw.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTSTATE_SIZE_WARNING_MB", "inf")
+    with pytest.raises(errors.InvalidValueError, match="AGENTSTATE_SIZE_WARNING_MB"):
+        agentstate.stats(file_db)
+
+
+def test_deleting_a_planner_never_takes_a_task_claimed_between_its_batches(fresh_db: apsw.Connection) -> None:
+    agents = Agents(fresh_db)
+    agents.create_planner("p")
+    tm = TaskManager(fresh_db, "p")
+    tm.create_tasks([{} for _ in range(15)])
+    claimed: list[Any] = []
+    original = engine.yield_lock
+
+    def claim_between_batches() -> None:  # another executor claims while the delete pauses
+        if not claimed:
+            claimed.append(TaskManager(fresh_db, "p").claim("executor"))
+        original()
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(engine, "yield_lock", claim_between_batches):
+        with pytest.raises(errors.InUseError, match="claimed"):
+            agents.delete_planner("p", with_tasks=True, batch_size=10)
+    claim = claimed[0]
+    assert claim is not None
+    assert tm.complete(claim).task_status == "completed"  # the executor's work was not deleted
+    assert agents.get_planner("p")

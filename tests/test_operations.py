@@ -333,3 +333,22 @@ def test_a_backup_refuses_to_overwrite_and_leaves_nothing_on_failure(file_db: ap
         agentstate.backup(file_db, file_db.filename, overwrite=True)
     agentstate.backup(file_db, target, overwrite=True)
     assert target.stat().st_size > len("precious")
+
+
+def test_a_long_stream_is_trimmed_over_many_short_transactions(db_path: Path) -> None:
+    deletes: list[int] = []
+
+    def seen(name: str, seconds: float, rows: int) -> None:
+        if name == "retention.delete_old_planner_messages":
+            deletes.append(rows)
+
+    conn = agentstate.connect(db_path, on_query=seen)
+    try:
+        Agents(conn).create_planner("long")
+        MessageLog(conn).append_many("planner", "long", [NewMessage("user", str(i)) for i in range(1000)])
+        report = agentstate.cleanup(conn, recorded_older_than_days=None, keep_last_messages=1, batch_size=100)
+        assert report.messages_deleted["planner"] == 999
+        assert sum(deletes) == 999 and max(deletes) <= 100 and len(deletes) >= 10
+        assert [m.content for m in MessageLog(conn).latest("planner", "long", 5)] == ["999"]
+    finally:
+        conn.close()

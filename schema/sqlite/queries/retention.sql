@@ -67,13 +67,17 @@ WHERE {key} = :stream_id
 
 -- name: delete_old_{stream} :exec
 -- uses: PRIMARY KEY
--- Delete what count_old_{stream} counts.
+-- Delete up to :limit of what count_old_{stream} counts, oldest first (the caller repeats).
 DELETE FROM {stream}
-WHERE {key} = :stream_id
-  AND position < (SELECT max(position) FROM {stream} WHERE {key} = :stream_id)
-  AND (created_at < :before
-       OR position < (SELECT min(position) FROM (
-              SELECT position FROM {stream} WHERE {key} = :stream_id ORDER BY position DESC LIMIT :keep)));
+WHERE {key} = :stream_id AND position IN (
+    SELECT position FROM {stream}
+    WHERE {key} = :stream_id
+      AND position < (SELECT max(position) FROM {stream} WHERE {key} = :stream_id)
+      AND (created_at < :before
+           OR position < (SELECT min(position) FROM (
+                  SELECT position FROM {stream} WHERE {key} = :stream_id ORDER BY position DESC LIMIT :keep)))
+    ORDER BY position
+    LIMIT :limit);
 
 -- name: next_task_with_events :value
 -- uses: idx_task_events_worker
@@ -90,8 +94,12 @@ WHERE worker_id = :id
 
 -- name: delete_old_events :exec
 -- uses: idx_task_events_worker
--- Delete what count_old_events counts.
+-- Delete up to :limit of what count_old_events counts, oldest first (the caller repeats).
 DELETE FROM task_events
-WHERE worker_id = :id
-  AND event_id < (SELECT min(event_id) FROM (
-      SELECT event_id FROM task_events WHERE worker_id = :id ORDER BY event_id DESC LIMIT :keep));
+WHERE worker_id = :id AND event_id IN (
+    SELECT event_id FROM task_events
+    WHERE worker_id = :id
+      AND event_id < (SELECT min(event_id) FROM (
+          SELECT event_id FROM task_events WHERE worker_id = :id ORDER BY event_id DESC LIMIT :keep))
+    ORDER BY event_id
+    LIMIT :limit);

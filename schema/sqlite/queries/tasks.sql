@@ -220,6 +220,10 @@ WHERE planner_id = :planner_id;
 
 -- name: delete_planner_tasks :exec
 -- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
--- Delete up to :limit of a planner's tasks (events and worker messages go by cascade).
+-- Delete up to :limit of a planner's tasks (events and worker messages go by cascade); claimed
+-- ones only with :force, checked in each batch's own transaction (a claim may come in between).
 DELETE FROM workers INDEXED BY sqlite_autoindex_workers_1
-WHERE worker_id IN (SELECT worker_id FROM workers WHERE planner_id = :planner_id LIMIT :limit);
+WHERE worker_id IN (
+    SELECT worker_id FROM workers
+    WHERE planner_id = :planner_id AND (:force OR task_status <> 'claimed')
+    LIMIT :limit);
