@@ -12,6 +12,7 @@ import shutil
 import stat
 import threading
 import time
+import unittest.mock
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -688,11 +689,11 @@ def test_deleting_a_planner_never_takes_a_task_claimed_between_its_batches(fresh
             claimed.append(TaskManager(fresh_db, "p").claim("executor"))
         original()
 
-    import unittest.mock
-
-    with unittest.mock.patch.object(engine, "yield_lock", claim_between_batches):
-        with pytest.raises(errors.InUseError, match="claimed"):
-            agents.delete_planner("p", with_tasks=True, batch_size=10)
+    with (
+        unittest.mock.patch.object(engine, "yield_lock", claim_between_batches),
+        pytest.raises(errors.InUseError, match="claimed"),
+    ):
+        agents.delete_planner("p", with_tasks=True, batch_size=10)
     claim = claimed[0]
     assert claim is not None
     assert tm.complete(claim).task_status == "completed"  # the executor's work was not deleted
