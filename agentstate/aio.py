@@ -2,8 +2,9 @@
 
 Each class mirrors its synchronous one method for method: same arguments, same result, awaited.
 A call runs the synchronous method on the async connection's own worker thread (apsw's async
-mode), so the logic, the SQL and the error handling exist once. Use them with a connection from
-:func:`agentstate.connect_async`.
+mode), so the logic, the SQL and the error handling exist once. A cancelled write settles (commits
+or rolls back) before ``CancelledError`` reaches the caller, and a cancelled claim is released.
+Use them with a connection from :func:`agentstate.connect_async`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from datetime import datetime
 from typing import Any, cast
 
 from agentstate.agents import Agents, Conversation, Link, Planner, Router
-from agentstate.engine import AsyncConnection, SyncConnection, materialise, require_async_connection, run_async
+from agentstate.engine import (
+    AsyncConnection,
+    SyncConnection,
+    call_async,
+    materialise,
+    require_async_connection,
+    run_async,
+)
 from agentstate.messages import Message, MessageLog, NewMessage, Stream
 from agentstate.tasks import (
     DEFAULT_LEASE_SECONDS,
@@ -23,6 +31,7 @@ from agentstate.tasks import (
     TaskEvent,
     TaskManager,
     TaskStatus,
+    claim_async,
 )
 
 
@@ -50,7 +59,7 @@ class AsyncTaskManager:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.create_task`."""
-        return await run_async(
+        return await call_async(
             self.conn,
             self._sync.create_task,
             description,
@@ -64,7 +73,7 @@ class AsyncTaskManager:
 
     async def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
         """See :meth:`agentstate.tasks.TaskManager.create_tasks`."""
-        return await run_async(self.conn, self._sync.create_tasks, materialise(specs))
+        return await call_async(self.conn, self._sync.create_tasks, materialise(specs))
 
     async def get_task(self, worker_id: str) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.get_task`."""
@@ -92,15 +101,15 @@ class AsyncTaskManager:
 
     async def retry(self, worker_id: str) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.retry`."""
-        return await run_async(self.conn, self._sync.retry, worker_id)
+        return await call_async(self.conn, self._sync.retry, worker_id)
 
     async def record(self, worker_id: str) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.record`."""
-        return await run_async(self.conn, self._sync.record, worker_id)
+        return await call_async(self.conn, self._sync.record, worker_id)
 
     async def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
         """See :meth:`agentstate.tasks.TaskManager.purge_recorded`."""
-        return await run_async(
+        return await call_async(
             self.conn,
             self._sync.purge_recorded,
             older_than_seconds=older_than_seconds,
@@ -109,15 +118,22 @@ class AsyncTaskManager:
 
     async def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
         """See :meth:`agentstate.tasks.TaskManager.claim`."""
-        return await run_async(self.conn, self._sync.claim, owner, lease_seconds=lease_seconds)
+        return await claim_async(self._sync, self.conn, self._sync.claim, owner, lease_seconds=lease_seconds)
 
     async def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
         """See :meth:`agentstate.tasks.TaskManager.claim_many`."""
-        return await run_async(self.conn, self._sync.claim_many, owner, limit, lease_seconds=lease_seconds)
+        return await claim_async(
+            self._sync,
+            self.conn,
+            self._sync.claim_many,
+            owner,
+            limit,
+            lease_seconds=lease_seconds,
+        )
 
     async def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
         """See :meth:`agentstate.tasks.TaskManager.complete_many`."""
-        return await run_async(self.conn, self._sync.complete_many, materialise(results))
+        return await call_async(self.conn, self._sync.complete_many, materialise(results))
 
     async def heartbeat(
         self,
@@ -127,19 +143,19 @@ class AsyncTaskManager:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> Claim:
         """See :meth:`agentstate.tasks.TaskManager.heartbeat`."""
-        return await run_async(self.conn, self._sync.heartbeat, claim, token, lease_seconds=lease_seconds)
+        return await call_async(self.conn, self._sync.heartbeat, claim, token, lease_seconds=lease_seconds)
 
     async def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.complete`."""
-        return await run_async(self.conn, self._sync.complete, claim, token, result=result)
+        return await call_async(self.conn, self._sync.complete, claim, token, result=result)
 
     async def fail_validation(self, claim: Claim | str, token: int | None = None, *, reason: Any = None) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.fail_validation`."""
-        return await run_async(self.conn, self._sync.fail_validation, claim, token, reason=reason)
+        return await call_async(self.conn, self._sync.fail_validation, claim, token, reason=reason)
 
     async def release(self, claim: Claim | str, token: int | None = None) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.release`."""
-        return await run_async(self.conn, self._sync.release, claim, token)
+        return await call_async(self.conn, self._sync.release, claim, token)
 
     async def complete_and_claim_next(
         self,
@@ -150,7 +166,8 @@ class AsyncTaskManager:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> Claim | None:
         """See :meth:`agentstate.tasks.TaskManager.complete_and_claim_next`."""
-        return await run_async(
+        return await claim_async(
+            self._sync,
             self.conn,
             self._sync.complete_and_claim_next,
             claim,
@@ -181,7 +198,7 @@ class AsyncMessageLog:
         idempotency_key: str | None = None,
     ) -> Message:
         """See :meth:`agentstate.messages.MessageLog.append`."""
-        return await run_async(
+        return await call_async(
             self._conn,
             self._sync.append,
             stream,
@@ -194,11 +211,11 @@ class AsyncMessageLog:
 
     async def append_many(self, stream: Stream, stream_id: str, messages: Iterable[NewMessage]) -> list[Message]:
         """See :meth:`agentstate.messages.MessageLog.append_many`."""
-        return await run_async(self._conn, self._sync.append_many, stream, stream_id, materialise(messages))
+        return await call_async(self._conn, self._sync.append_many, stream, stream_id, materialise(messages))
 
     async def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
         """See :meth:`agentstate.messages.MessageLog.append_bulk`."""
-        return await run_async(self._conn, self._sync.append_bulk, stream, materialise(messages))
+        return await call_async(self._conn, self._sync.append_bulk, stream, materialise(messages))
 
     async def latest(self, stream: Stream, stream_id: str, limit: int = 50) -> list[Message]:
         """See :meth:`agentstate.messages.MessageLog.latest`."""
@@ -238,7 +255,7 @@ class AsyncMessageLog:
 
     async def clear(self, stream: Stream, stream_id: str) -> int:
         """See :meth:`agentstate.messages.MessageLog.clear`."""
-        return await run_async(self._conn, self._sync.clear, stream, stream_id)
+        return await call_async(self._conn, self._sync.clear, stream, stream_id)
 
     async def trim(
         self,
@@ -249,7 +266,7 @@ class AsyncMessageLog:
         keep_last: int | None = None,
     ) -> int:
         """See :meth:`agentstate.messages.MessageLog.trim`."""
-        return await run_async(self._conn, self._sync.trim, stream, stream_id, before=before, keep_last=keep_last)
+        return await call_async(self._conn, self._sync.trim, stream, stream_id, before=before, keep_last=keep_last)
 
 
 class AsyncAgents:
@@ -270,7 +287,7 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Conversation:
         """See :meth:`agentstate.agents.Agents.create_conversation`."""
-        return await run_async(
+        return await call_async(
             self._conn,
             self._sync.create_conversation,
             conversation_id,
@@ -290,7 +307,7 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Conversation:
         """See :meth:`agentstate.agents.Agents.update_conversation`."""
-        return await run_async(
+        return await call_async(
             self._conn,
             self._sync.update_conversation,
             conversation_id,
@@ -316,7 +333,7 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Router:
         """See :meth:`agentstate.agents.Agents.create_router`."""
-        return await run_async(self._conn, self._sync.create_router, router_id, status=status, metadata=metadata)
+        return await call_async(self._conn, self._sync.create_router, router_id, status=status, metadata=metadata)
 
     async def get_router(self, router_id: str) -> Router:
         """See :meth:`agentstate.agents.Agents.get_router`."""
@@ -324,7 +341,7 @@ class AsyncAgents:
 
     async def update_router(self, router_id: str, *, status: str | None = None, metadata: Any = None) -> Router:
         """See :meth:`agentstate.agents.Agents.update_router`."""
-        return await run_async(self._conn, self._sync.update_router, router_id, status=status, metadata=metadata)
+        return await call_async(self._conn, self._sync.update_router, router_id, status=status, metadata=metadata)
 
     async def list_routers(
         self,
@@ -344,7 +361,7 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Planner:
         """See :meth:`agentstate.agents.Agents.create_planner`."""
-        return await run_async(self._conn, self._sync.create_planner, planner_id, status=status, metadata=metadata)
+        return await call_async(self._conn, self._sync.create_planner, planner_id, status=status, metadata=metadata)
 
     async def get_planner(self, planner_id: str) -> Planner:
         """See :meth:`agentstate.agents.Agents.get_planner`."""
@@ -352,7 +369,7 @@ class AsyncAgents:
 
     async def update_planner(self, planner_id: str, *, status: str | None = None, metadata: Any = None) -> Planner:
         """See :meth:`agentstate.agents.Agents.update_planner`."""
-        return await run_async(self._conn, self._sync.update_planner, planner_id, status=status, metadata=metadata)
+        return await call_async(self._conn, self._sync.update_planner, planner_id, status=status, metadata=metadata)
 
     async def list_planners(
         self,
@@ -366,11 +383,11 @@ class AsyncAgents:
 
     async def link(self, router_id: str, planner_id: str) -> Link:
         """See :meth:`agentstate.agents.Agents.link`."""
-        return await run_async(self._conn, self._sync.link, router_id, planner_id)
+        return await call_async(self._conn, self._sync.link, router_id, planner_id)
 
     async def unlink(self, router_id: str, planner_id: str) -> bool:
         """See :meth:`agentstate.agents.Agents.unlink`."""
-        return await run_async(self._conn, self._sync.unlink, router_id, planner_id)
+        return await call_async(self._conn, self._sync.unlink, router_id, planner_id)
 
     async def planners_of(self, router_id: str) -> list[Planner]:
         """See :meth:`agentstate.agents.Agents.planners_of`."""
@@ -382,11 +399,11 @@ class AsyncAgents:
 
     async def delete_conversation(self, conversation_id: str) -> None:
         """See :meth:`agentstate.agents.Agents.delete_conversation`."""
-        return await run_async(self._conn, self._sync.delete_conversation, conversation_id)
+        return await call_async(self._conn, self._sync.delete_conversation, conversation_id)
 
     async def delete_router(self, router_id: str) -> None:
         """See :meth:`agentstate.agents.Agents.delete_router`."""
-        return await run_async(self._conn, self._sync.delete_router, router_id)
+        return await call_async(self._conn, self._sync.delete_router, router_id)
 
     async def delete_planner(
         self,
@@ -397,7 +414,7 @@ class AsyncAgents:
         batch_size: int = 1000,
     ) -> int:
         """See :meth:`agentstate.agents.Agents.delete_planner`."""
-        return await run_async(
+        return await call_async(
             self._conn,
             self._sync.delete_planner,
             planner_id,

@@ -456,6 +456,15 @@ def run_async(conn: AsyncConnection, call: Callable[..., T], /, *args: Any, **kw
     return result
 
 
+async def call_async(conn: AsyncConnection, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """:func:`run_async` for the Async classes: a call settles before a cancellation is raised, so
+    a caller that sees ``CancelledError`` knows the call has finished (committed or rolled back)."""
+    result, cancelled = await settled(run_async(conn, call, *args, **kwargs))
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
 @contextlib.contextmanager
 def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when one is already open.
@@ -597,31 +606,31 @@ async def write_async(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
     """
     require_async_connection(conn, "write_async()")
     try:
-        savepoint, cancelled = await _settled(run_async(conn, _begin, conn))
+        savepoint, cancelled = await settled(run_async(conn, _begin, conn))
     except apsw.Error as exc:
         raise translate(exc) from exc
     if cancelled:  # the BEGIN went through on the worker thread all the same: undo it
-        await _settled(run_async(conn, _rollback, conn, savepoint))
+        await settled(run_async(conn, _rollback, conn, savepoint))
         raise asyncio.CancelledError
     try:
         yield conn
     except BaseException as exc:
         try:
-            _, cancelled = await _settled(run_async(conn, _rollback, conn, savepoint))
+            _, cancelled = await settled(run_async(conn, _rollback, conn, savepoint))
         except apsw.Error as failed:
             raise translate(failed, "rolling back") from exc
         if isinstance(exc, apsw.Error):
             raise translate(exc) from exc
         raise
     try:
-        _, cancelled = await _settled(run_async(conn, _commit, conn, savepoint))
+        _, cancelled = await settled(run_async(conn, _commit, conn, savepoint))
     except apsw.Error as exc:
         raise translate(exc, "committing") from exc
     if cancelled:
         raise asyncio.CancelledError  # after the commit settled, so the caller can trust the file
 
 
-async def _settled(step: Awaitable[T]) -> tuple[T, bool]:
+async def settled(step: Awaitable[T]) -> tuple[T, bool]:
     """Await ``step`` to its end even if the caller is cancelled meanwhile (a transaction's
     BEGIN, ROLLBACK or COMMIT must not be left half known); returns its result and whether a
     cancellation arrived, for the caller to raise once the step has settled."""

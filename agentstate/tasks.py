@@ -20,14 +20,15 @@ executor that lost its lease cannot overwrite the new owner's work (:class:`Stal
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from inspect import signature
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, Literal, NoReturn, TypeVar
 
 from agentstate import engine, errors
-from agentstate.engine import SyncConnection
+from agentstate.engine import AsyncConnection, SyncConnection
 from agentstate.rows import Builder
 from agentstate.runner import run
 from agentstate.values import (
@@ -534,6 +535,24 @@ class TaskManager:
         if action == "retry":
             raise errors.RetryLimitError(worker_id, task.attempts, task.max_attempts)
         raise AssertionError(f"{action} of {worker_id!r} matched no row for no known reason")
+
+
+ClaimResult = TypeVar("ClaimResult")
+
+
+async def claim_async(
+    manager: TaskManager, conn: AsyncConnection, call: Callable[..., ClaimResult], /, *args: Any, **kwargs: Any
+) -> ClaimResult:
+    """:func:`engine.call_async` for the calls that claim (``claim``, ``claim_many``,
+    ``complete_and_claim_next``): when the caller is cancelled, the claims the call made are
+    released before ``CancelledError`` is raised, so no task waits out a lease nobody holds."""
+    result, cancelled = await engine.settled(engine.run_async(conn, call, *args, **kwargs))
+    if cancelled:
+        claims: list[Any] = result if isinstance(result, list) else [] if result is None else [result]
+        for claim in claims:
+            await engine.settled(engine.run_async(conn, manager.release, claim))
+        raise asyncio.CancelledError
+    return result
 
 
 # What a create_tasks spec may hold: create_task's keyword arguments, read off the one signature.

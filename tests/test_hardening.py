@@ -698,3 +698,41 @@ def test_deleting_a_planner_never_takes_a_task_claimed_between_its_batches(fresh
     assert claim is not None
     assert tm.complete(claim).task_status == "completed"  # the executor's work was not deleted
     assert agents.get_planner("p")
+
+
+def test_a_cancelled_async_call_settles_first_and_a_cancelled_claim_is_released(db_path: Path) -> None:
+    """The caller that sees CancelledError can trust the file: the call finished first, and a
+    claim it will never see does not hold its task until the lease runs out."""
+
+    async def main() -> None:
+        holder = agentstate.connect(db_path)
+        conn = await agentstate.connect_async(db_path)
+        try:
+            await agentstate.AsyncAgents(conn).create_planner("p")
+            atm = agentstate.AsyncTaskManager(conn, "p")
+            task = await atm.create_task("t")
+            for call in (lambda: atm.claim("exec-1"), lambda: atm.claim_many("exec-1", 5)):
+                holder.execute("BEGIN IMMEDIATE")
+                pending = asyncio.ensure_future(call())
+                await asyncio.sleep(0.1)  # waiting for the lock on the worker thread
+                pending.cancel()
+                holder.execute("COMMIT")  # the claim goes through after the cancellation
+                with pytest.raises(asyncio.CancelledError):
+                    await pending
+                after = await atm.get_task(task.worker_id)
+                assert (after.task_status, after.attempts) == ("pending", 0), after
+            log = agentstate.AsyncMessageLog(conn)
+            holder.execute("BEGIN IMMEDIATE")
+            pending = asyncio.ensure_future(log.append("planner", "p", role="user", content="late"))
+            await asyncio.sleep(0.1)
+            pending.cancel()
+            holder.execute("COMMIT")
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            # settled before CancelledError: the append is already visible to the next reader
+            assert [m.content for m in MessageLog(holder).latest("planner", "p", 5)] == ["late"]
+        finally:
+            await conn.aclose()
+            holder.close()
+
+    asyncio.run(main())
