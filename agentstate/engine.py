@@ -610,7 +610,10 @@ async def write_async(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
     except apsw.Error as exc:
         raise translate(exc) from exc
     if cancelled:  # the BEGIN went through on the worker thread all the same: undo it
-        await settled(run_async(conn, _rollback, conn, savepoint))
+        try:
+            await settled(run_async(conn, _rollback, conn, savepoint))
+        except apsw.Error as exc:
+            raise asyncio.CancelledError() from translate(exc, "rolling back")
         raise asyncio.CancelledError
     try:
         yield conn
@@ -619,6 +622,8 @@ async def write_async(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
             _, cancelled = await settled(run_async(conn, _rollback, conn, savepoint))
         except apsw.Error as failed:
             raise translate(failed, "rolling back") from exc
+        if cancelled and not isinstance(exc, asyncio.CancelledError):
+            raise asyncio.CancelledError() from exc
         if isinstance(exc, apsw.Error):
             raise translate(exc) from exc
         raise
@@ -643,6 +648,10 @@ async def settled(step: Awaitable[T]) -> tuple[T, bool]:
             if task.done() and task.cancelled():
                 raise
             cancelled = True
+        except BaseException as exc:
+            if cancelled:  # the step failed after the caller was cancelled: still deliver the cancel
+                raise asyncio.CancelledError() from exc
+            raise
 
 
 @contextlib.contextmanager

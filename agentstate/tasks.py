@@ -21,6 +21,7 @@ executor that lost its lease cannot overwrite the new owner's work (:class:`Stal
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from agentstate.values import (
     utc_after,
     utc_now,
 )
+
+logger = logging.getLogger("agentstate")
 
 TaskStatus = Literal["pending", "claimed", "completed", "failed_validation", "recorded"]
 STATUSES: Final = ("pending", "claimed", "completed", "failed_validation", "recorded")
@@ -549,8 +552,11 @@ async def claim_async(
     result, cancelled = await engine.settled(engine.run_async(conn, call, *args, **kwargs))
     if cancelled:
         claims: list[Any] = result if isinstance(result, list) else [] if result is None else [result]
-        for claim in claims:
-            await engine.settled(engine.run_async(conn, manager.release, claim))
+        for claim in claims:  # each on its own: one that fails must not keep the others held
+            try:
+                await engine.settled(engine.run_async(conn, manager.release, claim))
+            except (Exception, asyncio.CancelledError):
+                logger.warning("agentstate: releasing %s after a cancelled claim failed", claim.worker_id, exc_info=True)
         raise asyncio.CancelledError
     return result
 

@@ -736,3 +736,62 @@ def test_a_cancelled_async_call_settles_first_and_a_cancelled_claim_is_released(
             holder.close()
 
     asyncio.run(main())
+
+
+def test_a_cancelled_async_write_that_then_fails_still_delivers_the_cancellation(db_path: Path) -> None:
+    async def main() -> None:
+        holder = agentstate.connect(db_path)
+        conn = await agentstate.connect_async(db_path, busy_timeout_ms=300)
+        try:
+            await agentstate.AsyncAgents(conn).create_planner("p")
+            atm = agentstate.AsyncTaskManager(conn, "p")
+            holder.execute("BEGIN IMMEDIATE")  # held past the busy timeout: the write will fail
+            pending = asyncio.ensure_future(atm.create_task("t"))
+            await asyncio.sleep(0.1)
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError) as caught:
+                await pending
+            assert isinstance(caught.value.__cause__, errors.DatabaseBusyError)
+            holder.execute("ROLLBACK")
+        finally:
+            await conn.aclose()
+            holder.close()
+
+    asyncio.run(main())
+
+
+def test_a_release_that_fails_after_a_cancelled_claim_does_not_keep_the_others_held(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = TaskManager.release
+    calls: list[str] = []
+
+    def flaky_release(self: TaskManager, claim: Any, token: Any = None) -> Any:
+        calls.append(claim.worker_id)
+        if len(calls) == 1:
+            raise errors.DatabaseBusyError("simulated: the lock was held past the busy timeout")
+        return original(self, claim, token)
+
+    monkeypatch.setattr(TaskManager, "release", flaky_release)
+
+    async def main() -> None:
+        holder = agentstate.connect(db_path)
+        conn = await agentstate.connect_async(db_path)
+        try:
+            await agentstate.AsyncAgents(conn).create_planner("p")
+            atm = agentstate.AsyncTaskManager(conn, "p")
+            await atm.create_tasks([{}, {}, {}])
+            holder.execute("BEGIN IMMEDIATE")
+            pending = asyncio.ensure_future(atm.claim_many("exec-1", 3))
+            await asyncio.sleep(0.1)
+            pending.cancel()
+            holder.execute("COMMIT")
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            assert len(calls) == 3
+            assert (await atm.counts())["claimed"] == 1  # only the one whose release failed
+        finally:
+            await conn.aclose()
+            holder.close()
+
+    asyncio.run(main())
