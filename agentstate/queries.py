@@ -141,11 +141,3 @@ def registry(folder: Path | None = None) -> dict[str, Query]:
                 )
             found[query.name] = query
     return found
-
-
-def sql(name: str) -> str:
-    """The SQL text of a registered query."""
-    try:
-        return registry()[name].sql
-    except KeyError:
-        raise errors.QueryFileError(f"no query named {name!r} in {engine.schema_dir() / 'queries'}") from None

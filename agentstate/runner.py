@@ -52,6 +52,7 @@ class _Prepared:
     def __init__(self, query: queries.Query) -> None:
         self.query = query
         self.sql = query.sql
+        # The module's own string objects, so the hot path can compare with `is`.
         self.kind = {"one": ONE, "many": MANY, "value": VALUE, "returning": RETURNING, "exec": EXEC}[query.cardinality]
         self.add = stats_for(query.name).add
 
@@ -75,17 +76,14 @@ def query(name: str) -> queries.Query:
 
 
 def _prepared(name: str) -> _Prepared:
-    found = query(name)
-    if name not in _PREPARED or _PREPARED[name].query is not found:  # registered since import (tests do)
-        _PREPARED[name] = _Prepared(found)
-    return _PREPARED[name]
+    """A query registered after import (tests add some) is prepared on first use."""
+    prepared = _PREPARED[name] = _Prepared(query(name))
+    return prepared
 
 
 def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> Any:
     """Run the named query with ``params`` bound and return what its cardinality promises."""
-    prepared = _PREPARED.get(name)
-    if prepared is None or prepared.query is not _REGISTRY.get(name):
-        prepared = _prepared(name)
+    prepared = _PREPARED.get(name) or _prepared(name)
     monitor = conn.monitor if type(conn) is _Connection else _default_monitor()
     start = perf_counter_ns() if monitor is not None else 0
     kind = prepared.kind
