@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 import apsw
 import apsw.ext
 
-from agentstate import checkpoint, errors
+from agentstate import checkpoint, errors, gate
 from agentstate.monitor import Monitor, QueryHook
 from agentstate.values import require_int
 
@@ -65,12 +65,16 @@ class Connection(apsw.Connection):
     """How long a write waits for another connection's write lock (see :func:`patient_busy_handler`)."""
     monitor: Monitor | None = None
     """Where :mod:`agentstate.runner` reports query timings (None: monitoring off)."""
+    writer_gate: gate.WriterGate | None = None
+    """Where this connection's write transactions queue (see :mod:`agentstate.gate`)."""
 
     def close(self, force: bool = False) -> None:
         if os.getpid() == getattr(self, "pid", None):
             optimize(self)
         checkpoint.detach(self)
         super().close(force)
+        if self.writer_gate is not None:
+            self.writer_gate.close()
 
     async def aclose(self) -> None:
         """Close an async connection (see :meth:`close`)."""
@@ -80,6 +84,8 @@ class Connection(apsw.Connection):
         # detach may wait for a checkpoint in flight: not on the event loop's thread
         await asyncio.to_thread(checkpoint.detach, self)
         await apsw.Connection.aclose(self)  # type: ignore[attr-defined]  # apsw's stubs type it on AsyncConnection
+        if self.writer_gate is not None:
+            self.writer_gate.close()
 
 
 def optimize(conn: apsw.Connection) -> None:
@@ -184,6 +190,9 @@ class Settings:
     """Log queries slower than this (None: ``AGENTSTATE_SLOW_QUERY_MS``, else 100; 0 logs all)."""
     on_query: tuple[QueryHook, ...] = ()
     """Called as ``hook(name, seconds, rows)`` after every named query."""
+    writer_gate: bool = True
+    """Queue write transactions in arrival order (:mod:`agentstate.gate`) instead of only
+    polling SQLite's lock: short tails under contention."""
 
     def __post_init__(self) -> None:
         if self.busy_timeout_ms is not None:
@@ -385,6 +394,8 @@ def _prepare(conn: Connection, settings: Settings) -> None:
     _log_sqlite()
     _make_private(conn, settings.file_mode)
     configure(conn, settings)
+    if settings.writer_gate and not conn.readonly("main") and conn.filename:
+        conn.writer_gate = gate.open_gate(conn.filename, settings.file_mode, conn.busy_timeout_ms / 1000)
     _opened.add(conn)
 
 
@@ -491,7 +502,7 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
         # An explicit BEGIN, not apsw's transaction_mode: with several threads in one process,
         # `with conn:` in IMMEDIATE mode was seen to wait for the lock without letting the
         # holder's thread run (measured here with apsw 3.54.1: 4 threads stall until timeout).
-        conn.execute("BEGIN IMMEDIATE")
+        _begin(conn)
         try:
             yield conn
         except BaseException:
@@ -563,9 +574,18 @@ _savepoints = itertools.count(1)
 
 
 def _begin(conn: apsw.Connection) -> str | None:
-    """Start a write transaction, or a savepoint (whose name it returns) inside an open one."""
+    """Start a write transaction, or a savepoint (whose name it returns) inside an open one.
+    A transaction first queues at the writer gate, then takes SQLite's lock."""
     if conn.get_autocommit():
-        conn.execute("BEGIN IMMEDIATE")
+        queue = getattr(conn, "writer_gate", None)
+        if queue is not None:
+            queue.acquire()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if queue is not None:
+                queue.release()
+            raise
         return None
     name = f"agentstate_{next(_savepoints)}"
     conn.execute(f"SAVEPOINT {name}")  # a name we made, never user input
@@ -578,16 +598,28 @@ def _commit(conn: apsw.Connection, savepoint: str | None) -> None:
     except BaseException:
         _rollback(conn, savepoint)
         raise
+    if savepoint is None:
+        _leave_gate(conn)
 
 
 def _rollback(conn: apsw.Connection, savepoint: str | None) -> None:
-    if conn.get_autocommit():
-        return  # SQLite already rolled back (e.g. after a full disk)
-    if savepoint is None:
-        conn.execute("ROLLBACK")
-    else:
-        conn.execute(f"ROLLBACK TO {savepoint}")
-        conn.execute(f"RELEASE {savepoint}")
+    try:
+        if conn.get_autocommit():
+            return  # SQLite already rolled back (e.g. after a full disk)
+        if savepoint is None:
+            conn.execute("ROLLBACK")
+        else:
+            conn.execute(f"ROLLBACK TO {savepoint}")
+            conn.execute(f"RELEASE {savepoint}")
+    finally:
+        if savepoint is None:
+            _leave_gate(conn)
+
+
+def _leave_gate(conn: apsw.Connection) -> None:
+    queue = getattr(conn, "writer_gate", None)
+    if queue is not None:
+        queue.release()
 
 
 @contextlib.asynccontextmanager

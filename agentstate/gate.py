@@ -1,0 +1,242 @@
+"""The writer gate: writers of one database file take turns in the order they arrive.
+
+SQLite's write lock is not a queue. A writer that finds it taken sleeps and tries again (see
+:func:`agentstate.engine.patient_busy_handler`), while the writer that just committed, still on
+its CPU, takes the lock straight back: under four busy executors most transactions wait for
+nothing and a few wait for hundreds of milliseconds (p99.9 80 ms, max 0.5 s measured here).
+
+The gate is a turnstile of two locks on a sidecar file, ``<database>-lock``, taken before
+``BEGIN IMMEDIATE`` and let go after ``COMMIT``: a writer passes the turnstile, waits for the
+gate, then opens the turnstile behind it. The writer that just finished cannot barge back in,
+because the next one in line holds the turnstile while it waits, so the gate goes to the writer
+that waited. The kernel wakes a blocked waiter the moment the lock is free (no polling), and
+frees a dead process's locks, so a crash leaves nothing to clean up.
+
+The locks are Linux's open file description locks (``F_OFD_SETLKW``) on bytes 0 and 1 of the
+file: like ``flock`` they belong to one open file, not to the process, so two connections of
+one process queue like two processes; unlike ``flock`` they lock a byte range, so one file
+holds both. Where they do not exist there is no gate.
+
+A blocked lock request cannot time out, so the holder bounds the wait instead: a watchdog thread
+opens a gate held longer than its connection's busy timeout (a transaction stuck in user code,
+or waiting for another thread that waits for the gate), and the writers behind it go on to
+SQLite's own wait, which ends in a busy error as it always did. A thread never waits for a gate
+it already holds through another connection. The gate only orders writers; SQLite's lock still
+makes them exclusive, so connections that do not use it (the sqlite3 shell, an older agentstate)
+stay correct and simply do not queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import struct
+import threading
+import time
+import weakref
+
+logger = logging.getLogger("agentstate")
+
+SUFFIX = "-lock"
+GATE, TURNSTILE = 0, 1  # the byte each lock covers
+# How often the watchdog looks for a gate held too long.
+WATCHDOG_INTERVAL_S = 0.5
+
+_F_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
+_F_SETLKW = getattr(fcntl, "F_OFD_SETLKW", None)
+
+
+def _request(kind: int, byte: int) -> bytes:
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for these locks), padding
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, byte, 1, 0)
+
+
+def _lock(fd: int, byte: int, *, wait: bool) -> bool:
+    """Write-lock one byte for this open file description; False if someone else holds it."""
+    try:
+        fcntl.fcntl(fd, _F_SETLKW if wait else _F_SETLK, _request(fcntl.F_WRLCK, byte))  # type: ignore[arg-type]
+    except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held elsewhere
+        if wait:
+            raise
+        return False
+    return True
+
+
+def _unlock(fd: int, byte: int) -> None:
+    fcntl.fcntl(fd, _F_SETLK, _request(fcntl.F_UNLCK, byte))  # type: ignore[arg-type]
+
+
+def _open_sidecar(path: str, mode: int) -> int:
+    """Open the gate file, creating it with exactly ``mode`` (like the database, whatever the
+    umask); an existing one keeps its permissions."""
+    flags = os.O_RDWR | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return os.open(path, flags)
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+class WriterGate:
+    """The gate of one connection, on an open file description of its own."""
+
+    def __init__(self, database: str, mode: int, max_hold_s: float) -> None:
+        self._fd = _open_sidecar(database + SUFFIX, mode)
+        self.ident = os.fstat(self._fd)[1:3]  # (inode, device): one gate file, whatever the path
+        self.max_hold_s = max_hold_s
+        self._lock = threading.Lock()  # between the owner and the watchdog
+        self._held_since: float | None = None
+        self._closed = False
+        with _registry_lock:
+            _gates.add(self)
+
+    def acquire(self) -> bool:
+        """Wait for the gate. False (go on without it) when this thread already holds the same
+        file's gate through another connection, or the lock request failed."""
+        if self._held_since is not None or self._closed:
+            return self._held_since is not None
+        held = _held_here()
+        if self.ident in held:
+            return False
+        try:
+            if not self._pass(wait=False):
+                self._pass(wait=True)
+        except OSError:
+            logger.warning("agentstate: the writer gate failed; writing without it", exc_info=True)
+            return False
+        with self._lock:
+            self._held_since = time.monotonic()
+        held.add(self.ident)
+        _watchdog.ensure_running()
+        return True
+
+    def release(self) -> None:
+        """Let the next writer in."""
+        _held_here().discard(self.ident)
+        with self._lock:
+            if self._held_since is None:
+                return
+            self._held_since = None
+            with contextlib.suppress(OSError):
+                _unlock(self._fd, GATE)
+
+    def close(self) -> None:
+        """Let go of the gate and close its file."""
+        self.release()
+        with _registry_lock:
+            _gates.discard(self)
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+
+    def _pass(self, *, wait: bool) -> bool:
+        """Through the turnstile to the gate, then open the turnstile behind. Without ``wait``,
+        only if nobody is in line and nobody writes (three system calls)."""
+        if not _lock(self._fd, TURNSTILE, wait=wait):
+            return False
+        try:
+            return _lock(self._fd, GATE, wait=wait)
+        finally:
+            _unlock(self._fd, TURNSTILE)
+
+    def open_if_stuck(self, now: float) -> None:
+        """The watchdog's check: open the gate held past ``max_hold_s`` (the transaction goes on
+        under SQLite's lock; the writers behind it wait there instead, and time out there)."""
+        with self._lock:
+            since = self._held_since
+            if since is None or now - since <= self.max_hold_s:
+                return
+            self._held_since = None
+            with contextlib.suppress(OSError):
+                _unlock(self._fd, GATE)
+        logger.warning(
+            "agentstate: a write transaction on %s has been open for over %.1f s; the writers "
+            "queued behind it now wait on SQLite's lock and time out there",
+            self._name(),
+            self.max_hold_s,
+        )
+
+    def _name(self) -> str:
+        with contextlib.suppress(OSError):
+            return os.readlink(f"/proc/self/fd/{self._fd}").removesuffix(SUFFIX)
+        return "the database"
+
+
+class _Watchdog:
+    """One daemon thread per process, alive while gates exist."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def ensure_running(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        with _registry_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="agentstate-writer-gate", daemon=True)
+                with contextlib.suppress(RuntimeError):  # no thread: gates are then unbounded
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(WATCHDOG_INTERVAL_S)
+            with _registry_lock:
+                gates = list(_gates)
+                if not gates:
+                    self._thread = None
+                    return
+            now = time.monotonic()
+            for gate in gates:
+                gate.open_if_stuck(now)
+
+
+_registry_lock = threading.Lock()
+_gates: weakref.WeakSet[WriterGate] = weakref.WeakSet()
+_watchdog = _Watchdog()
+_local = threading.local()
+
+
+def _held_here() -> set[tuple[int, int]]:
+    """The gate files this thread holds, through any connection."""
+    held: set[tuple[int, int]] | None = getattr(_local, "held", None)
+    if held is None:
+        held = _local.held = set()
+    return held
+
+
+def open_gate(database: str, mode: int, max_hold_s: float) -> WriterGate | None:
+    """The gate for a writable connection to ``database`` (None: no sidecar could be opened,
+    e.g. a read-only folder, or the system has no such locks; writers then queue only in
+    SQLite's busy handler)."""
+    if _F_SETLK is None:
+        return None
+    try:
+        return WriterGate(database, mode, max_hold_s)
+    except OSError as exc:
+        logger.info("agentstate: no writer gate for %s (%s); writers will poll SQLite's lock", database, exc)
+        return None
+
+
+def _forget_inherited_gates() -> None:
+    """In a forked child: close the parent's gate files. The child cannot use the parent's
+    connections, and a lock held through an inherited descriptor would outlive the parent."""
+    for gate in list(_gates):
+        gate._closed, gate._held_since = True, None
+        with contextlib.suppress(OSError):
+            os.close(gate._fd)
+    _gates.clear()
+    _watchdog._thread = None
+    _local.__dict__.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_gates)

@@ -1,0 +1,206 @@
+"""The writer gate (agentstate/gate.py): writers queue in arrival order, and nothing about the
+queue can hang a writer or outlive a process.
+
+Each test states what would go wrong without the mechanism it checks; none asserts a duration
+beyond generous bounds that only a hang would cross.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import agentstate
+from agentstate import errors, gate
+from agentstate.agents import Agents
+from agentstate.engine import write
+
+pytestmark = pytest.mark.skipif(not hasattr(fcntl, "F_OFD_GETLK"), reason="the gate needs open file description locks")
+
+
+def held(db_path: Path, byte: int) -> bool:
+    """Whether anyone holds one of the gate's two locks, asked through a descriptor of our own."""
+    fd = os.open(str(db_path) + gate.SUFFIX, os.O_RDWR)
+    try:
+        request = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, byte, 1, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, request)
+        return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
+    finally:
+        os.close(fd)
+
+
+def wait_until(condition, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.001)
+
+
+def test_the_writer_that_waited_goes_before_the_one_that_just_finished(db_path: Path) -> None:
+    """Without the gate the committer, still running, takes SQLite's lock straight back while the
+    waiter sleeps in the busy handler: that is how a few writers starved for 0.5 s."""
+    first = agentstate.connect(db_path)
+    second = agentstate.connect(db_path)
+    first.execute("CREATE TABLE log (who TEXT NOT NULL)")
+    order: list[str] = []
+
+    def waiter() -> None:
+        with write(second):
+            second.execute("INSERT INTO log VALUES ('waiter')")
+
+    try:
+        with write(first):
+            first.execute("INSERT INTO log VALUES ('first')")
+            thread = threading.Thread(target=waiter)
+            thread.start()
+            # The waiter is in line once it holds the turnstile (waiting for the gate behind it).
+            wait_until(lambda: held(db_path, gate.TURNSTILE), "the waiter queues")
+        with write(first):  # straight back in, as an executor loop does
+            first.execute("INSERT INTO log VALUES ('first again')")
+        thread.join(10)
+        order = [row[0] for row in first.execute("SELECT who FROM log ORDER BY rowid")]
+    finally:
+        first.close()
+        second.close()
+    assert order == ["first", "waiter", "first again"]
+
+
+def test_a_transaction_stuck_past_the_busy_timeout_cannot_hang_the_writers_behind_it(db_path: Path) -> None:
+    """A blocked lock request has no timeout of its own: without the watchdog, a writer queued
+    behind a transaction that never ends would wait forever instead of getting a busy error."""
+    stuck = agentstate.connect(db_path, busy_timeout_ms=200)
+    behind = agentstate.connect(db_path, busy_timeout_ms=200)
+    outcome: list[BaseException | None] = []
+
+    def queue_behind() -> None:
+        try:
+            Agents(behind).create_planner("p")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    try:
+        with write(stuck):
+            thread = threading.Thread(target=queue_behind, daemon=True)
+            thread.start()
+            thread.join(15)  # the transaction stays open all this time
+            assert not thread.is_alive(), "the writer behind a stuck transaction hung"
+    finally:
+        stuck.close()
+        behind.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], errors.DatabaseBusyError)
+
+
+def test_a_thread_never_waits_for_a_gate_it_holds_through_another_connection(db_path: Path) -> None:
+    """Nested writes on two connections in one thread: the inner one cannot queue behind the
+    outer (only the watchdog would end that wait, after the outer's long busy timeout), so it
+    gets SQLite's answer at once, a busy error after its own short timeout."""
+    outer = agentstate.connect(db_path, busy_timeout_ms=60_000)
+    inner = agentstate.connect(db_path, busy_timeout_ms=100)
+    outcome: list[BaseException | None] = []
+
+    def nested() -> None:
+        with write(outer):
+            try:
+                Agents(inner).create_planner("p")
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+    try:
+        thread = threading.Thread(target=nested, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "the inner write queued behind its own thread's gate"
+        assert len(outcome) == 1 and isinstance(outcome[0], errors.DatabaseBusyError)
+        Agents(inner).create_planner("p")  # and afterwards the gate is free for it
+    finally:
+        if not thread.is_alive():
+            outer.close()
+            inner.close()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import os, sys, time
+    import agentstate
+    from agentstate.engine import write
+    conn = agentstate.connect(sys.argv[1])
+    with write(conn):
+        if sys.argv[2] == "fork" and os.fork() == 0:
+            time.sleep(60)  # a child that outlives its parent, holding inherited descriptors
+            os._exit(0)
+        print("holding", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize("fork", ["no-fork", "fork"])
+def test_a_killed_writer_leaves_the_gate_free(db_path: Path, fork: str) -> None:
+    """The kernel drops a dead process's locks, so nothing needs cleaning up after a crash; and a
+    forked child closes the descriptors it inherited, or it would keep its dead parent's lock."""
+    agentstate.connect(db_path).close()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path), fork], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        assert held(db_path, gate.GATE)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        wait_until(lambda: not held(db_path, gate.GATE), "the dead writer's gate is free", timeout=5)
+        conn = agentstate.connect(db_path, busy_timeout_ms=2000)
+        try:
+            Agents(conn).create_planner("after")
+        finally:
+            conn.close()
+    finally:
+        holder.kill()
+        holder.wait()
+        if fork == "fork":
+            subprocess.run(["pkill", "-f", str(db_path)], check=False)
+
+
+def test_the_gate_file_is_as_private_as_the_database(db_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        agentstate.connect(db_path, file_mode=0o640).close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(Path(str(db_path) + gate.SUFFIX).stat().st_mode) == 0o640
+
+
+def test_read_only_and_memory_connections_have_no_gate(db_path: Path) -> None:
+    agentstate.connect(db_path).close()
+    readonly = agentstate.connect(db_path, readonly=True)
+    memory = agentstate.connect(":memory:")
+    try:
+        assert readonly.writer_gate is None and memory.writer_gate is None
+    finally:
+        readonly.close()
+        memory.close()
+
+
+def test_writes_go_on_without_a_gate_where_the_sidecar_cannot_be_made(tmp_path: Path) -> None:
+    """A database in a folder we cannot write to, opened for writing: SQLite may still manage
+    (an existing -wal and -shm), and the gate must not be what stops it."""
+    path = tmp_path / "x.db"
+    agentstate.connect(path).close()
+    os.unlink(str(path) + gate.SUFFIX)
+    os.mkdir(str(path) + gate.SUFFIX)  # something that cannot be opened as the gate file
+    conn = agentstate.connect(path)
+    try:
+        assert conn.writer_gate is None
+        Agents(conn).create_planner("p")
+    finally:
+        conn.close()
