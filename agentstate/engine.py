@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 import apsw
 import apsw.ext
 
-from agentstate import checkpoint, errors, gate
+from agentstate import async_worker, checkpoint, errors, gate
 from agentstate.monitor import Monitor, QueryHook
 from agentstate.values import require_int
 
@@ -69,7 +69,7 @@ class Connection(apsw.Connection):
     """Where this connection's write transactions queue (see :mod:`agentstate.gate`)."""
 
     def close(self, force: bool = False) -> None:
-        if os.getpid() == getattr(self, "pid", None):
+        if os.getpid() == getattr(self, "pid", None) and not self.is_async:
             optimize(self)
         checkpoint.detach(self)
         super().close(force)
@@ -86,6 +86,14 @@ class Connection(apsw.Connection):
         await apsw.Connection.aclose(self)  # type: ignore[attr-defined]  # apsw's stubs type it on AsyncConnection
         if self.writer_gate is not None:
             self.writer_gate.close()
+
+
+def discard(call: Any) -> None:
+    """A call an async connection answered with an awaitable nobody will await."""
+    if hasattr(call, "close"):  # a coroutine (apsw's own controller)
+        call.close()
+    else:  # a future (agentstate's): the worker skips it
+        call.cancel()
 
 
 def optimize(conn: apsw.Connection) -> None:
@@ -333,11 +341,11 @@ def require_connection(conn: object, who: str, *, sync_only: bool = False) -> No
 
 def _outside_worker(conn: apsw.Connection) -> bool:
     """Whether an async connection is being called from outside its worker thread (where its
-    calls answer with coroutines instead of results)."""
+    calls answer with awaitables instead of results)."""
     answer = conn.get_autocommit()
     if isinstance(answer, bool):
         return False
-    answer.close()  # the coroutine nobody will await
+    discard(answer)
     return True
 
 
@@ -442,7 +450,7 @@ async def open_async_connection(
     check_sqlite_version()
     filename = database_path(path)
     try:
-        conn = await Connection.as_async(filename, _open_flags(readonly, create), None, STATEMENT_CACHE_SIZE)
+        conn = await _as_async(filename, _open_flags(readonly, create))
     except apsw.Error as exc:
         raise translate(exc, f"opening {filename!r}") from exc
     try:
@@ -453,6 +461,19 @@ async def open_async_connection(
             raise translate(exc, f"opening {filename!r}") from exc
         raise
     return conn
+
+
+async def _as_async(filename: str, flags: int) -> AsyncConnection:
+    """apsw's as_async with agentstate's lean controller (:mod:`agentstate.async_worker`), unless
+    the caller chose a controller of their own."""
+    # The context variable holds a factory of controllers (apsw's stubs type it as one).
+    if apsw.async_controller.get(None) is not None:
+        return await Connection.as_async(filename, flags, None, STATEMENT_CACHE_SIZE)
+    token = apsw.async_controller.set(cast(Any, async_worker.Controller))
+    try:
+        return await Connection.as_async(filename, flags, None, STATEMENT_CACHE_SIZE)
+    finally:
+        apsw.async_controller.reset(token)
 
 
 def materialise(value: T) -> T:
@@ -490,9 +511,9 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     with translating():
         autocommit = conn.get_autocommit()
         if not isinstance(autocommit, bool):  # an async connection, used from outside its worker
-            autocommit.close()  # the coroutine nobody will await
+            discard(autocommit)
             raise errors.InvalidTypeError(
-                "write() was given an async connection, whose calls return coroutines it cannot run: "
+                "write() was given an async connection, whose calls return awaitables it cannot run: "
                 "use 'async with agentstate.write_async(conn):' instead"
             )
         if not autocommit:

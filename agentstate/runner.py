@@ -110,7 +110,7 @@ def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ..
     except AttributeError as exc:
         if not getattr(conn, "is_async", False):
             raise
-        cursor.close()  # a coroutine: an async connection used from outside its worker thread
+        engine.discard(cursor)  # an async connection used from outside its worker thread
         raise _wrong_mode(name) from exc
     if monitor is not None:
         ns = perf_counter_ns() - start
