@@ -54,6 +54,7 @@ class Controller:
             future, call = item
             if future.cancelled():  # nobody waits for it any more, and it has not begun
                 continue
+            outcome: Callable[[asyncio.Future[Any], Any], None]
             try:
                 outcome, value = _succeed, call()
             except BaseException as exc:
