@@ -203,6 +203,25 @@ class Agents:
         """
         return self._create(CONVERSATIONS, conversation_id, status, metadata)
 
+    def get_or_create_conversation(
+        self, conversation_id: str, *, status: str = "active", metadata: Any = None
+    ) -> Conversation:
+        """The conversation with this id, created (with ``status`` and ``metadata``) if there is
+        none: one statement, so two callers racing to create it both get the same one. An
+        existing conversation is returned as stored; ``status`` and ``metadata`` apply only to
+        a new one."""
+        params = {
+            "id": _id("conversation id", conversation_id),
+            "status": _status(status),
+            "metadata": "{}" if metadata is None else to_json("metadata", metadata),
+        }
+        with engine.write(self._conn):
+            params["now"] = utc_now()
+            row = run(self._conn, "agents.create_if_absent_conversations", params)
+            if row is None:
+                row = run(self._conn, CONVERSATIONS.get, params)
+        return CONVERSATIONS.build(row)
+
     def get_conversation(self, conversation_id: str) -> Conversation:
         """One conversation. :raises NotFoundError: there is none with this id."""
         return self._get(CONVERSATIONS, conversation_id)

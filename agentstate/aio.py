@@ -253,9 +253,17 @@ class AsyncMessageLog:
         """See :meth:`agentstate.messages.MessageLog.last_position`."""
         return await run_async(self._conn, self._sync.last_position, stream, stream_id)
 
-    async def clear(self, stream: Stream, stream_id: str) -> int:
+    async def clear(self, stream: Stream, stream_id: str, *, delete_owner: bool = False) -> int:
         """See :meth:`agentstate.messages.MessageLog.clear`."""
-        return await call_async(self._conn, self._sync.clear, stream, stream_id)
+        return await call_async(self._conn, self._sync.clear, stream, stream_id, delete_owner=delete_owner)
+
+    async def pop_last(self, stream: Stream, stream_id: str) -> Message | None:
+        """See :meth:`agentstate.messages.MessageLog.pop_last`."""
+        return await call_async(self._conn, self._sync.pop_last, stream, stream_id)
+
+    async def all(self, stream: Stream, stream_id: str, *, page_size: int = 1000) -> list[Message]:
+        """See :meth:`agentstate.messages.MessageLog.all`."""
+        return await call_async(self._conn, self._sync.all, stream, stream_id, page_size=page_size)
 
     async def trim(
         self,
@@ -290,6 +298,22 @@ class AsyncAgents:
         return await call_async(
             self._conn,
             self._sync.create_conversation,
+            conversation_id,
+            status=status,
+            metadata=metadata,
+        )
+
+    async def get_or_create_conversation(
+        self,
+        conversation_id: str,
+        *,
+        status: str = "active",
+        metadata: Any = None,
+    ) -> Conversation:
+        """See :meth:`agentstate.agents.Agents.get_or_create_conversation`."""
+        return await run_async(
+            self._conn,
+            self._sync.get_or_create_conversation,
             conversation_id,
             status=status,
             metadata=metadata,

@@ -106,6 +106,7 @@ class _StreamSQL:
     trim_before: str
     trim_keep_last: str
     clear: str
+    pop_last: str
 
 
 def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
@@ -131,6 +132,7 @@ def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
         trim_before=sql("trim_before"),
         trim_keep_last=sql("trim_keep_last"),
         clear=sql("clear"),
+        pop_last=sql("pop_last"),
     )
 
 
@@ -498,16 +500,61 @@ class MessageLog:
 
     # --- retention --------------------------------------------------------------------------
 
-    def clear(self, stream: Stream, stream_id: str) -> int:
+    def clear(self, stream: Stream, stream_id: str, *, delete_owner: bool = False) -> int:
         """Delete a whole stream in one transaction; returns how many messages went (0 for an
-        unknown or empty stream). The owner (conversation, planner, task) stays.
+        unknown or empty stream).
 
-        The stream starts over: its next message takes position 1 again, and its idempotency keys
-        are forgotten, so a reader paging with :meth:`after` must start again from 0. To drop old
-        messages but keep positions growing, use :meth:`trim` (it keeps the last message)."""
+        The owner (conversation, planner, task) stays, and so does the stream's place: its next
+        message takes the next position, never one a reader has already seen. Its idempotency
+        keys are forgotten. With ``delete_owner=True`` (router streams only) the conversation
+        goes too, in the same transaction: a conversation made later with the same id starts
+        from position 1. To delete a planner or a task, use :meth:`Agents.delete_planner` or
+        retention, which take their tasks' state into account.
+
+        :raises NotFoundError: ``delete_owner`` and there is no such conversation.
+        """
         sql = _stream(stream)
+        key = _stream_id(stream_id)
+        if not isinstance(delete_owner, bool):
+            raise errors.InvalidTypeError(f"delete_owner must be True or False, not {delete_owner!r}")
+        if delete_owner and sql.name != "router":
+            raise errors.InvalidValueError(
+                f"clear(..., delete_owner=True) deletes conversations only; a {sql.owner_kind} is deleted "
+                "with Agents.delete_planner() or by retention (they respect its tasks)"
+            )
         with engine.write(self._conn):
-            return cast(int, run(self._conn, sql.clear, {"stream_id": _stream_id(stream_id)}))
+            deleted = cast(int, run(self._conn, sql.clear, {"stream_id": key}))
+            if delete_owner and not run(self._conn, "agents.delete_conversations", {"id": key}):
+                raise errors.NotFoundError("conversation", key)
+        return deleted
+
+    def pop_last(self, stream: Stream, stream_id: str) -> Message | None:
+        """Delete and return a stream's newest message, or None when it has none.
+
+        One statement in one write transaction: two callers popping at once never get the same
+        message. The popped position is not reused: the next append takes the one after it.
+        """
+        sql = _stream(stream)
+        key = _stream_id(stream_id)
+        with engine.write(self._conn):
+            row = run(self._conn, sql.pop_last, {"stream_id": key})
+        return None if row is None else _messages(sql.name, key, [row])[0]
+
+    def all(self, stream: Stream, stream_id: str, *, page_size: int = 1000) -> list[Message]:
+        """Every message of a stream, oldest first, read in pages of ``page_size`` inside one
+        snapshot (consistent even while others append). For long streams prefer :meth:`latest`
+        or paging with :meth:`after`: this holds the whole stream in memory."""
+        sql = _stream(stream)
+        key = _stream_id(stream_id)
+        size = require_int("page_size", page_size, minimum=1)
+        found: list[Message] = []
+        with engine.reading(self._conn):
+            while True:
+                params = {"stream_id": key, "position": found[-1].position if found else 0, "limit": size}
+                page = self._read(sql, sql.after, params, newest_first=False)
+                found += page
+                if len(page) < size:
+                    return found
 
     def trim(self, stream: Stream, stream_id: str, *, before: int | None = None, keep_last: int | None = None) -> int:
         """Delete a stream's old messages; returns how many were deleted.

@@ -682,7 +682,10 @@ LOG_LINES: list[tuple[str, tuple[Param, ...]]] = [
     ("trim", (stream_arg, stream_id_arg, integer("keep_last", 2, 1, kw=True))),
     ("trim", (stream_arg, stream_id_arg, custom("before", (None, OMIT, 2), (), kw=True),
               custom("keep_last", (2, OMIT, None), (), kw=True))),
-    ("clear", (stream_arg, stream_id_arg)),
+    ("clear", (stream_arg, stream_id_arg,
+               custom("delete_owner", (OMIT, False, True), ("yes", None, 0, 1, object()), kw=True))),
+    ("pop_last", (stream_arg, stream_id_arg)),
+    ("all", (stream_arg, stream_id_arg, integer("page_size", OMIT, 1, 2, 1000, kw=True))),
 ]  # fmt: skip
 
 
@@ -716,6 +719,11 @@ def agent_lines(
 
 AGENT_LINES: list[tuple[str, tuple[Param, ...]]] = [
     *agent_lines("conversation", "conversations", "conversation_id", CONV, CONV_2, "conversation", "id"),
+    ("get_or_create_conversation", (
+        text("conversation_id", CONV, CONV_2, "new-id"),
+        text("status", OMIT, "active", "paused", kw=True),
+        json_value("metadata"),
+    )),
     *agent_lines("router", "routers", "router_id", ROUTER, ROUTER_2, "router", "router_id"),
     *agent_lines("planner", "planners", "planner_id", PLANNER, PLANNER_2, "planner", "planner_id"),
     ("link", (text("router_id", ROUTER, ROUTER_2, UNKNOWN), text("planner_id", PLANNER, PLANNER_2, UNKNOWN))),

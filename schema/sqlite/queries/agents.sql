@@ -13,6 +13,14 @@ INSERT INTO {stream} ({key}, status, metadata, created_at, updated_at)
 VALUES (:id, :status, :metadata, :now, :now)
 RETURNING {key}, status, metadata, created_at, updated_at;
 
+-- name: create_if_absent_{stream} :returning
+-- uses: none
+-- Insert one agent row unless the id is taken (then nothing is returned and nothing changes).
+INSERT INTO {stream} ({key}, status, metadata, created_at, updated_at)
+VALUES (:id, :status, :metadata, :now, :now)
+ON CONFLICT ({key}) DO NOTHING
+RETURNING {key}, status, metadata, created_at, updated_at;
+
 -- name: get_{stream} :one
 -- uses: sqlite_autoindex_{stream}_1
 -- One agent row by id.

@@ -3,7 +3,10 @@
 -- Each {stream} block is stamped out once per message table; {key} is the table's stream column.
 -- The tables are clustered on ({key}, position), so every read by position is one range of
 -- the primary key, already in order. Positions are assigned by the appending write
--- transaction: it holds the write lock, so max(position) + 1 cannot race another writer.
+-- transaction: it holds the write lock, so the next position cannot race another writer. The
+-- next position is one past the larger of max(position) and the stream's head in
+-- message_heads (the highest position deleted from its end, see 0004_message_heads.sql), so
+-- positions never restart.
 -- Reads return newest-first where the page is taken from the end; the caller reverses the
 -- few rows in Python instead of asking SQLite for a second sort.
 -- streams: router_messages:conversation_id planner_messages:agent_id worker_messages:agent_id
@@ -15,7 +18,9 @@
 INSERT INTO {stream} ({key}, position, role, content, metadata, idempotency_key, created_at)
 VALUES (
     :stream_id,
-    coalesce((SELECT max(position) FROM {stream} WHERE {key} = :stream_id), 0) + 1,
+    max(coalesce((SELECT max(position) FROM {stream} WHERE {key} = :stream_id), 0),
+        coalesce((SELECT last_position FROM message_heads
+                  WHERE stream_table = '{stream}' AND stream_id = :stream_id), 0)) + 1,
     :role, :content, :metadata, :idempotency_key, :created_at
 )
 ON CONFLICT ({key}, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -29,10 +34,24 @@ VALUES (:stream_id, :position, :role, :content, :metadata, :idempotency_key, :cr
 
 -- name: last_position_{stream} :one
 -- uses: PRIMARY KEY
--- The stream id and its last position (0 for an empty stream): one seek to the end of the key.
-SELECT :stream_id, coalesce(max(position), 0)
+-- The stream id and the last position it has used (0 for a new stream): one seek to the end of
+-- the key, and one into message_heads.
+SELECT :stream_id,
+       max(coalesce(max(position), 0),
+           coalesce((SELECT last_position FROM message_heads
+                     WHERE stream_table = '{stream}' AND stream_id = :stream_id), 0))
 FROM {stream}
 WHERE {key} = :stream_id;
+
+-- name: pop_last_{stream} :returning
+-- uses: PRIMARY KEY
+-- Delete and return the stream's newest message (none for an empty stream). Its position is
+-- remembered in message_heads by trigger, so it is never handed out again.
+DELETE FROM {stream}
+WHERE {key} = :stream_id
+  AND position = (SELECT max(position) FROM {stream} WHERE {key} = :stream_id)
+RETURNING position, role, content, metadata, idempotency_key, created_at;
+
 
 -- name: by_idempotency_key_{stream} :one
 -- uses: idx_{stream}_idempotency
