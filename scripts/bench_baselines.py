@@ -287,6 +287,33 @@ def reset_tasks(conn: apsw.Connection, ids: Sequence[str]) -> int:
     return completed
 
 
+PARKED_BY = "bench-backlog-parked"
+"""The owner of the tasks the backlog test parks: no executor ever has this name."""
+
+
+def park_pending(conn: apsw.Connection, keep: int) -> int:
+    """The backlog test's set-up on an apsw database: all but the oldest ``keep`` pending tasks
+    are parked (claimed by nobody, their lease far in the future, as the data set's claimed
+    tasks are) until :func:`unpark_tasks`. Returns how many are left pending."""
+    with conn:
+        conn.execute(
+            "UPDATE workers SET task_status = 'claimed', lease_owner = ?, lease_expires_at = '2999-12-31T00:00:00.000000Z' "
+            "WHERE worker_id IN (SELECT worker_id FROM workers WHERE task_status = 'pending' "
+            "ORDER BY created_at, worker_id LIMIT -1 OFFSET ?)",
+            (PARKED_BY, keep),
+        )
+        return int(conn.execute("SELECT count(*) FROM workers WHERE task_status = 'pending'").fetchone()[0])
+
+
+def unpark_tasks(conn: apsw.Connection) -> None:
+    with conn:
+        conn.execute(
+            "UPDATE workers SET task_status = 'pending', lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE task_status = 'claimed' AND lease_owner = ?",
+            (PARKED_BY,),
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # The guide's ORM implementation
 

@@ -1,7 +1,7 @@
-"""scripts/bench.py runs end to end at tiny sizes (--quick) and writes well-formed results: the
-JSON, the markdown table and the PNG chart. Its timings are not checked, only its shape and the
-facts that do not depend on the machine (every contender found the same rows; no task was done
-twice)."""
+"""scripts/bench.py runs end to end at tiny sizes (--quick), every contender and peer included, and
+writes well-formed results: the JSON, the markdown table and the PNG chart. Its timings are not
+checked, only its shape and the facts that do not depend on the machine (every contender found the
+same rows; no task was done twice)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# The bench extra. Imported here so that a CI without it fails on collection, loudly, instead of
-# skipping the benchmark's only test.
+# The bench and peers extras. Imported here so that a CI without them fails on collection, loudly,
+# instead of skipping the benchmark's only test.
+import agents  # noqa: F401  (openai-agents)
+import huey  # noqa: F401
+import litequeue  # noqa: F401
 import matplotlib  # noqa: F401
 import pytest
 import sqlalchemy  # noqa: F401
@@ -24,13 +27,24 @@ TASK_AND_MESSAGE_OPS = {
     "get_current_task", "get_completed_task", "latest_50", "keyset_page", "append_one",
     "append_turn_100", "append_bulk_10k", "claim_finish_1p", "claim_finish_4p",
 }  # fmt: skip
+QUEUE_OPS = {"enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k"}
+CLAIM_OPS = {"claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10", "claim_backlog_5k"}
+AGENTSTATE_WRITES = {
+    "append_one", "append_turn_100", "append_bulk_10k", "enqueue_one", "enqueue_batch_100",
+    "claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10", "claim_backlog_5k",
+}  # fmt: skip
 EXPECTED = {
     "orm_today": TASK_AND_MESSAGE_OPS,
     "orm_indexed": TASK_AND_MESSAGE_OPS,
-    "agentstate": TASK_AND_MESSAGE_OPS | {"claim_finish_4p_batch10"},
+    "agentstate": TASK_AND_MESSAGE_OPS | AGENTSTATE_WRITES,
+    "agentstate_full": AGENTSTATE_WRITES,
     "agentstate_unmonitored": {"get_current_task", "get_completed_task", "latest_50", "keyset_page"},
     "raw_apsw": TASK_AND_MESSAGE_OPS,
     "floor": {"get_current_task", "get_completed_task", "select_1"},
+    "litequeue": QUEUE_OPS,
+    "huey": QUEUE_OPS,
+    "huey_nofsync": QUEUE_OPS,
+    "openai_session": {"latest_50", "append_one", "append_turn_100"},
 }
 QUICK_SIZES = {500, 5_000}
 
@@ -76,13 +90,13 @@ def test_json_has_every_contender_operation_and_size(report: dict[str, Any]) -> 
 
 def test_batches_and_claims_report_a_throughput(report: dict[str, Any]) -> None:
     for row in report["results"]:
-        if row["operation"].startswith(("append_turn", "append_bulk", "claim_finish")):
+        if row["operation"] in CLAIM_OPS | {"append_turn_100", "append_bulk_10k", "enqueue_batch_100"}:
             assert isinstance(row["throughput_per_s"], float) and row["throughput_per_s"] > 0, row
 
 
 def test_no_task_was_done_twice_or_left_unfinished(report: dict[str, Any]) -> None:
-    claims = [r for r in report["results"] if r["operation"].startswith("claim_finish")]
-    assert claims
+    claims = [r for r in report["results"] if r["operation"] in CLAIM_OPS]
+    assert {r["contender"] for r in claims} == {c for c, ops in EXPECTED.items() if ops & CLAIM_OPS}
     for row in claims:
         assert row["duplicates"] == 0 and row["unfinished"] == 0, row
 
@@ -94,6 +108,11 @@ def test_all_contenders_found_the_same_rows(report: dict[str, Any]) -> None:
 def test_targets_are_evaluated(report: dict[str, Any]) -> None:
     targets = report["targets"]
     assert targets and all(isinstance(t["met"], bool) and t["target"] and t["measured"] for t in targets)
+    # Issue 11's, including agentstate_full against the FULL-durability peers on each shared write.
+    texts = " ".join(t["target"] for t in targets)
+    for needle in ("enqueue_one: median at most 80 µs", "enqueue_batch_100", "claim_finish_4p: p99.9", "(huey)"):
+        assert needle in texts, needle
+    assert sum("agentstate_full" in t["target"] for t in targets) == 5
 
 
 def _table(markdown: str, heading: str) -> list[list[str]]:
@@ -109,10 +128,12 @@ def _table(markdown: str, heading: str) -> list[list[str]]:
 def test_markdown_table_has_a_row_per_contender_operation_and_size(out: Path) -> None:
     markdown = (out / "results.md").read_text(encoding="utf-8")
     rows = _table(markdown, "## All figures")
-    assert all(len(row) == 10 for row in rows)
+    assert all(len(row) == 11 for row in rows)
     found = {(row[2], row[0], row[1]) for row in rows}
     wanted = {(c, op, label) for c, ops in EXPECTED.items() for op in ops for label in ("500", "5k")}
     assert found == wanted
+    for row in rows:  # every claim row shows its duplicate check, and only those
+        assert (row[8] == "0") if row[0] in CLAIM_OPS else (row[8] == ""), row
     for contender, op, _size, median, p99, *_rest, vs_median, vs_p99 in ((r[2], *r[:2], *r[3:]) for r in rows):
         assert re.fullmatch(r"[\d,.]+", median) and re.fullmatch(r"[\d,.]+", p99), (contender, op)
         if op != "select_1":  # agentstate has every operation but the floor's SELECT 1
@@ -126,3 +147,19 @@ def test_chart_is_a_png(out: Path) -> None:
     width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk comes first
     assert data[12:16] == b"IHDR" and width > 400 and height > 300
     assert len(data) > 20_000, "the chart is suspiciously small: are the lines there?"
+
+
+def test_a_task_handed_out_twice_shows_in_the_table(report: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue that gives one task to two executors keeps its row, with the count in bold."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import bench  # type: ignore[import-not-found]
+
+    rows = [dict(r) for r in report["results"]]
+    broken = next(r for r in rows if r["contender"] == "litequeue" and r["operation"] == "claim_finish_4p")
+    broken.update(duplicates=7, unfinished=2)
+    fake = bench.Report(report["machine"], report["config"], results=rows)
+    markdown = bench.markdown(fake)
+    where = ["claim_finish_4p", bench.format_size(broken["size"]), "litequeue"]
+    row = next(r for r in _table(markdown, "## All figures") if r[:3] == where)
+    assert row[8] == "**7** (2 unfinished)"
+    assert "litequeue handed out 7 tasks a second time" in markdown
