@@ -686,7 +686,7 @@ class Budget:
     """Planners (and their message streams) that the read operations cycle through."""
 
 
-FULL = Budget(rounds=5, seconds=1.0, max_calls=4_000, min_calls=3, claim_quota=2_000, keys=32)
+FULL = Budget(rounds=5, seconds=1.0, max_calls=4_000, min_calls=3, claim_quota=8_000, keys=32)
 QUICK = Budget(rounds=2, seconds=0.02, max_calls=50, min_calls=1, claim_quota=40, keys=8)
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
 QUICK_SIZES = (500, 5_000)
