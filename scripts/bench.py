@@ -16,6 +16,7 @@ at a time (except the executors of one claim test).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import gc
 import json
@@ -272,6 +273,34 @@ class UnmonitoredContender(AgentstateContender):
     options: ClassVar[dict[str, Any]] = {"monitoring": False}
 
 
+class AsyncContender(AgentstateContender):
+    """agentstate's asyncio API (``connect_async``, ``AsyncTaskManager``, ``AsyncMessageLog``) on
+    agentstate's own file, one event loop per process, each awaited call timed alone: the
+    difference to ``agentstate`` in the same run is what the async API adds per call."""
+
+    name = "agentstate_async"
+    operations = ("get_current_task", "get_completed_task", "latest_50", "append_one")
+
+    def open(self) -> None:
+        import agentstate
+        from agentstate.aio import AsyncMessageLog, AsyncTaskManager
+
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.conn = self.loop.run_until_complete(agentstate.connect_async(self.path))
+        self.TaskManager = AsyncTaskManager
+        self.log = AsyncMessageLog(self.conn)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.loop.run_until_complete(self.conn.aclose())
+            self.conn = None
+        self.loop.close()
+
+    def append_one(self, agent: str, m: Payload) -> Any:
+        return self.log.append("planner", agent, role=m.role, content=m.content, metadata=m.metadata)
+
+
 class FullDurabilityContender(AgentstateContender):
     """agentstate with ``connect(durability="full")`` (synchronous=FULL: every commit fsynced), on
     a file of its own built like agentstate's, for the writes: reads do not depend on durability."""
@@ -344,6 +373,13 @@ CONTENDERS = {
             FullDurabilityContender,
             FullDurabilityContender.operations,
             durability="full",
+        ),
+        ContenderInfo(
+            "agentstate_async",
+            "agentstate's asyncio API on agentstate's file, one event loop (what async adds per call)",
+            AsyncContender,
+            AsyncContender.operations,
+            builds=False,
         ),
         ContenderInfo(
             "agentstate_unmonitored",
@@ -752,7 +788,7 @@ class SizeRun:
         self.data_dir = data_dir
         # The floor looks up agentstate's rows in agentstate's own file.
         source = "agentstate" if "agentstate" in names else "raw_apsw"
-        shared = {"floor": source, "agentstate_unmonitored": "agentstate"}
+        shared = {"floor": source, "agentstate_unmonitored": "agentstate", "agentstate_async": "agentstate"}
         self.paths = {n: data_dir / f"{shared.get(n, n)}.db" for n in names}
         self.workers: dict[str, Worker] = {}
         self.mismatches: list[dict[str, Any]] = []
@@ -990,6 +1026,15 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 f"{op}: agentstate_full's median at most the fastest FULL-durability peer's ({best['contender']})",
                 f"{format_us(ours['median_us'])} vs {format_us(best['median_us'])} µs",
                 ours["median_us"] <= best["median_us"],
+            )
+    for op in AsyncContender.operations:
+        sync, awaited = row("agentstate", op), row("agentstate_async", op)
+        if sync and awaited:
+            extra = awaited["median_us"] - sync["median_us"]
+            add(
+                f"{op}: the async API adds at most 30 µs per call (median, over the sync one)",
+                f"+{format_us(extra)} µs ({format_us(awaited['median_us'])} vs {format_us(sync['median_us'])})",
+                extra <= 30,
             )
     ours, raw = row("agentstate", "latest_50"), row("raw_apsw", "latest_50")
     if ours and raw:
@@ -1259,6 +1304,7 @@ COLORS = {
     "orm_indexed": "#ff7f0e",
     "agentstate": "#1f77b4",
     "agentstate_unmonitored": "#aec7e8",
+    "agentstate_async": "#9edae5",
     "agentstate_full": "#17becf",
     "raw_apsw": "#2ca02c",
     "floor": "#7f7f7f",
@@ -1427,8 +1473,9 @@ def check_dependencies(names: Iterable[str]) -> None:
                 f"bench.py: the agentstate contender needs agentstate.tasks and agentstate.messages ({exc}); "
                 "leave it out with --contenders orm_today,orm_indexed,raw_apsw,floor"
             ) from exc
-    if "agentstate_unmonitored" in names and "agentstate" not in names:
-        raise SystemExit("bench.py: agentstate_unmonitored reads agentstate's database: include agentstate")
+    for reader in ("agentstate_unmonitored", "agentstate_async"):
+        if reader in names and "agentstate" not in names:
+            raise SystemExit(f"bench.py: {reader} reads agentstate's database: include agentstate")
     if "floor" in names and not {"agentstate", "raw_apsw"} & set(names):
         raise SystemExit("bench.py: the floor reads agentstate's (or raw_apsw's) database: include one of them")
 

@@ -39,6 +39,7 @@ EXPECTED = {
     "agentstate": TASK_AND_MESSAGE_OPS | AGENTSTATE_WRITES,
     "agentstate_full": AGENTSTATE_WRITES,
     "agentstate_unmonitored": {"get_current_task", "get_completed_task", "latest_50", "keyset_page"},
+    "agentstate_async": {"get_current_task", "get_completed_task", "latest_50", "append_one"},
     "raw_apsw": TASK_AND_MESSAGE_OPS,
     "floor": {"get_current_task", "get_completed_task", "select_1"},
     "litequeue": QUEUE_OPS,
