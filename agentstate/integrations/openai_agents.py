@@ -1,0 +1,467 @@
+"""OpenAI Agents SDK sessions on an agentstate database: an agent's conversation history lives in
+the same SQLite file as the tasks and messages of the agents around it.
+
+    from agentstate.integrations.openai_agents import AgentStateSession
+
+    session = AgentStateSession("conv-1", "agents.db")   # was: SQLiteSession("conv-1", "agents.db")
+    result = await Runner.run(agent, "Hello", session=session)
+    ...
+    await session.aclose()
+
+:class:`AgentStateSession` implements the SDK's session protocol (``get_items``, ``add_items``,
+``pop_item``, ``clear_session``, ``session_settings``). It takes a path (it then opens its own
+connection with :func:`agentstate.connect_async`, lazily, inside the running event loop, and
+closes it in :meth:`~AgentStateSession.close` / :meth:`~AgentStateSession.aclose`), or a
+connection you opened, which stays yours to close: one from :func:`agentstate.connect_async`
+(calls run on its own thread, through :class:`~agentstate.AsyncMessageLog`), or one from
+:func:`agentstate.connect` (calls run on asyncio's default executor, one at a time per
+connection). No call ever runs SQLite on the event loop's thread.
+
+**Storage.** A session is a conversation: its items are the conversation's router message stream
+(``router_messages``, keyed by the session id), in order of position. The conversation is made
+with :meth:`~agentstate.Agents.get_or_create_conversation` by the first ``add_items`` that finds
+it missing (reads never create it); one made beforehand (with your own metadata, say) is used
+as it is. Each item is one message whose ``metadata`` is the item itself, exactly as given (JSON,
+key order kept), and whose ``role`` is the item's ``role`` (``user``, ``assistant``, ...), else
+its ``type`` (``function_call``, ``reasoning``, ...), else ``item``; ``content`` is empty (a
+copy of each message's text there made a 100,000-item file 44% larger). So agentstate's own readers page the
+session like any conversation (``MessageLog.latest``, ``before``, ``after``: one index range
+read each), each message's ``metadata`` an SDK item. Messages appended to the conversation by
+other code must carry an SDK input item as their metadata: every message of the stream is read
+back as its metadata.
+
+**What it promises** (those of the SDK's own sessions):
+
+- ``get_items()`` returns items oldest first; ``get_items(limit=N)`` the latest N, oldest first
+  (one index range read at any depth); ``None`` falls back to ``session_settings.limit``, then
+  to every item; ``0`` returns none. A negative limit raises
+  :class:`~agentstate.errors.InvalidValueError`.
+- ``add_items`` stores the whole list in one transaction, or nothing (an item that is not a dict,
+  or that would not come back from JSON exactly as given, raises before anything is written).
+- ``pop_item`` removes and returns the newest item in one statement (None when there is none):
+  two callers popping at once never get the same item.
+- Sessions with different ids never see each other's items.
+- A cancelled ``add_items``, ``pop_item`` or ``clear_session`` finishes (commits or rolls back)
+  before ``CancelledError`` reaches the caller, so what the caller sees is what the file holds.
+- Any number of processes (and session objects) may append to one session at once: nothing is
+  lost, and each writer's items keep their order (positions are assigned inside the appending
+  transaction).
+- ``clear_session`` deletes the conversation's items and keeps the conversation (its metadata,
+  status and links are not the session's to delete); positions are not reused, so a reader
+  paging by position never misses a later item. To delete the conversation as well, use
+  ``Agents.delete_conversation`` or ``MessageLog.clear(..., delete_owner=True)``.
+- Bad input raises :class:`~agentstate.errors.AgentStateError` subclasses, as all of agentstate.
+
+**Where it differs from the SDK's SQLiteSession:** the default ``db_path`` is agentstate's
+``agentstate.db`` (not ``:memory:``); an item holding a tuple, a set, a non-str dict key, NaN or
+text that is not valid Unicode (a lone surrogate) is refused rather than stored changed; a
+negative limit is refused rather than read as "all".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, cast
+
+import apsw
+from agents.items import TResponseInputItem
+from agents.memory.session import SessionABC
+from agents.memory.session_settings import SessionSettings, coerce_session_settings, resolve_session_limit
+from agents.run_context import RunContextWrapper
+
+from agentstate import engine, errors
+from agentstate.agents import MAX_ID_LENGTH, Agents
+from agentstate.aio import AsyncAgents, AsyncMessageLog
+from agentstate.database import connect_async
+from agentstate.engine import DEFAULT_PATH, AsyncConnection, SyncConnection
+from agentstate.messages import MAX_ROLE_LENGTH, Message, MessageLog, NewMessage, Stream
+from agentstate.values import from_json, iterable, require_int, require_str, short, to_json
+
+T = TypeVar("T")
+
+STREAM: Stream = "router"
+"""The message stream a session lives in: a conversation's."""
+DEFAULT_ROLE = "item"
+"""The role of an item that has no usable ``role`` or ``type``."""
+
+
+# --- items ----------------------------------------------------------------------------------
+
+
+def _role(item: dict[str, Any]) -> str:
+    """The message role for an item: its role, else its type, else :data:`DEFAULT_ROLE`. Only a
+    label (the item itself is the metadata), so one agentstate cannot store is replaced."""
+    for key in ("role", "type"):
+        value = item.get(key)
+        if isinstance(value, str) and 0 < len(value) <= MAX_ROLE_LENGTH and value.isprintable():
+            return value
+    return DEFAULT_ROLE
+
+
+def _message(index: int, item: object) -> NewMessage:
+    """An SDK item as the message that stores it, refused unless JSON gives it back exactly."""
+    if not isinstance(item, dict):
+        raise errors.InvalidTypeError(f"item {index} must be a dict (an SDK input item), not {type(item).__name__}")
+    encoded = to_json(f"item {index}", item)  # InvalidValueError: not JSON, NaN, a lone surrogate
+    if from_json(encoded) != item:
+        raise errors.InvalidValueError(
+            f"item {index} would not come back from JSON as given (it holds a tuple, a set, a dict key that "
+            f"is not a str, or another value JSON turns into something else): {short(item)}"
+        )
+    return NewMessage(_role(item), "", item)
+
+
+def _items(messages: list[Message]) -> list[TResponseInputItem]:
+    return [cast(TResponseInputItem, message.metadata) for message in messages]
+
+
+# --- where the calls run --------------------------------------------------------------------
+
+
+class _Store(Protocol):
+    """One conversation's stream on one connection, awaitable, never on the event loop's thread."""
+
+    async def latest(self, conversation_id: str, limit: int) -> list[Message]: ...
+
+    async def all(self, conversation_id: str) -> list[Message]: ...
+
+    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None: ...
+
+    async def pop(self, conversation_id: str) -> Message | None: ...
+
+    async def clear(self, conversation_id: str) -> None: ...
+
+
+class _AsyncStore:
+    """On a connection from :func:`agentstate.connect_async`: agentstate's Async classes, whose
+    writes settle before a cancellation is raised."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.loop = getattr(conn.async_controller, "loop", None)
+        self.log = AsyncMessageLog(conn)
+        self.agents = AsyncAgents(conn)
+
+    def check_loop(self) -> None:
+        """Refuse a call from another event loop before it is sent: its answer could not arrive."""
+        if isinstance(self.loop, asyncio.AbstractEventLoop) and self.loop is not asyncio.get_running_loop():
+            raise errors.InvalidValueError(
+                "AgentStateSession was given an async connection of another event loop: a connection from "
+                "connect_async() answers on the loop it was opened on; pass a path instead (the session then "
+                "opens a connection on each loop it runs on)"
+            )
+
+    async def latest(self, conversation_id: str, limit: int) -> list[Message]:
+        return await self.log.latest(STREAM, conversation_id, limit)
+
+    async def all(self, conversation_id: str) -> list[Message]:
+        return await self.log.all(STREAM, conversation_id)
+
+    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
+        try:
+            await self.log.append_many(STREAM, conversation_id, messages)
+        except errors.NotFoundError:  # the first write: make the conversation (racing writers share it)
+            await self.agents.get_or_create_conversation(conversation_id)
+            await self.log.append_many(STREAM, conversation_id, messages)
+
+    async def pop(self, conversation_id: str) -> Message | None:
+        return await self.log.pop_last(STREAM, conversation_id)
+
+    async def clear(self, conversation_id: str) -> None:
+        await self.log.clear(STREAM, conversation_id)
+
+
+# Calls on one synchronous connection take turns, whichever sessions make them: two transactions
+# interleaved on one connection would be one transaction.
+_turns: weakref.WeakKeyDictionary[apsw.Connection, threading.Lock] = weakref.WeakKeyDictionary()
+_turns_guard = threading.Lock()
+
+
+def _turn_of(conn: apsw.Connection) -> threading.Lock:
+    with _turns_guard:
+        lock = _turns.get(conn)
+        if lock is None:
+            lock = _turns[conn] = threading.Lock()
+        return lock
+
+
+class _ThreadStore:
+    """On a connection from :func:`agentstate.connect`: the synchronous classes, each call on a
+    thread of asyncio's default executor, one call at a time on the connection."""
+
+    def __init__(self, conn: SyncConnection) -> None:
+        self.conn = conn
+        self.turn = _turn_of(conn)
+        self.log = MessageLog(conn)
+        self.agents = Agents(conn)
+
+    def _call(self, call: Callable[..., T], *args: Any) -> T:
+        with self.turn:
+            return call(*args)
+
+    async def _read(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._call, call, *args)
+
+    async def _write(self, call: Callable[..., T], *args: Any) -> T:
+        result, cancelled = await engine.settled(asyncio.to_thread(self._call, call, *args))
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+    def _append(self, conversation_id: str, messages: list[NewMessage]) -> None:
+        try:
+            self.log.append_many(STREAM, conversation_id, messages)
+        except errors.NotFoundError:
+            self.agents.get_or_create_conversation(conversation_id)
+            self.log.append_many(STREAM, conversation_id, messages)
+
+    async def latest(self, conversation_id: str, limit: int) -> list[Message]:
+        return await self._read(self.log.latest, STREAM, conversation_id, limit)
+
+    async def all(self, conversation_id: str) -> list[Message]:
+        return await self._read(self.log.all, STREAM, conversation_id)
+
+    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
+        await self._write(self._append, conversation_id, messages)
+
+    async def pop(self, conversation_id: str) -> Message | None:
+        return await self._write(self.log.pop_last, STREAM, conversation_id)
+
+    async def clear(self, conversation_id: str) -> None:
+        await self._write(self.log.clear, STREAM, conversation_id)
+
+
+def _settings(value: object) -> SessionSettings:
+    if value is None:
+        return SessionSettings()
+    if not isinstance(value, (SessionSettings, dict)):
+        raise errors.InvalidTypeError(
+            f"session_settings must be a SessionSettings or a dict, not {type(value).__name__}"
+        )
+    try:
+        return coerce_session_settings(value)
+    except Exception as exc:  # pydantic's validation error, or an unknown field
+        raise errors.InvalidValueError(f"session_settings: {exc}") from exc
+
+
+def _session_id(value: object) -> str:
+    session_id = require_str("session_id", value)
+    if len(session_id) > MAX_ID_LENGTH:
+        raise errors.InvalidValueError(f"session_id is {len(session_id)} characters long; the limit is {MAX_ID_LENGTH}")
+    return session_id
+
+
+# --- the session ----------------------------------------------------------------------------
+
+
+class AgentStateSession(SessionABC):
+    """An OpenAI Agents SDK session whose items are an agentstate conversation (see the module).
+
+    ``AgentStateSession(session_id, db_path)`` mirrors the SDK's ``SQLiteSession``; ``db_path``
+    may also be a connection from :func:`agentstate.connect_async` or :func:`agentstate.connect`
+    (it stays yours to close). With a path, the session opens one async connection per event
+    loop it is used on (one, in an ordinary program), when first used there; close them with
+    ``await session.aclose()`` (or ``session.close()``, or ``async with`` / ``with`` the session)
+    once no call is in flight. A closed session refuses further calls.
+
+    Every method takes the SDK's optional ``wrapper`` keyword (the run's context) and ignores it:
+    the session id alone names the history.
+
+    :param session_id: the conversation's id (a non-empty str of at most 128 characters).
+    :param db_path: a database path (created and migrated if needed), or an open connection.
+    :param session_settings: the SDK's session settings (``limit``: the default for
+        ``get_items``), as a ``SessionSettings`` or a dict.
+    :raises InvalidTypeError, InvalidValueError: a bad id, path, connection or settings.
+    """
+
+    session_settings: SessionSettings | None = None
+
+    def __init__(
+        self,
+        session_id: str,
+        db_path: str | os.PathLike[str] | AsyncConnection | SyncConnection = DEFAULT_PATH,
+        *,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+    ) -> None:
+        self.session_id = _session_id(session_id)
+        self.session_settings = _settings(session_settings)
+        self._closed = False
+        self._guard = threading.Lock()
+        # With a path: the connection opening, or open, on each event loop the session runs on.
+        self._opened: dict[asyncio.AbstractEventLoop, asyncio.Future[_AsyncStore]] = {}
+        self._given: _AsyncStore | _ThreadStore | None = None
+        self.db_path: str | None = None
+        """The database path, when the session was given one (None for a connection)."""
+        if isinstance(db_path, (str, os.PathLike)):
+            self.db_path = engine.database_path(db_path)
+        elif isinstance(db_path, apsw.Connection):
+            with engine.translating("AgentStateSession"):  # a closed connection answers nothing
+                if db_path.is_async:
+                    self._given = _AsyncStore(cast(AsyncConnection, db_path))
+                else:
+                    self._given = _ThreadStore(db_path)
+        else:
+            raise errors.InvalidTypeError(
+                "db_path must be a path (a str or pathlib.Path) or a connection from agentstate.connect() or "
+                f"connect_async(), not {type(db_path).__name__}"
+            )
+
+    # --- connections ----------------------------------------------------------------------------
+
+    async def _store(self) -> _Store:
+        if self._closed:
+            raise errors.AgentStateError(f"AgentStateSession {self.session_id!r} is closed")
+        if isinstance(self._given, _AsyncStore):
+            self._given.check_loop()
+            return self._given
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        stale: list[asyncio.Future[_AsyncStore]] = []
+        with self._guard:
+            opening = self._opened.get(loop)
+            if opening is None:
+                # A loop that has closed (an earlier asyncio.run) can never use its connection again.
+                for other in [other for other in self._opened if other.is_closed()]:
+                    stale.append(self._opened.pop(other))
+                opening = self._opened[loop] = loop.create_task(self._open(loop))
+                opening.add_done_callback(_retrieve)
+        for future in stale:
+            await _close_opened(future, on_loop=False)
+        # Shielded: a caller cancelled while the connection opens leaves it open for the next call.
+        return await asyncio.shield(opening)
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _AsyncStore:
+        assert self.db_path is not None
+        try:
+            conn = await connect_async(self.db_path)
+        except BaseException:
+            with self._guard:
+                self._opened.pop(loop, None)  # the next call tries again
+            raise
+        with self._guard:
+            closed = self._closed
+        if closed:  # closed while this connection opened: nobody else will close it
+            await conn.aclose()
+            raise errors.AgentStateError(f"AgentStateSession {self.session_id!r} is closed")
+        return _AsyncStore(conn)
+
+    def _take_opened(self) -> dict[asyncio.AbstractEventLoop, asyncio.Future[_AsyncStore]]:
+        with self._guard:
+            self._closed = True
+            opened, self._opened = self._opened, {}
+        return opened
+
+    async def aclose(self) -> None:
+        """Close the connections the session opened (a connection it was given stays open); the
+        running loop's waits for its calls in flight. Later calls raise AgentStateError."""
+        running = asyncio.get_running_loop()
+        for loop, future in self._take_opened().items():
+            await _close_opened(future, on_loop=loop is running)
+
+    def close(self) -> None:
+        """:meth:`aclose` for synchronous code (the SDK's sessions have a ``close()``): closes at
+        once, so call it when no call of the session is in flight."""
+        for future in self._take_opened().values():
+            store = _opened_store(future)
+            if store is not None:
+                store.conn.close()
+
+    async def __aenter__(self) -> AgentStateSession:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> AgentStateSession:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- the SDK's session protocol -------------------------------------------------------------
+
+    async def get_items(
+        self, limit: int | None = None, *, wrapper: RunContextWrapper[Any] | None = None
+    ) -> list[TResponseInputItem]:
+        """The session's items, oldest first: the latest ``limit`` of them (``None``:
+        ``session_settings.limit``, and if that is None too, all of them; ``0``: none).
+
+        :raises InvalidValueError: a negative limit. :raises InvalidTypeError: a limit that is not an int.
+        """
+        resolved = resolve_session_limit(limit, self.session_settings)
+        count = None if resolved is None else require_int("limit", resolved, minimum=0)
+        store = await self._store()
+        if count == 0:
+            return []
+        with engine.translating():  # a connection closed under the session
+            if count is None:
+                return _items(await store.all(self.session_id))
+            return _items(await store.latest(self.session_id, count))
+
+    async def add_items(
+        self, items: list[TResponseInputItem], *, wrapper: RunContextWrapper[Any] | None = None
+    ) -> None:
+        """Append items, in order, in one transaction: all of them or, on any error, none.
+
+        :raises InvalidTypeError: ``items`` is not a list, or an item is not a dict.
+        :raises InvalidValueError: an item is not JSON, or would not come back from JSON as given.
+        """
+        messages = [_message(index, item) for index, item in enumerate(iterable("items", items))]
+        store = await self._store()
+        if messages:
+            with engine.translating():
+                await store.append(self.session_id, messages)
+
+    async def pop_item(self, *, wrapper: RunContextWrapper[Any] | None = None) -> TResponseInputItem | None:
+        """Remove and return the newest item (one statement: two callers never get the same one);
+        None when the session is empty."""
+        store = await self._store()
+        with engine.translating():
+            message = await store.pop(self.session_id)
+        return None if message is None else cast(TResponseInputItem, message.metadata)
+
+    async def clear_session(self, *, wrapper: RunContextWrapper[Any] | None = None) -> None:
+        """Delete every item of the session, in one transaction; the conversation itself stays."""
+        store = await self._store()
+        with engine.translating():
+            await store.clear(self.session_id)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an opening's failure as seen: its callers may all have been cancelled meanwhile."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _opened_store(future: asyncio.Future[_AsyncStore]) -> _AsyncStore | None:
+    """The store a finished opening made; None if it failed or is still running (an opening that
+    finishes after the session closed closes its own connection)."""
+    if not future.done() or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()
+
+
+async def _close_opened(future: asyncio.Future[_AsyncStore], *, on_loop: bool) -> None:
+    """Close a connection the session opened: awaited on its own loop (after its calls in flight),
+    else at once on a worker thread (its loop is gone or elsewhere)."""
+    if on_loop:
+        try:
+            opened = await asyncio.shield(future)
+        except Exception:  # its opening failed (nothing to close), or saw the close and closed itself
+            return
+        await opened.conn.aclose()
+        return
+    store = _opened_store(future)
+    if store is not None:
+        await asyncio.to_thread(store.conn.close)
+
+
+__all__ = ["AgentStateSession"]
