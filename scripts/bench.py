@@ -8,9 +8,11 @@ figures), DIR/results.md (the table, with ratios to agentstate and the issue's t
 DIR/latency.png (latency against data size, log scale, one line per contender).
 
 Each contender runs in a process of its own, driven over a pipe: the ORM baselines and the peers
-(litequeue, huey, the OpenAI Agents SDK's SQLiteSession) use the stdlib sqlite3 and the rest apsw,
-two different SQLite libraries that must never share a file in one process. Only one contender runs
-at a time (except the executors of one claim test).
+(litequeue, huey, the OpenAI Agents SDK's SQLiteSession, LangGraph's SqliteSaver) use the stdlib
+sqlite3 and the rest apsw, two different SQLite libraries that must never share a file in one
+process. Only one contender runs at a time (except the executors of one claim test). agentstate's
+framework integrations (AgentStateSession, AgentStateSaver) run against those frameworks' own
+SQLite backends, each on a file of its own built with the same data as its peer.
 """
 
 from __future__ import annotations
@@ -67,7 +69,16 @@ from bench_data import (  # noqa: E402
     planner_id,
     task_specs,
 )
-from bench_peers import HueyNoFsyncPeer, HueyPeer, LiteQueuePeer, OpenAISessionPeer  # noqa: E402
+from bench_peers import (  # noqa: E402
+    CHECKPOINT_OPERATIONS,
+    AgentStateSaverContender,
+    AgentStateSessionContender,
+    HueyNoFsyncPeer,
+    HueyPeer,
+    LangGraphSqlitePeer,
+    LiteQueuePeer,
+    OpenAISessionPeer,
+)
 
 # ---------------------------------------------------------------------------------------------
 # What is measured
@@ -129,6 +140,21 @@ OPERATIONS = (
         "enqueue_batch_100",
         "create 100 tasks in one transaction (agentstate create_tasks; the peers have no batch enqueue)",
         items=100,
+    ),
+    # LangGraph checkpointers (langgraph_sqlite, agentstate_langgraph), on data of their own built
+    # untimed: as many checkpoints as rows (a checkpoint per step of a graph) over the planners'
+    # threads, so 100 per thread up to 100k rows and 1,000 at 1M (~50 s to build, ~1.1 GB a file);
+    # each a small channel state, ~700 bytes serialised, with no pending writes.
+    Operation(
+        "checkpoint_get",
+        "LangGraph get_tuple: a thread's newest checkpoint and its pending writes (the data: as many checkpoints "
+        "as rows, over the ~1k planners' threads, a small channel state each)",
+    ),
+    Operation("checkpoint_list_50", "LangGraph list(limit=50): a thread's 50 newest checkpoints, read and decoded"),
+    Operation(
+        "checkpoint_put",
+        "LangGraph put: one new checkpoint (a small channel state) on an existing thread, its parent the "
+        "thread's newest, as a graph's step stores it; its own transaction",
     ),
 )
 OPERATION = {op.name: op for op in OPERATIONS}
@@ -338,9 +364,13 @@ class ContenderInfo:
     """(module, package) of the ``peers`` extra that this contender imports."""
 
 
-PEERS = ("litequeue", "huey", "huey_nofsync", "openai_session")
-PEER_DISTRIBUTIONS = ("litequeue", "huey", "openai-agents")
-"""The ``peers`` extra's packages, whose versions each report names."""
+PEERS = ("litequeue", "huey", "huey_nofsync", "openai_session", "langgraph_sqlite")
+PEER_DISTRIBUTIONS = ("litequeue", "huey", "openai-agents", "langgraph-checkpoint-sqlite", "langgraph-checkpoint")
+"""The ``peers`` extra's packages (and langgraph-checkpoint, which agentstate's saver builds on too),
+whose versions each report names."""
+PAIRS = (("agentstate_session", "openai_session"), ("agentstate_langgraph", "langgraph_sqlite"))
+"""agentstate's drop-in for a framework's own SQLite backend, and that backend: compared on every
+operation they share (issue 12's targets)."""
 
 
 CONTENDERS = {
@@ -435,6 +465,33 @@ CONTENDERS = {
             OpenAISessionPeer.operations,
             durability="full",
             needs=(("agents", "openai-agents"),),
+        ),
+        ContenderInfo(
+            "agentstate_session",
+            "agentstate's AgentStateSession (agentstate.integrations.openai_agents), the drop-in for openai_session, "
+            "one per stream, on a file of its own with the same messages, at agentstate's defaults "
+            "(synchronous=NORMAL); async, one event loop",
+            AgentStateSessionContender,
+            AgentStateSessionContender.operations,
+            needs=(("agents", "openai-agents"),),
+        ),
+        ContenderInfo(
+            "langgraph_sqlite",
+            "peer: LangGraph's own SqliteSaver (langgraph-checkpoint-sqlite) from_conn_string at its defaults "
+            "(WAL, SQLite's default synchronous=FULL: every put fsynced): get_tuple, list, put",
+            LangGraphSqlitePeer,
+            LangGraphSqlitePeer.operations,
+            durability="full",
+            needs=(("langgraph.checkpoint.sqlite", "langgraph-checkpoint-sqlite"),),
+        ),
+        ContenderInfo(
+            "agentstate_langgraph",
+            "agentstate's AgentStateSaver (agentstate.integrations.langgraph), the drop-in for langgraph_sqlite, "
+            "from_conn_string on a file of its own with the same checkpoints, at agentstate's defaults "
+            "(synchronous=NORMAL)",
+            AgentStateSaverContender,
+            AgentStateSaverContender.operations,
+            needs=(("langgraph.checkpoint.base", "langgraph-checkpoint"),),
         ),
     )
 }
@@ -559,7 +616,9 @@ class ContenderProcess:
         return int(self.contender.completed_and_reset(ids))
 
 
-FINGERPRINTED = {"get_current_task", "get_completed_task", "latest_50", "keyset_page"}
+FINGERPRINTED = {
+    "get_current_task", "get_completed_task", "latest_50", "keyset_page", "checkpoint_get", "checkpoint_list_50",
+}  # fmt: skip
 
 
 def _timed(
@@ -965,9 +1024,16 @@ class SizeRun:
 # The issue's targets
 
 
+def reference(op: str) -> str:
+    """The contender an operation's "x agentstate" ratios are taken against: agentstate, or for the
+    checkpoint operations (agentstate's core API has none) agentstate's LangGraph saver."""
+    return "agentstate_langgraph" if op in CHECKPOINT_OPERATIONS else "agentstate"
+
+
 def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each target this run has the figures for, at the largest size: issue 11's first, then the
-    earlier ones it left standing. Met or not is read from the figures, never assumed."""
+    """Each target this run has the figures for, at the largest size: issue 11's first, then issue
+    12's (agentstate's framework integrations against the frameworks' own SQLite backends), then
+    the earlier ones issue 11 left standing. Met or not is read from the figures, never assumed."""
     if not results:
         return []
     size = max(r["size"] for r in results)
@@ -1048,6 +1114,24 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if ours and floor:
             ratio = ours["median_us"] / floor["median_us"]
             add(f"{op}: median within 2x of the floor's primary-key lookup", format_ratio(ratio), ratio <= 2, source)
+
+    # Issue 12: each framework integration against the framework's own SQLite backend, at both
+    # one's defaults, on every operation they share (by median latency; met: ours is not slower).
+    for ours_name, theirs_name in PAIRS:
+        for op in OPERATIONS:
+            ours, theirs = row(ours_name, op.name), row(theirs_name, op.name)
+            if not (ours and theirs):
+                continue
+            durabilities = CONTENDERS[ours_name].durability, CONTENDERS[theirs_name].durability
+            writes = op.name.startswith(("append", "checkpoint_put"))
+            add(
+                f"{op.name}: {ours_name}'s median at most {theirs_name}'s"
+                + (f" (synchronous {durabilities[0].upper()} vs {durabilities[1].upper()})" if writes else ""),
+                f"{format_us(ours['median_us'])} vs {format_us(theirs['median_us'])} µs "
+                f"({format_ratio(ours['median_us'] / theirs['median_us'])})",
+                ours["median_us"] <= theirs["median_us"],
+                "issue 12",
+            )
 
     # Earlier targets, still held.
     for op in ("get_current_task", "get_completed_task"):
@@ -1186,8 +1270,9 @@ def markdown(report: Report) -> str:
     lines += ["## Operations", ""] + [f"- `{op.name}`: {op.what}." for op in OPERATIONS] + [""]
     lines += [
         "Latencies are per call (per batch for the append_turn, append_bulk and enqueue_batch rows, per task for "
-        "the claim rows), timed one by one after an untimed warm-up pass; openai_session's calls are awaited in "
-        "its event loop. \"vs agentstate\" is the contender's figure divided by agentstate's (above 1: slower). "
+        "the claim rows), timed one by one after an untimed warm-up pass; openai_session's, agentstate_session's "
+        "and agentstate_async's calls are awaited in their event loop. \"vs agentstate\" is the contender's figure "
+        "divided by agentstate's (above 1: slower); on the checkpoint rows, by agentstate_langgraph's. "
         "Throughput: items per second over all timed calls (claim rows: tasks per second of wall time, all "
         'executor processes together). "done twice": on every claim row, how many times a claim was handed a '
         "task that another claim of the same round (in any process) already had; a task the round left "
@@ -1224,7 +1309,9 @@ def _targets_section(report: Report) -> list[str]:
     lines = [
         f"## The issue's targets at {format_size(targets[0]['size'])} rows",
         "",
-        "Issue 11's targets, then the earlier ones it left standing; met or not as measured in this run.",
+        "Issue 11's targets, issue 12's (agentstate's framework integrations against the frameworks' own SQLite "
+        "backends, each pair at its defaults), then the earlier ones issue 11 left standing; met or not as "
+        "measured in this run.",
         "",
         "| target | from | measured | met |",
         "| --- | --- | ---: | :---: |",
@@ -1243,20 +1330,29 @@ def _summary_section(report: Report, names: list[str], size: int) -> list[str]:
         "| operation | " + " | ".join(names) + " |",
         "| --- |" + " ---: |" * len(names),
     ]
+    others: set[str] = set()
     for op in OPERATIONS:
         if not any((n, op.name) in fig for n in names):
             continue
-        ours = fig.get(("agentstate", op.name))
+        base = reference(op.name)
+        ours = fig.get((base, op.name))
+        if ours and base != "agentstate":
+            others.add(base)
         cells = []
         for n in names:
             row = fig.get((n, op.name))
             if row is None:
                 cells.append("")
-            elif ours and n != "agentstate":
+            elif ours and n != base:
                 cells.append(f"{format_us(row['median_us'])} ({format_ratio(row['median_us'] / ours['median_us'])})")
             else:
                 cells.append(format_us(row["median_us"]))
         lines.append(f"| {op.name} | " + " | ".join(cells) + " |")
+    if others:
+        lines += [
+            "",
+            "The checkpoint rows' ratios are to " + ", ".join(sorted(others)) + ", agentstate's LangGraph saver.",
+        ]
     return [*lines, ""]
 
 
@@ -1271,7 +1367,7 @@ def _full_table(report: Report, names: list[str]) -> list[str]:
     ]
     for op in OPERATIONS:
         for size in sorted({r["size"] for r in report.results}):
-            ours = fig.get(("agentstate", op.name, size))
+            ours = fig.get((reference(op.name), op.name, size))
             for n in names:
                 row = fig.get((n, op.name, size))
                 if row is None:
@@ -1312,6 +1408,9 @@ COLORS = {
     "huey": "#8c564b",
     "huey_nofsync": "#c49c94",
     "openai_session": "#e377c2",
+    "agentstate_session": "#f7b6d2",
+    "langgraph_sqlite": "#bcbd22",
+    "agentstate_langgraph": "#dbdb8d",
 }
 
 
@@ -1362,7 +1461,7 @@ def plot(report: Report, path: Path) -> None:
         y=0.995,
         fontsize=11,
     )
-    per_row = 6  # legend entries per line: eleven contenders do not fit on one
+    per_row = 6  # legend entries per line: fifteen contenders do not fit on one
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.975), ncol=per_row, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.95 - 0.015 * (math.ceil(len(handles) / per_row) - 1)))
     fig.savefig(path, dpi=100)
@@ -1459,10 +1558,11 @@ def check_dependencies(names: Iterable[str]) -> None:
             try:
                 __import__(module)
             except ImportError as exc:
-                others = ",".join(n for n in names if n not in PEERS)
+                others = ",".join(n for n in names if not CONTENDERS[n].needs)
                 raise SystemExit(
                     f"bench.py: the {name} contender needs {package} ({exc}), from the peers extra: "
-                    f"pip install -e '.[bench,peers]', or leave the peers out with --contenders {others}"
+                    f"pip install -e '.[bench,peers]', or leave out the contenders that need it with "
+                    f"--contenders {others}"
                 ) from exc
     if {"agentstate", "agentstate_full"} & set(names):
         try:

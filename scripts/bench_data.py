@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 # ---------------------------------------------------------------------------------------------
@@ -455,3 +456,68 @@ def task_specs(count: int, seed: int = 13) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# LangGraph checkpoints
+
+# The checkpointers (langgraph_sqlite, agentstate_langgraph) get ``size`` checkpoints over the
+# planners' threads (thread id = planner id), built the same way in both files: the n-th checkpoint
+# is step n // planners of thread n % planners, its parent the step before, n seconds after EPOCH.
+# LangGraph's default serde (JsonPlusSerializer, msgpack) turns each into ~700 bytes, as a graph's
+# put() would store it; no pending writes are built.
+
+_UUID_EPOCH_OFFSET = 0x01B21DD213814000  # 100 ns intervals from 1582-10-15 to 1970-01-01
+_EPOCH_UNIX = 1_735_689_600  # EPOCH, 2025-01-01T00:00:00Z
+_EPOCH_DT = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def checkpoint_id(n: int) -> str:
+    """The n-th checkpoint's id: a UUIDv6 (what LangGraph's ``uuid6`` makes) for EPOCH + n seconds,
+    with a fixed clock sequence and node, so every build has the same ids and they sort by n."""
+    ts = (_EPOCH_UNIX + n) * 10_000_000 + _UUID_EPOCH_OFFSET
+    h = f"{(ts >> 12) & 0xFFFF_FFFF_FFFF:012x}"
+    return f"{h[:8]}-{h[8:]}-6{ts & 0x0FFF:03x}-802a-00000000be0c"  # version 6, RFC 4122 variant
+
+
+def _version(number: int, h: int) -> str:
+    """A channel version as LangGraph's SQLite saver makes them: a zero-padded counter and a fraction."""
+    return f"{number:032}.0.{h % 10**16:016}"
+
+
+def checkpoint_of(n: int, step: int) -> dict[str, Any]:
+    """The n-th checkpoint (LangGraph's ``Checkpoint`` as ``create_checkpoint`` makes it) with a
+    small channel state: a step counter, a short note (40-200 characters) and a route."""
+    h = (n * 2654435761) % 4294967291
+    start = h % 3_000
+    prev, now = _version(step + 1, h), _version(step + 2, h)
+    return {
+        "v": 2,
+        "id": checkpoint_id(n),
+        "ts": (_EPOCH_DT + timedelta(seconds=n)).isoformat(),  # as datetime.now(UTC).isoformat()
+        "channel_values": {
+            "step": step,
+            "note": CORPUS[start : start + 40 + (h // 100) % 160],
+            "route": ("planner", "executor", "reviewer")[h % 3],
+        },
+        "channel_versions": {"__start__": _version(1, h), "step": now, "note": now, "route": now},
+        "versions_seen": {"__input__": {}, "__start__": {"__start__": _version(1, h)}, "agent": {"step": prev}},
+        "pending_sends": [],
+        "updated_channels": ["note", "route", "step"],
+    }
+
+
+def checkpoint_metadata(step: int) -> dict[str, Any]:
+    """What a graph's loop stores as a checkpoint's metadata."""
+    return {"source": "loop", "step": step, "parents": {}}
+
+
+def checkpoint_rows(spec: DataSpec) -> Iterator[tuple[str, str, str | None, dict[str, Any], dict[str, Any]]]:
+    """(thread_id, checkpoint_id, parent_checkpoint_id, checkpoint, metadata) for the data set's
+    ``spec.size`` checkpoints, in the order a run over all threads would have written them."""
+    threads = [planner_id(p) for p in range(spec.planners)]
+    for n in range(spec.size):
+        step, thread = divmod(n, spec.planners)
+        checkpoint = checkpoint_of(n, step)
+        parent = checkpoint_id(n - spec.planners) if step else None
+        yield threads[thread], checkpoint["id"], parent, checkpoint, checkpoint_metadata(step)

@@ -1,7 +1,7 @@
 """scripts/bench.py runs end to end at tiny sizes (--quick), every contender and peer included, and
 writes well-formed results: the JSON, the markdown table and the PNG chart. Its timings are not
 checked, only its shape and the facts that do not depend on the machine (every contender found the
-same rows; no task was done twice)."""
+same rows, checkpoints included; no task was done twice)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 # instead of skipping the benchmark's only test.
 import agents  # noqa: F401  (openai-agents)
 import huey  # noqa: F401
+import langgraph.checkpoint.sqlite  # noqa: F401  (langgraph-checkpoint-sqlite)
 import litequeue  # noqa: F401
 import matplotlib  # noqa: F401
 import pytest
@@ -28,6 +29,8 @@ TASK_AND_MESSAGE_OPS = {
     "append_turn_100", "append_bulk_10k", "claim_finish_1p", "claim_finish_4p",
 }  # fmt: skip
 QUEUE_OPS = {"enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k"}
+SESSION_OPS = {"latest_50", "append_one", "append_turn_100"}
+CHECKPOINT_OPS = {"checkpoint_get", "checkpoint_list_50", "checkpoint_put"}
 CLAIM_OPS = {"claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10", "claim_backlog_5k"}
 AGENTSTATE_WRITES = {
     "append_one", "append_turn_100", "append_bulk_10k", "enqueue_one", "enqueue_batch_100",
@@ -45,7 +48,10 @@ EXPECTED = {
     "litequeue": QUEUE_OPS,
     "huey": QUEUE_OPS,
     "huey_nofsync": QUEUE_OPS,
-    "openai_session": {"latest_50", "append_one", "append_turn_100"},
+    "openai_session": SESSION_OPS,
+    "agentstate_session": SESSION_OPS,
+    "langgraph_sqlite": CHECKPOINT_OPS,
+    "agentstate_langgraph": CHECKPOINT_OPS,
 }
 QUICK_SIZES = {500, 5_000}
 
@@ -114,6 +120,15 @@ def test_targets_are_evaluated(report: dict[str, Any]) -> None:
     for needle in ("enqueue_one: median at most 80 µs", "enqueue_batch_100", "claim_finish_4p: p99.9", "(huey)"):
         assert needle in texts, needle
     assert sum("agentstate_full" in t["target"] for t in targets) == 5
+    # Issue 12's: each framework integration against the framework's own backend, on every shared operation.
+    pairs = {
+        (t["target"].split(":")[0], t["target"].split(": ")[1].split("'")[0])
+        for t in targets
+        if t["source"] == "issue 12"
+    }
+    assert pairs == {(op, "agentstate_session") for op in SESSION_OPS} | {
+        (op, "agentstate_langgraph") for op in CHECKPOINT_OPS
+    }
 
 
 def _table(markdown: str, heading: str) -> list[list[str]]:
@@ -137,8 +152,19 @@ def test_markdown_table_has_a_row_per_contender_operation_and_size(out: Path) ->
         assert (row[8] == "0") if row[0] in CLAIM_OPS else (row[8] == ""), row
     for contender, op, _size, median, p99, *_rest, vs_median, vs_p99 in ((r[2], *r[:2], *r[3:]) for r in rows):
         assert re.fullmatch(r"[\d,.]+", median) and re.fullmatch(r"[\d,.]+", p99), (contender, op)
-        if op != "select_1":  # agentstate has every operation but the floor's SELECT 1
+        # agentstate has every operation but the floor's SELECT 1 and the checkpoints, which are
+        # taken against agentstate_langgraph (itself at 1.00x)
+        if op != "select_1":
             assert re.fullmatch(r"[\d,.]+x", vs_median) and re.fullmatch(r"[\d,.]+x", vs_p99), (contender, op)
+        if contender == "agentstate_langgraph":
+            assert vs_median == vs_p99 == "1.00x", (contender, op)
+    # The summary gives LangGraph's own saver a ratio to agentstate's, and agentstate's none.
+    heading = "## Median µs at 5k rows (x agentstate)"
+    header = next(line for line in markdown.split(heading, 1)[1].splitlines() if line.startswith("| operation"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    put = dict(zip(columns, next(row for row in _table(markdown, heading) if row[0] == "checkpoint_put"), strict=True))
+    assert re.fullmatch(r"[\d,.]+ \([\d,.]+x\)", put["langgraph_sqlite"]), put
+    assert re.fullmatch(r"[\d,.]+", put["agentstate_langgraph"]) and put["agentstate"] == "", put
     assert "## The issue's targets" in markdown and "Machine:" in markdown
 
 
