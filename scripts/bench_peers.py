@@ -478,8 +478,8 @@ class AgentStateSessionContender(OpenAISessionPeer):
 
     append: ``add_items([...])``: one transaction (``MessageLog.append_many`` on the session's
     conversation). latest 50: ``get_items(limit=50)`` (``MessageLog.latest``). A session is a
-    conversation and its items that conversation's router messages, each item stored whole as the
-    message's metadata, so its rows carry the same JSON as openai_session's.
+    conversation and its items that conversation's router messages, each item stored whole, as
+    JSON, as the message's content, so its rows carry the same JSON as openai_session's.
     """
 
     name = "agentstate_session"
@@ -497,11 +497,11 @@ class AgentStateSessionContender(OpenAISessionPeer):
                 "INSERT INTO conversations (id, created_at, updated_at) "
                 "SELECT agent_id, min(created_at), max(created_at) FROM temp.planner_messages GROUP BY agent_id"
             )
-            # What AgentStateSession.add_items stores: the item as metadata, its role, no content.
+            # What AgentStateSession.add_items stores: the item as JSON content, its role, no metadata.
             conn.execute(
                 "INSERT INTO router_messages (conversation_id, position, role, content, metadata, created_at) "
-                "SELECT agent_id, row_number() OVER (PARTITION BY agent_id ORDER BY id), role, '', "
-                "json_object('role', role, 'content', content), created_at FROM temp.planner_messages ORDER BY id"
+                "SELECT agent_id, row_number() OVER (PARTITION BY agent_id ORDER BY id), role, "
+                "json_object('role', role, 'content', content), '{}', created_at FROM temp.planner_messages ORDER BY id"
             )
             conn.execute("DROP TABLE temp.planner_messages")
             conn.execute("COMMIT")

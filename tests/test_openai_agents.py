@@ -42,12 +42,13 @@ def run(main: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(main())  # type: ignore[arg-type]
 
 
-def stored(path: Path, session_id: str) -> list[tuple[int, str, str, Any]]:
-    """(position, role, content, metadata) of every message of the session's conversation, read
-    through another connection."""
+def stored(path: Path, session_id: str) -> list[tuple[int, str, Any, Any]]:
+    """(position, role, content decoded from JSON, metadata) of every message of the session's
+    conversation, read through another connection."""
     conn = agentstate.connect(path)
     try:
-        return [(m.position, m.role, m.content, m.metadata) for m in MessageLog(conn).all("router", session_id)]
+        log = MessageLog(conn)
+        return [(m.position, m.role, json.loads(m.content), m.metadata) for m in log.all("router", session_id)]
     finally:
         conn.close()
 
@@ -112,8 +113,8 @@ def test_items_come_back_exactly_in_order_and_are_the_conversations_messages(db_
         "item",
         "user",
     ]
-    assert {row[2] for row in rows} == {""}  # the item is in the metadata alone
-    assert [row[3] for row in rows] == VARIED  # the item is the message's metadata
+    assert [row[2] for row in rows] == VARIED  # the item, as JSON, is the message's content
+    assert all(row[3] == {} for row in rows)  # and the metadata is empty
 
 
 def test_a_conversation_made_beforehand_is_used_as_it_is(db_path: Path) -> None:
@@ -235,7 +236,7 @@ def test_a_batch_the_database_refuses_half_way_is_rolled_back_whole(db_path: Pat
     try:
         conn.execute(
             "CREATE TRIGGER refuse_boom BEFORE INSERT ON router_messages "
-            "WHEN json_extract(NEW.metadata, '$.content') = 'boom' "
+            "WHEN json_extract(NEW.content, '$.content') = 'boom' "
             "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
         )
 
@@ -247,7 +248,7 @@ def test_a_batch_the_database_refuses_half_way_is_rolled_back_whole(db_path: Pat
                 assert await session.get_items() == items_of("before")
 
         run(main)
-        assert [row[3] for row in stored(db_path, "conv-1")] == items_of("before")
+        assert [row[2] for row in stored(db_path, "conv-1")] == items_of("before")
     finally:
         conn.execute("DROP TRIGGER refuse_boom")
         conn.close()
@@ -426,7 +427,7 @@ def test_a_cancelled_mutation_settles_before_the_cancellation_is_raised(
                     await mutation
                 # Once CancelledError arrives, the write has finished: another connection sees it.
                 expected = {"add": ["first", "second"], "pop": [], "clear": []}[operation]
-                assert [row[3]["content"] for row in stored(db_path, "conv-1")] == expected
+                assert [row[2]["content"] for row in stored(db_path, "conv-1")] == expected
                 assert await session.get_items() == items_of(*expected)
             finally:
                 blocker.close()
@@ -668,7 +669,7 @@ def test_a_second_runner_turn_sees_the_first_turns_history(db_path: Path) -> Non
     assert seen[2] == user("Who am I?")
     assert [item.get("role") for item in history] == ["user", "assistant", "user", "assistant"]
     rows = stored(db_path, "conv-1")
-    assert [row[3] for row in rows] == history  # the conversation holds the items, in order
+    assert [row[2] for row in rows] == history  # the conversation holds the items, in order
 
 
 def test_the_runners_session_settings_limit_the_history_it_reads(db_path: Path) -> None:
@@ -686,3 +687,21 @@ def test_the_runners_session_settings_limit_the_history_it_reads(db_path: Path) 
     last = model.calls[-1].input
     assert isinstance(last, list) and len(last) == 3  # the latest two items, then the new input
     assert last[0] == user("two") and last[2] == user("three")
+
+
+def test_a_message_that_is_not_an_item_is_named_when_read(db_path: Path) -> None:
+    """The stream is the session's: a message other code appended whose content is not an item
+    (plain text, or JSON that is not an object) is refused by name, not returned mangled."""
+
+    async def main() -> None:
+        async with AgentStateSession("conv-1", db_path) as session:
+            await session.add_items(items_of("one"))
+            conn = agentstate.connect(db_path)
+            try:
+                MessageLog(conn).append("router", "conv-1", role="user", content="1],[2")
+            finally:
+                conn.close()
+            with pytest.raises(errors.InvalidValueError, match="message 2 of conversation 'conv-1' is not an SDK item"):
+                await session.get_items()
+
+    run(main)
