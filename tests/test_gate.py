@@ -180,15 +180,18 @@ def test_the_gate_file_is_as_private_as_the_database(db_path: Path) -> None:
     assert stat.S_IMODE(Path(str(db_path) + gate.SUFFIX).stat().st_mode) == 0o640
 
 
-def test_read_only_and_memory_connections_have_no_gate(db_path: Path) -> None:
+def test_read_only_memory_and_opted_out_connections_have_no_gate(db_path: Path) -> None:
     agentstate.connect(db_path).close()
     readonly = agentstate.connect(db_path, readonly=True)
     memory = agentstate.connect(":memory:")
+    opted_out = agentstate.connect(db_path, writer_gate=False)
     try:
-        assert readonly.writer_gate is None and memory.writer_gate is None
+        assert readonly.writer_gate is None and memory.writer_gate is None and opted_out.writer_gate is None
+        Agents(opted_out).create_planner("p")  # it writes all the same, queueing in SQLite alone
     finally:
         readonly.close()
         memory.close()
+        opted_out.close()
 
 
 def test_writes_go_on_without_a_gate_where_the_sidecar_cannot_be_made(tmp_path: Path) -> None:

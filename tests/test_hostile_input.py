@@ -812,6 +812,7 @@ def connect_line(path: Param) -> Case:
         flag("monitoring"),
         Param("slow_query_ms", (OMIT, None, 0, 100.0), unique(SECONDS, INTS), SECONDS_FUZZ, keyword=True),
         custom("on_query", (OMIT, None, _hook), (5, "x", object(), lambda: None, _raising_hook), kw=True),
+        flag("writer_gate"),
     ), call_connect, files_state)  # fmt: skip
 
 
