@@ -93,6 +93,12 @@ class Checkpointer:
             # completely copied and never starts over. Past the cap the writer finishes the copy
             # itself, right after its commit: the background thread has done nearly all of it,
             # and then the next transaction rewinds the WAL (journal_size_limit trims the file).
+            # The transaction is over (SQLite has let its lock go before calling this hook), so
+            # the writer gate is opened first: the copy takes tens of milliseconds, and writers
+            # queued at the gate would wait for all of it although SQLite lets them write.
+            gate = getattr(conn, "writer_gate", None)
+            if gate is not None:
+                gate.release()
             with contextlib.suppress(apsw.BusyError, apsw.LockedError):
                 conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
         if pages >= self._due_at:
