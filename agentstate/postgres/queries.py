@@ -1,0 +1,238 @@
+"""The PostgreSQL named queries: ``schema/postgres/queries/*.sql``, read by the same loader as SQLite's.
+
+:func:`agentstate.queries.registry` parses the folder (headers, ``-- uses:``, ``{stream}``
+stamping, the same strictness); this module turns each block's ``:name`` parameters into
+psycopg's ``%(name)s`` (and a ``$1, $2, ...`` form for ``PREPARE``), so values are always bound,
+never spliced. SQL text is scanned properly: a ``:`` or ``%`` inside a string literal, a quoted
+identifier, a dollar-quoted body or a comment is left alone (``%`` is doubled, as psycopg needs),
+and ``::type`` casts stay casts.
+
+A parameter list given as a tuple binds in the order each name first appears, as SQLite binds a
+tuple to ``:name`` parameters (the message batch path relies on it).
+
+:func:`run` and :func:`run_each` give the runner's cardinalities (``:one :many :value :exec
+:returning``) on a psycopg connection; wiring them behind :mod:`agentstate.runner` (monitoring,
+error translation) is the next step of issue 13.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentstate import engine, errors
+from agentstate import queries as base
+
+if TYPE_CHECKING:
+    import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
+
+_IDENT_START = re.compile(r"[A-Za-z_]")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def folder() -> Path:
+    """Where the PostgreSQL query files are (in a wheel or a checkout)."""
+    return engine.schema_dir("postgres") / "queries"
+
+
+@dataclass(frozen=True)
+class Converted:
+    """One statement with its parameters in psycopg's and PostgreSQL's own styles."""
+
+    pyformat: str
+    """``%(name)s`` placeholders, literal ``%`` doubled: for ``cursor.execute(sql, dict)``."""
+    numbered: str
+    """``$1, $2, ...`` placeholders: for ``PREPARE name AS ...`` (plans, server-side statements)."""
+    names: tuple[str, ...]
+    """Each parameter once, in the order it first appears (``$n`` is ``names[n - 1]``)."""
+
+
+def convert(sql: str) -> Converted:
+    """Rewrite ``:name`` parameters outside literals, quoted identifiers and comments."""
+    py: list[str] = []
+    num: list[str] = []
+    names: dict[str, int] = {}
+    i, n = 0, len(sql)
+
+    def copy(text: str) -> None:
+        py.append(text.replace("%", "%%"))
+        num.append(text)
+
+    while i < n:
+        c = sql[i]
+        if c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            copy(sql[i:end])
+            i = end
+        elif c == "/" and sql.startswith("/*", i):
+            depth, j = 1, i + 2  # PostgreSQL's block comments nest
+            while j < n and depth:
+                if sql.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif sql.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            copy(sql[i:j])
+            i = j
+        elif c == "'":
+            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            j = i + 1
+            while j < n:
+                if escapes and sql[j] == "\\":
+                    j += 2
+                elif sql[j] == "'":
+                    if j + 1 < n and sql[j + 1] == "'":
+                        j += 2
+                    else:
+                        break
+                else:
+                    j += 1
+            copy(sql[i : j + 1])
+            i = j + 1
+        elif c == '"':
+            j = i + 1
+            while j < n:
+                if sql[j] == '"':
+                    if j + 1 < n and sql[j + 1] == '"':
+                        j += 2
+                        continue
+                    break
+                j += 1
+            copy(sql[i : j + 1])
+            i = j + 1
+        elif (
+            c == "$"
+            and (match := _DOLLAR_TAG.match(sql, i))
+            and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_"))
+        ):
+            tag = match.group(0)
+            end = sql.find(tag, match.end())
+            end = n if end < 0 else end + len(tag)
+            copy(sql[i:end])
+            i = end
+        elif c == ":" and sql.startswith("::", i):
+            copy("::")
+            i += 2
+        elif c == ":" and i + 1 < n and _IDENT_START.match(sql, i + 1):
+            match = _IDENT.match(sql, i + 1)
+            assert match is not None
+            name = match.group(0)
+            number = names.setdefault(name, len(names) + 1)
+            py.append(f"%({name})s")
+            num.append(f"${number}")
+            i = match.end()
+        else:
+            j = i + 1
+            while j < n and sql[j] not in "-/'\"$:":
+                j += 1
+            copy(sql[i:j])
+            i = j
+    return Converted("".join(py), "".join(num), tuple(names))
+
+
+@dataclass(frozen=True)
+class Query:
+    """One registered PostgreSQL statement: the loader's block and its converted SQL."""
+
+    block: base.Query
+    converted: Converted
+
+    @property
+    def name(self) -> str:
+        return self.block.name
+
+    @property
+    def cardinality(self) -> str:
+        return self.block.cardinality
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        return self.block.uses
+
+    @property
+    def scans(self) -> str:
+        return self.block.scans
+
+    @property
+    def where(self) -> str:
+        return self.block.where
+
+    @property
+    def sql(self) -> str:
+        """The statement for psycopg (``%(name)s`` placeholders)."""
+        return self.converted.pyformat
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return self.converted.names
+
+    def bind(self, params: Mapping[str, Any] | Sequence[Any] = ()) -> dict[str, Any]:
+        """The parameters as the dict psycopg binds: a mapping as given (names the statement does
+        not use are ignored), a sequence by order of first appearance."""
+        if isinstance(params, Mapping):
+            missing = [name for name in self.converted.names if name not in params]
+            if missing:
+                raise errors.InvalidValueError(f"{self.name}: parameter(s) {', '.join(missing)} not given")
+            return {name: params[name] for name in self.converted.names}
+        values = tuple(params)
+        if len(values) != len(self.converted.names):
+            raise errors.InvalidValueError(
+                f"{self.name} takes {len(self.converted.names)} parameters ({', '.join(self.converted.names)}), "
+                f"got {len(values)}"
+            )
+        return dict(zip(self.converted.names, values, strict=True))
+
+
+@cache
+def registry(where: Path | None = None) -> dict[str, Query]:
+    """Every PostgreSQL query by qualified name (``file_stem.name``), as SQLite's registry names them."""
+    blocks = base.registry(where or folder())
+    return {name: Query(block, convert(block.sql)) for name, block in blocks.items()}
+
+
+def query(name: str) -> Query:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise errors.QueryFileError(f"no query named {name!r} in {folder()}") from None
+
+
+def run(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
+    """Run a named query and return what its cardinality promises (see :mod:`agentstate.runner`)."""
+    found = query(name)
+    cursor = conn.execute(found.sql, found.bind(params))
+    kind = found.cardinality
+    if kind == "exec":
+        return cursor.rowcount
+    if kind == "many":
+        return cursor.fetchall()
+    row = cursor.fetchone()
+    if row is not None and cursor.fetchone() is not None:
+        raise errors.QueryCardinalityError(
+            f"{found.where}: query {found.name!r} is declared :{kind} but returned more than one row"
+        )
+    return row[0] if kind == "value" and row is not None else row
+
+
+def run_each(conn: psycopg.Connection[Any], name: str, params: Iterable[Mapping[str, Any] | Sequence[Any]]) -> Any:
+    """Run a named query once per parameter set (``executemany``, pipelined): every row returned
+    for row-returning queries, the total rows changed for ``:exec``."""
+    found = query(name)
+    with conn.cursor() as cursor:
+        bound = [found.bind(p) for p in params]
+        if found.cardinality == "exec":
+            cursor.executemany(found.sql, bound)
+            return cursor.rowcount
+        cursor.executemany(found.sql, bound, returning=True)
+        rows: list[Any] = []
+        while True:
+            rows.extend(cursor.fetchall())
+            if not cursor.nextset():
+                return rows

@@ -1,0 +1,149 @@
+"""Generate a realistic PostgreSQL store quickly, in SQL (tests/datagen.py's shape): 1k agents of
+each kind, tasks with skewed statuses over 100 busy planners, messages over 100 long streams in
+every table, LangGraph checkpoints over many threads; then VACUUM ANALYZE, so the planner has
+statistics and visibility maps.
+
+Streams and planners are long on purpose (500 messages or tasks each): PostgreSQL plans each
+statement for its values, and a range no longer than the page asked for is rightly read whole
+and sorted, which says nothing about the long streams and busy planners where the plan matters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+# Skewed like a long-running system: most tasks are long recorded, a tenth wait.
+STATUS_MIX = (
+    "CASE WHEN n % 100 < 10 THEN 'pending' WHEN n % 100 < 12 THEN 'claimed' "
+    "WHEN n % 100 < 30 THEN 'completed' WHEN n % 100 < 35 THEN 'failed_validation' ELSE 'recorded' END"
+)
+EPOCH = "timestamptz '2026-01-01 00:00:00+00'"
+
+
+def populate(
+    conn: psycopg.Connection[Any],
+    *,
+    tasks: int = 50_000,
+    messages: int = 50_000,
+    agents: int = 1_000,
+    busy: int = 100,
+    checkpoints: int = 20_000,
+) -> None:
+    """Fill an empty, migrated database, then VACUUM ANALYZE it (``conn`` in autocommit mode).
+
+    :param busy: how many planners the tasks, and how many streams of each table the messages,
+        are spread over (the first ones by id).
+    """
+    params = {"tasks": tasks, "messages": messages, "agents": agents, "busy": busy, "checkpoints": checkpoints}
+    with conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO planners (planner_id, status, created_at, updated_at)
+            SELECT format('planner-%%s', lpad(n::text, 4, '0')), CASE WHEN n %% 10 = 0 THEN 'idle' ELSE 'active' END,
+                   now() - make_interval(secs => n), now()
+            FROM generate_series(0, %(agents)s - 1) AS n;
+            """,
+            params,
+        )
+        conn.execute(
+            """
+            INSERT INTO routers (router_id)
+            SELECT format('router-%%s', lpad(n::text, 4, '0')) FROM generate_series(0, %(agents)s - 1) AS n;
+            """,
+            params,
+        )
+        conn.execute(
+            """
+            INSERT INTO conversations (id)
+            SELECT format('conv-%%s', lpad(n::text, 4, '0')) FROM generate_series(0, %(agents)s - 1) AS n;
+            """,
+            params,
+        )
+        conn.execute(
+            """
+            INSERT INTO router_planner_links (router_id, planner_id)
+            SELECT format('router-%%s', lpad(n::text, 4, '0')),
+                   format('planner-%%s', lpad(((n * 7) %% %(agents)s)::text, 4, '0'))
+            FROM generate_series(0, %(agents)s - 1) AS n;
+            """,
+            params,
+        )
+        conn.execute(
+            f"""
+            INSERT INTO workers (worker_id, planner_id, task_status, lease_owner, lease_expires_at,
+                                 task_context, created_at, updated_at)
+            SELECT format('task-%%s', lpad(n::text, 8, '0')),
+                   format('planner-%%s', lpad((n %% %(busy)s)::text, 4, '0')), status,
+                   CASE WHEN status = 'claimed' THEN 'executor-1' END,
+                   CASE WHEN status = 'claimed' THEN now() + interval '60 seconds' END,
+                   jsonb_build_object('step', n, 'notes', 'generated'),
+                   {EPOCH} + make_interval(secs => n), {EPOCH} + make_interval(secs => n + 60)
+            FROM (SELECT n, {STATUS_MIX.replace("%", "%%")} AS status
+                  FROM generate_series(0, %(tasks)s - 1) AS n) AS t;
+            """,
+            params,
+        )
+        for table, key, prefix in (
+            ("router_messages", "conversation_id", "conv-"),
+            ("planner_messages", "agent_id", "planner-"),
+        ):
+            conn.execute(
+                f"""
+                INSERT INTO {table} ({key}, position, role, content, metadata, created_at)
+                SELECT '{prefix}' || lpad((n %% %(busy)s)::text, 4, '0'), n / %(busy)s + 1,
+                       CASE WHEN n %% 2 = 1 THEN 'assistant' ELSE 'user' END,
+                       format('message %%s: %%s', n, repeat(md5(n::text), 4)),
+                       json_build_object('tokens', n %% 500),
+                       {EPOCH} + make_interval(secs => n)
+                FROM generate_series(0, %(messages)s - 1) AS n;
+                """,
+                params,
+            )
+        conn.execute(
+            f"""
+            INSERT INTO worker_messages (agent_id, position, role, content, created_at)
+            SELECT format('task-%%s', lpad((n %% %(busy)s)::text, 8, '0')), n / %(busy)s + 1, 'assistant',
+                   format('worker output %%s', n), {EPOCH} + make_interval(secs => n)
+            FROM generate_series(0, %(messages)s - 1) AS n;
+            """,
+            params,
+        )
+        for table, key in (
+            ("router_messages", "conversation_id"),
+            ("planner_messages", "agent_id"),
+            ("worker_messages", "agent_id"),
+        ):
+            conn.execute(
+                f"""
+                UPDATE message_heads AS h SET last_position = m.top
+                FROM (SELECT {key} AS stream_id, max(position) AS top FROM {table} GROUP BY {key}) AS m
+                WHERE h.stream_table = '{table}' AND h.stream_id = m.stream_id;
+                """
+            )
+        # Threads of 1000 checkpoints in two namespaces; every fourth thread's checkpoints carry a run id.
+        conn.execute(
+            """
+            INSERT INTO langgraph_checkpoints
+                (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)
+            SELECT format('thread-%%s', n / 1000), CASE WHEN n %% 2 = 0 THEN '' ELSE 'sub' END,
+                   format('1ef-%%s', lpad(n::text, 10, '0')), NULL,
+                   CASE WHEN (n / 1000) %% 4 = 0 THEN format('run-%%s', n / 1000) END,
+                   'msgpack', decode(md5(n::text), 'hex'),
+                   jsonb_build_object('source', 'loop', 'step', n %% 100)
+            FROM generate_series(0, %(checkpoints)s - 1) AS n;
+            """,
+            params,
+        )
+        conn.execute(
+            """
+            INSERT INTO langgraph_writes
+                (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path, channel, type, value)
+            SELECT format('thread-%%s', n / 1000), CASE WHEN n %% 2 = 0 THEN '' ELSE 'sub' END,
+                   format('1ef-%%s', lpad(n::text, 10, '0')), 'task-1', 0, '', 'messages', 'msgpack',
+                   decode(md5(n::text), 'hex')
+            FROM generate_series(0, %(checkpoints)s - 1) AS n;
+            """,
+            params,
+        )
+    conn.execute("VACUUM ANALYZE")

@@ -1,0 +1,131 @@
+"""The PostgreSQL migrator: the same bookkeeping and refusals as SQLite's, and safe to race."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentstate import errors
+from agentstate.migrations import checksum
+from agentstate.postgres import connection, migrations
+
+
+def copy_schema(tmp_path: Path) -> Path:
+    folder = tmp_path / "schema"
+    shutil.copytree(migrations.folder(), folder, ignore=shutil.ignore_patterns("queries"))
+    return folder
+
+
+def tables(conn: Any) -> set[str]:
+    rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
+    return {row[0] for row in rows}
+
+
+def test_migrate_applies_every_file_once_and_records_it(pg_empty_url: str) -> None:
+    with connection.connect(pg_empty_url) as conn:
+        applied = migrations.migrate(conn)
+        assert [m.filename for m in applied] == [m.filename for m in migrations.discover()]
+        assert migrations.migrate(conn) == []
+        rows = conn.execute("SELECT version, name, sha256 FROM schema_migrations ORDER BY version").fetchall()
+        assert rows == [(m.version, m.name, m.sha256) for m in migrations.discover()]
+        assert {
+            "conversations",
+            "routers",
+            "planners",
+            "workers",
+            "task_events",
+            "router_planner_links",
+            "router_messages",
+            "planner_messages",
+            "worker_messages",
+            "message_heads",
+            "langgraph_checkpoints",
+            "langgraph_writes",
+            "schema_migrations",
+        } <= tables(conn)
+        status = migrations.status(conn)
+        assert status.pending == () and status.version == len(applied)
+
+
+def test_an_edited_applied_file_is_refused(pg_empty_url: str, tmp_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    with connection.connect(pg_empty_url) as conn:
+        migrations.migrate(conn, migrations.discover(folder))
+        first = sorted(folder.glob("0001_*.sql"))[0]
+        first.write_text(first.read_text() + "\n-- an edit\n")
+        with pytest.raises(errors.MigrationEditedError, match=first.name):
+            migrations.migrate(conn, migrations.discover(folder))
+        with pytest.raises(errors.MigrationEditedError):
+            migrations.status(conn, migrations.discover(folder))
+
+
+def test_a_missing_applied_file_and_a_newer_database_are_refused(pg_empty_url: str, tmp_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    with connection.connect(pg_empty_url) as conn:
+        migrations.migrate(conn, migrations.discover(folder))
+        extra = folder / "0002_add_column.sql"
+        extra.write_text("ALTER TABLE planners ADD COLUMN note text;\n")
+        assert [m.filename for m in migrations.migrate(conn, migrations.discover(folder))] == [extra.name]
+        renamed = folder / "0002_other_name.sql"
+        extra.rename(renamed)
+        with pytest.raises(errors.MigrationMissingError, match="0002_add_column"):
+            migrations.status(conn, migrations.discover(folder))
+        renamed.unlink()
+        with pytest.raises(errors.SchemaTooNewError):
+            migrations.migrate(conn, migrations.discover(folder))
+
+
+def test_a_failing_file_leaves_nothing_behind(pg_empty_url: str, tmp_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    (folder / "0002_broken.sql").write_text("CREATE TABLE half_done (x int);\nSELECT no_such_function();\n")
+    with connection.connect(pg_empty_url) as conn:
+        with pytest.raises(errors.SchemaError, match="0002_broken"):
+            migrations.migrate(conn, migrations.discover(folder))
+        assert "half_done" not in tables(conn)
+        assert migrations.status(conn, migrations.discover(folder)).version == 1  # 0001 stays applied
+
+
+def test_a_non_transactional_file_runs_outside_a_transaction(pg_empty_url: str, tmp_path: Path) -> None:
+    folder = copy_schema(tmp_path)
+    (folder / "0002_concurrent_index.sql").write_text(
+        "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_planners_metadata ON planners USING gin (metadata);\n"
+    )
+    with connection.connect(pg_empty_url) as conn:
+        applied = migrations.migrate(conn, migrations.discover(folder))
+        assert [m.version for m in applied] == [1, 2]
+        assert conn.execute("SELECT to_regclass('idx_planners_metadata') IS NOT NULL").fetchone() == (True,)
+
+
+def test_concurrent_migrators_take_turns(pg_empty_url: str) -> None:
+    """Six migrators at once on an empty database (without the advisory lock, their CREATE TABLE
+    IF NOT EXISTS and CREATE TABLE statements collide): one applies, the others find it done."""
+    start = threading.Barrier(6)
+    applied: list[int] = []
+    failures: list[BaseException] = []
+
+    def migrator() -> None:
+        try:
+            with connection.connect(pg_empty_url) as conn:
+                start.wait()
+                applied.append(len(migrations.migrate(conn)))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrator) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    assert sorted(applied) == [0] * 5 + [len(migrations.discover())]
+    with connection.connect(pg_empty_url) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(migrations.discover()),)
+
+
+def test_checksums_are_the_sqlite_migrators() -> None:
+    for migration in migrations.discover():
+        assert migration.sha256 == checksum(migration.path.read_text(encoding="utf-8"))

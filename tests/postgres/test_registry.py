@@ -1,0 +1,100 @@
+"""The PostgreSQL registry against SQLite's: the same names, the same cardinalities, parameters the
+SQLite callers already pass (or a documented few more), and a placeholder conversion that leaves
+literals, identifiers, comments and casts alone. No server needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentstate import messages, queries
+from agentstate.postgres import queries as pg_queries
+
+SQLITE = queries.registry()
+POSTGRES = pg_queries.registry()
+
+# Parameters a PostgreSQL statement needs that its SQLite twin does not take: leases run from
+# the server's clock, so a claim or heartbeat needs the lease's length, not its end.
+EXTRA_PARAMS = {
+    "tasks.claim_for_planner": {"lease_seconds"},
+    "tasks.claim_any": {"lease_seconds"},
+    "tasks.heartbeat": {"lease_seconds"},
+}
+# Parameters SQLite's statements take that PostgreSQL's ignore: the client's clock.
+CLIENT_CLOCK = {"now", "lease_expires_at", "created_at"}
+
+
+def sqlite_params(name: str) -> set[str]:
+    return set(pg_queries.convert(SQLITE[name].sql).names)
+
+
+def test_the_two_registries_name_the_same_queries() -> None:
+    only_sqlite = sorted(set(SQLITE) - set(POSTGRES))
+    only_postgres = sorted(set(POSTGRES) - set(SQLITE))
+    assert not only_sqlite and not only_postgres, (
+        f"queries only in schema/sqlite: {only_sqlite}; only in schema/postgres: {only_postgres}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(POSTGRES))
+def test_same_cardinality(name: str) -> None:
+    assert POSTGRES[name].cardinality == SQLITE[name].cardinality, POSTGRES[name].where
+
+
+@pytest.mark.parametrize("name", sorted(POSTGRES))
+def test_parameters_are_what_the_sqlite_callers_pass(name: str) -> None:
+    """The managers bind SQLite's parameter names: PostgreSQL may ignore the client's clock, and
+    needs nothing else but the few listed extras (which callers then add for both engines)."""
+    wanted = set(POSTGRES[name].params)
+    given = sqlite_params(name)
+    assert wanted - given == EXTRA_PARAMS.get(name, set()), f"{POSTGRES[name].where}: needs {sorted(wanted - given)}"
+    assert given - wanted <= CLIENT_CLOCK, f"{POSTGRES[name].where}: ignores {sorted(given - wanted - CLIENT_CLOCK)}"
+
+
+def test_the_batch_insert_binds_a_row_tuple_in_row_fields_order() -> None:
+    """MessageLog's batch path binds stored-row tuples positionally (messages.ROW_FIELDS)."""
+    for table in ("router_messages", "planner_messages", "worker_messages"):
+        query = POSTGRES[f"messages.insert_{table}"]
+        assert query.params == messages.ROW_FIELDS
+        row = ("c-1", 3, "user", "hi", "{}", None, "2026-01-01T00:00:00.000000Z")
+        assert query.bind(row) == dict(zip(messages.ROW_FIELDS, row, strict=True))
+
+
+def test_every_postgres_query_names_the_indexes_it_uses() -> None:
+    for query in POSTGRES.values():
+        assert query.uses, query.where
+        for index in query.uses:
+            assert "sqlite_autoindex" not in index and index != "PRIMARY KEY", f"{query.where}: {index} is SQLite's"
+
+
+def test_scans_only_in_stats() -> None:
+    assert {q.name.split(".")[0] for q in POSTGRES.values() if q.scans} <= {"stats"}
+
+
+def test_convert_rewrites_parameters_only_outside_literals_comments_and_casts() -> None:
+    sql = (
+        "-- agentstate:x.y  :not_a_param 100%\n"
+        "SELECT :a::text, ':b', E'\\':c', \"col:d\", $$ :e $$, $tag$ :f $tag$, /* :g /* nested :h */ */ "
+        "x % 2, :a, :i_2 FROM t WHERE y = :b2"
+    )
+    converted = pg_queries.convert(sql)
+    assert converted.names == ("a", "i_2", "b2")
+    assert converted.numbered == (
+        "-- agentstate:x.y  :not_a_param 100%\n"
+        "SELECT $1::text, ':b', E'\\':c', \"col:d\", $$ :e $$, $tag$ :f $tag$, /* :g /* nested :h */ */ "
+        "x % 2, $1, $2 FROM t WHERE y = $3"
+    )
+    assert converted.pyformat == (
+        "-- agentstate:x.y  :not_a_param 100%%\n"
+        "SELECT %(a)s::text, ':b', E'\\':c', \"col:d\", $$ :e $$, $tag$ :f $tag$, /* :g /* nested :h */ */ "
+        "x %% 2, %(a)s, %(i_2)s FROM t WHERE y = %(b2)s"
+    )
+
+
+def test_bind_takes_a_mapping_or_a_sequence() -> None:
+    query = POSTGRES["tasks.get"]
+    assert query.bind({"worker_id": "w", "unused": 1}) == {"worker_id": "w"}
+    assert query.bind(("w",)) == {"worker_id": "w"}
+    with pytest.raises(Exception, match="worker_id"):
+        query.bind({})
+    with pytest.raises(Exception, match="takes 1 parameters"):
+        query.bind(("w", "x"))
