@@ -355,7 +355,67 @@ def _prune(conn: SyncConnection, thread_ids: object, strategy: object) -> None:
 
 
 class _Saver(BaseCheckpointSaver[str]):
-    """What both savers share: LangGraph's text channel versions."""
+    """What both savers share: LangGraph's text channel versions, and the ``a*`` methods, each a
+    read or a write that the saver runs where it runs its calls (``_read``, ``_write``)."""
+
+    async def _read(self, operation: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def _write(self, operation: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The async form of :meth:`AgentStateSaver.get_tuple`."""
+        return await self._read(_get_tuple, self.serde, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """The async form of :meth:`AgentStateSaver.list`."""
+        listing: _Listing | None = _Listing.of(config, filter, before, limit)
+        while listing is not None:
+            page = await self._read(_page, self.serde, listing)
+            for item in page:
+                yield item
+            listing = listing.after(page)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """The async form of :meth:`AgentStateSaver.put`."""
+        return await self._write(_put, self.serde, config, checkpoint, metadata)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        """The async form of :meth:`AgentStateSaver.put_writes`."""
+        await self._write(_put_writes, self.serde, config, engine.materialise(writes), task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """The async form of :meth:`AgentStateSaver.delete_thread`."""
+        await self._write(_delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """The async form of :meth:`AgentStateSaver.delete_for_runs`."""
+        await self._write(_delete_for_runs, engine.materialise(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """The async form of :meth:`AgentStateSaver.copy_thread`."""
+        await self._write(_copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """The async form of :meth:`AgentStateSaver.prune`."""
+        await self._write(_prune, engine.materialise(thread_ids), strategy)
+
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The version after ``current``: a zero-padded counter and a random fraction, as
@@ -462,64 +522,15 @@ class AgentStateSaver(_Saver):
         these threads; ``delete``: delete the threads. One transaction."""
         self._call(_prune, thread_ids, strategy)
 
-    async def _settled(self, operation: Callable[..., T], *args: Any) -> T:
+    # The a* methods (see _Saver) run the same calls on a thread of asyncio's default executor.
+    async def _read(self, operation: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._call, operation, *args)
+
+    async def _write(self, operation: Callable[..., T], *args: Any) -> T:
         result, cancelled = await engine.settled(asyncio.to_thread(self._call, operation, *args))
         if cancelled:
             raise asyncio.CancelledError
         return result
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """:meth:`get_tuple` on a worker thread."""
-        return await asyncio.to_thread(self._call, _get_tuple, self.serde, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        """:meth:`list`, each page read on a worker thread."""
-        listing: _Listing | None = _Listing.of(config, filter, before, limit)
-        while listing is not None:
-            page = await asyncio.to_thread(self._call, _page, self.serde, listing)
-            for item in page:
-                yield item
-            listing = listing.after(page)
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """:meth:`put` on a worker thread."""
-        return await self._settled(_put, self.serde, config, checkpoint, metadata)
-
-    async def aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
-    ) -> None:
-        """:meth:`put_writes` on a worker thread."""
-        await self._settled(_put_writes, self.serde, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        """:meth:`delete_thread` on a worker thread."""
-        await self._settled(_delete_thread, thread_id)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """:meth:`delete_for_runs` on a worker thread."""
-        await self._settled(_delete_for_runs, run_ids)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """:meth:`copy_thread` on a worker thread."""
-        await self._settled(_copy_thread, source_thread_id, target_thread_id)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """:meth:`prune` on a worker thread."""
-        await self._settled(_prune, thread_ids, strategy)
-
 
 class AsyncAgentStateSaver(_Saver):
     """A LangGraph checkpointer for asyncio, on a connection from :func:`agentstate.connect_async`::
@@ -568,58 +579,6 @@ class AsyncAgentStateSaver(_Saver):
 
     async def _write(self, operation: Callable[..., T], *args: Any) -> T:
         return await engine.call_async(self.conn, operation, self._sync, *args)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """See :meth:`AgentStateSaver.get_tuple`."""
-        return await self._read(_get_tuple, self.serde, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        """See :meth:`AgentStateSaver.list`."""
-        listing: _Listing | None = _Listing.of(config, filter, before, limit)
-        while listing is not None:
-            page = await self._read(_page, self.serde, listing)
-            for item in page:
-                yield item
-            listing = listing.after(page)
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """See :meth:`AgentStateSaver.put`."""
-        return await self._write(_put, self.serde, config, checkpoint, metadata)
-
-    async def aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
-    ) -> None:
-        """See :meth:`AgentStateSaver.put_writes`."""
-        await self._write(_put_writes, self.serde, config, engine.materialise(writes), task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        """See :meth:`AgentStateSaver.delete_thread`."""
-        await self._write(_delete_thread, thread_id)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """See :meth:`AgentStateSaver.delete_for_runs`."""
-        await self._write(_delete_for_runs, engine.materialise(run_ids))
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """See :meth:`AgentStateSaver.copy_thread`."""
-        await self._write(_copy_thread, source_thread_id, target_thread_id)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """See :meth:`AgentStateSaver.prune`."""
-        await self._write(_prune, engine.materialise(thread_ids), strategy)
 
     # --- LangGraph's sync API, from threads other than the event loop's ----------------------
 
