@@ -66,6 +66,7 @@ def test_the_writer_that_waited_goes_before_the_one_that_just_finished(db_path: 
             thread.start()
             # The waiter is in line once it holds the turnstile (waiting for the gate behind it).
             wait_until(lambda: held(db_path, gate.TURNSTILE), "the waiter queues")
+            time.sleep(2 * gate.SLICE_S)  # past first's slice: no coming straight back in now
         with write(first):  # straight back in, as an executor loop does
             first.execute("INSERT INTO log VALUES ('first again')")
         thread.join(10)
