@@ -117,18 +117,28 @@ async def connect_async(
     slow_query_ms: float | None = None,
     on_query: QueryHook | None = None,
     writer_gate: bool = True,
+    inline_reads: bool = True,
 ) -> AsyncConnection:
     """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
 
     Use it with the async classes (:class:`agentstate.AsyncTaskManager`, ...), and close it with
     ``await conn.aclose()``.
+
+    :param inline_reads: let the async classes run reads on the event loop's thread, on a second,
+        read-only connection to the file (no thread hop: a read costs what it costs in sync code,
+        and blocks the loop that long; False sends every call to the worker thread). Reads inside
+        an open :func:`agentstate.write_async` block always go to the worker thread.
     """
     settings = _settings(
         durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query, writer_gate
     )
     conn = await engine.open_async_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
+        if not isinstance(inline_reads, bool):
+            raise errors.InvalidTypeError(f"inline_reads must be True or False, not {inline_reads!r}")
         await engine.run_async(conn, _ready, conn, readonly, migrate)
+        if inline_reads:
+            await engine.open_reader(conn, settings)
     except BaseException:
         await conn.aclose()
         raise

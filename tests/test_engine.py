@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -186,3 +188,82 @@ def test_the_checkpointer_refreshes_statistics_and_warns_once_about_size(
         assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'").get == 1
     finally:
         conn.close()
+
+
+# --- inline reads on async connections -------------------------------------------------------
+
+
+def test_async_reads_run_inline_and_see_every_committed_write(db_path: Path) -> None:
+    """A bounded read of the Async classes runs on the connection's read-only reader, on the
+    event loop's thread (no hop); it sees every write already committed through the async
+    connection, and inside write_async the block's uncommitted writes too (those reads go to the
+    worker thread, where the transaction is)."""
+    from agentstate.aio import AsyncAgents
+
+    async def main() -> None:
+        conn = await agentstate.connect_async(db_path)
+        try:
+            assert conn.reader is not None
+            agents = AsyncAgents(conn)
+            await agents.create_planner("p")
+            hops = 0
+            real = engine.run_async
+
+            def counting(*args: Any, **kwargs: Any) -> Any:
+                nonlocal hops
+                hops += 1
+                return real(*args, **kwargs)
+
+            engine_run_async = engine.run_async
+            engine.run_async = counting  # type: ignore[assignment]
+            try:
+                assert (await agents.get_planner("p")).planner_id == "p"
+                assert hops == 0  # inline
+                async with agentstate.write_async(conn):
+                    await conn.execute("INSERT INTO planners (planner_id) VALUES ('q')")
+                    assert (await agents.get_planner("q")).planner_id == "q"  # its own uncommitted write
+                assert hops >= 1
+            finally:
+                engine.run_async = engine_run_async  # type: ignore[assignment]
+            assert (await agents.get_planner("q")).planner_id == "q"
+        finally:
+            await conn.aclose()
+        assert conn.reader is None
+
+    asyncio.run(main())
+
+
+def test_a_busy_inline_read_goes_to_the_worker_thread(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentstate.aio import AsyncAgents
+
+    async def main() -> None:
+        conn = await agentstate.connect_async(db_path)
+        try:
+            agents = AsyncAgents(conn)
+            await agents.create_planner("p")
+            assert agents._reader is not None
+
+            def busy(planner_id: str) -> Any:
+                raise errors.DatabaseBusyError("the file is being recovered")
+
+            monkeypatch.setattr(agents._reader, "get_planner", busy)
+            assert (await agents.get_planner("p")).planner_id == "p"
+        finally:
+            await conn.aclose()
+
+    asyncio.run(main())
+
+
+def test_memory_and_opted_out_async_connections_have_no_reader(db_path: Path) -> None:
+    from agentstate.aio import AsyncAgents
+
+    async def main() -> None:
+        for conn in (await agentstate.connect_async(":memory:"), await agentstate.connect_async(db_path, inline_reads=False)):
+            try:
+                assert conn.reader is None
+                await AsyncAgents(conn).create_planner("p")
+                assert (await AsyncAgents(conn).get_planner("p")).planner_id == "p"
+            finally:
+                await conn.aclose()
+
+    asyncio.run(main())

@@ -461,18 +461,23 @@ def test_every_kind_of_connection_serves_the_protocol(
     run(main)
 
 
-def test_no_sqlite_call_runs_on_the_event_loop_thread(db_path: Path) -> None:
-    threads: set[int] = set()
+def test_no_write_runs_on_the_event_loop_thread(db_path: Path) -> None:
+    """Writes always run on a worker thread. Bounded reads run on the event loop's thread, on the
+    async connection's read-only inline reader (no thread hop: see agentstate.engine.read_async);
+    with inline_reads=False, or on a sync connection, nothing runs there."""
+    calls: list[tuple[int, str]] = []
 
     def on_query(name: str, seconds: float, rows: int) -> None:
-        threads.add(threading.get_ident())
+        calls.append((threading.get_ident(), name))
 
     async def main() -> None:
-        for conn in (
-            await agentstate.connect_async(db_path, on_query=on_query),
-            agentstate.connect(db_path, on_query=on_query),
+        loop_thread = threading.get_ident()
+        for conn, inline in (
+            (await agentstate.connect_async(db_path, on_query=on_query), True),
+            (await agentstate.connect_async(db_path, on_query=on_query, inline_reads=False), False),
+            (agentstate.connect(db_path, on_query=on_query), False),
         ):
-            threads.clear()
+            calls.clear()
             try:
                 async with AgentStateSession("conv-1", conn) as session:
                     await session.add_items(items_of("a", "b"))
@@ -482,7 +487,12 @@ def test_no_sqlite_call_runs_on_the_event_loop_thread(db_path: Path) -> None:
                     await session.clear_session()
             finally:
                 conn.close()
-            assert threads and threading.get_ident() not in threads
+            here = {name for thread, name in calls if thread == loop_thread}
+            assert calls and {name for _, name in calls} - here  # the writes ran elsewhere
+            if inline:
+                assert here and all(name.startswith("messages.latest_") for name in here), here
+            else:
+                assert not here, here
 
     run(main)
 
