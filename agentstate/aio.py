@@ -24,6 +24,7 @@ from agentstate.engine import (
     read_async,
     require_async_connection,
     run_async,
+    write_call,
 )
 from agentstate.messages import Message, MessageLog, NewMessage, Stream
 from agentstate.tasks import (
@@ -34,7 +35,7 @@ from agentstate.tasks import (
     TaskEvent,
     TaskManager,
     TaskStatus,
-    claim_async,
+    claim_call,
 )
 
 
@@ -47,9 +48,11 @@ class AsyncTaskManager:
         self.conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
         self._sync = TaskManager(cast(SyncConnection, conn), planner_id, actor=actor)
-        # Reads run on the connection's inline reader, when it has one (see read_async).
-        reader = getattr(conn, "reader", None)
+        # Short reads and writes run inline when the connection has a reader and a writer (see
+        # read_async and write_call in agentstate.engine).
+        reader, writer = getattr(conn, "reader", None), getattr(conn, "writer", None)
         self._reader = None if reader is None else TaskManager(reader, planner_id, actor=actor)
+        self._writer = None if writer is None else TaskManager(writer, planner_id, actor=actor)
         self.planner_id = self._sync.planner_id
         self.actor = self._sync.actor
 
@@ -65,9 +68,10 @@ class AsyncTaskManager:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.create_task`."""
-        return await call_async(
+        return await write_call(
             self.conn,
             self._sync.create_task,
+            self._writer.create_task if self._writer else None,
             description,
             acceptance_criteria=acceptance_criteria,
             task_context=task_context,
@@ -79,7 +83,12 @@ class AsyncTaskManager:
 
     async def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
         """See :meth:`agentstate.tasks.TaskManager.create_tasks`."""
-        return await call_async(self.conn, self._sync.create_tasks, materialise(specs))
+        return await write_call(
+            self.conn,
+            self._sync.create_tasks,
+            self._writer.create_tasks if self._writer else None,
+            materialise(specs),
+        )
 
     async def get_task(self, worker_id: str) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.get_task`."""
@@ -132,11 +141,11 @@ class AsyncTaskManager:
 
     async def retry(self, worker_id: str) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.retry`."""
-        return await call_async(self.conn, self._sync.retry, worker_id)
+        return await write_call(self.conn, self._sync.retry, self._writer.retry if self._writer else None, worker_id)
 
     async def record(self, worker_id: str) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.record`."""
-        return await call_async(self.conn, self._sync.record, worker_id)
+        return await write_call(self.conn, self._sync.record, self._writer.record if self._writer else None, worker_id)
 
     async def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
         """See :meth:`agentstate.tasks.TaskManager.purge_recorded`."""
@@ -149,14 +158,22 @@ class AsyncTaskManager:
 
     async def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
         """See :meth:`agentstate.tasks.TaskManager.claim`."""
-        return await claim_async(self._sync, self.conn, self._sync.claim, owner, lease_seconds=lease_seconds)
+        return await claim_call(
+            self._sync,
+            self.conn,
+            self._sync.claim,
+            self._writer.claim if self._writer else None,
+            owner,
+            lease_seconds=lease_seconds,
+        )
 
     async def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
         """See :meth:`agentstate.tasks.TaskManager.claim_many`."""
-        return await claim_async(
+        return await claim_call(
             self._sync,
             self.conn,
             self._sync.claim_many,
+            self._writer.claim_many if self._writer else None,
             owner,
             limit,
             lease_seconds=lease_seconds,
@@ -164,7 +181,12 @@ class AsyncTaskManager:
 
     async def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
         """See :meth:`agentstate.tasks.TaskManager.complete_many`."""
-        return await call_async(self.conn, self._sync.complete_many, materialise(results))
+        return await write_call(
+            self.conn,
+            self._sync.complete_many,
+            self._writer.complete_many if self._writer else None,
+            materialise(results),
+        )
 
     async def heartbeat(
         self,
@@ -174,19 +196,46 @@ class AsyncTaskManager:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> Claim:
         """See :meth:`agentstate.tasks.TaskManager.heartbeat`."""
-        return await call_async(self.conn, self._sync.heartbeat, claim, token, lease_seconds=lease_seconds)
+        return await write_call(
+            self.conn,
+            self._sync.heartbeat,
+            self._writer.heartbeat if self._writer else None,
+            claim,
+            token,
+            lease_seconds=lease_seconds,
+        )
 
     async def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.complete`."""
-        return await call_async(self.conn, self._sync.complete, claim, token, result=result)
+        return await write_call(
+            self.conn,
+            self._sync.complete,
+            self._writer.complete if self._writer else None,
+            claim,
+            token,
+            result=result,
+        )
 
     async def fail_validation(self, claim: Claim | str, token: int | None = None, *, reason: Any = None) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.fail_validation`."""
-        return await call_async(self.conn, self._sync.fail_validation, claim, token, reason=reason)
+        return await write_call(
+            self.conn,
+            self._sync.fail_validation,
+            self._writer.fail_validation if self._writer else None,
+            claim,
+            token,
+            reason=reason,
+        )
 
     async def release(self, claim: Claim | str, token: int | None = None) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.release`."""
-        return await call_async(self.conn, self._sync.release, claim, token)
+        return await write_call(
+            self.conn,
+            self._sync.release,
+            self._writer.release if self._writer else None,
+            claim,
+            token,
+        )
 
     async def complete_and_claim_next(
         self,
@@ -197,10 +246,11 @@ class AsyncTaskManager:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> Claim | None:
         """See :meth:`agentstate.tasks.TaskManager.complete_and_claim_next`."""
-        return await claim_async(
+        return await claim_call(
             self._sync,
             self.conn,
             self._sync.complete_and_claim_next,
+            self._writer.complete_and_claim_next if self._writer else None,
             claim,
             token,
             result=result,
@@ -217,9 +267,11 @@ class AsyncMessageLog:
         self._conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
         self._sync = MessageLog(cast(SyncConnection, conn))
-        # Reads run on the connection's inline reader, when it has one (see read_async).
-        reader = getattr(conn, "reader", None)
+        # Short reads and writes run inline when the connection has a reader and a writer (see
+        # read_async and write_call in agentstate.engine).
+        reader, writer = getattr(conn, "reader", None), getattr(conn, "writer", None)
         self._reader = None if reader is None else MessageLog(reader)
+        self._writer = None if writer is None else MessageLog(writer)
 
     async def append(
         self,
@@ -232,9 +284,10 @@ class AsyncMessageLog:
         idempotency_key: str | None = None,
     ) -> Message:
         """See :meth:`agentstate.messages.MessageLog.append`."""
-        return await call_async(
+        return await write_call(
             self._conn,
             self._sync.append,
+            self._writer.append if self._writer else None,
             stream,
             stream_id,
             role=role,
@@ -245,11 +298,24 @@ class AsyncMessageLog:
 
     async def append_many(self, stream: Stream, stream_id: str, messages: Iterable[NewMessage]) -> list[Message]:
         """See :meth:`agentstate.messages.MessageLog.append_many`."""
-        return await call_async(self._conn, self._sync.append_many, stream, stream_id, materialise(messages))
+        return await write_call(
+            self._conn,
+            self._sync.append_many,
+            self._writer.append_many if self._writer else None,
+            stream,
+            stream_id,
+            materialise(messages),
+        )
 
     async def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
         """See :meth:`agentstate.messages.MessageLog.append_bulk`."""
-        return await call_async(self._conn, self._sync.append_bulk, stream, materialise(messages))
+        return await write_call(
+            self._conn,
+            self._sync.append_bulk,
+            self._writer.append_bulk if self._writer else None,
+            stream,
+            materialise(messages),
+        )
 
     async def latest(self, stream: Stream, stream_id: str, limit: int = 50) -> list[Message]:
         """See :meth:`agentstate.messages.MessageLog.latest`."""
@@ -340,11 +406,24 @@ class AsyncMessageLog:
 
     async def clear(self, stream: Stream, stream_id: str, *, delete_owner: bool = False) -> int:
         """See :meth:`agentstate.messages.MessageLog.clear`."""
-        return await call_async(self._conn, self._sync.clear, stream, stream_id, delete_owner=delete_owner)
+        return await write_call(
+            self._conn,
+            self._sync.clear,
+            self._writer.clear if self._writer else None,
+            stream,
+            stream_id,
+            delete_owner=delete_owner,
+        )
 
     async def pop_last(self, stream: Stream, stream_id: str) -> Message | None:
         """See :meth:`agentstate.messages.MessageLog.pop_last`."""
-        return await call_async(self._conn, self._sync.pop_last, stream, stream_id)
+        return await write_call(
+            self._conn,
+            self._sync.pop_last,
+            self._writer.pop_last if self._writer else None,
+            stream,
+            stream_id,
+        )
 
     async def all(self, stream: Stream, stream_id: str, *, page_size: int = 1000) -> list[Message]:
         """See :meth:`agentstate.messages.MessageLog.all`."""
@@ -359,7 +438,15 @@ class AsyncMessageLog:
         keep_last: int | None = None,
     ) -> int:
         """See :meth:`agentstate.messages.MessageLog.trim`."""
-        return await call_async(self._conn, self._sync.trim, stream, stream_id, before=before, keep_last=keep_last)
+        return await write_call(
+            self._conn,
+            self._sync.trim,
+            self._writer.trim if self._writer else None,
+            stream,
+            stream_id,
+            before=before,
+            keep_last=keep_last,
+        )
 
 
 class AsyncAgents:
@@ -371,9 +458,11 @@ class AsyncAgents:
         self._conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
         self._sync = Agents(cast(SyncConnection, conn))
-        # Reads run on the connection's inline reader, when it has one (see read_async).
-        reader = getattr(conn, "reader", None)
+        # Short reads and writes run inline when the connection has a reader and a writer (see
+        # read_async and write_call in agentstate.engine).
+        reader, writer = getattr(conn, "reader", None), getattr(conn, "writer", None)
         self._reader = None if reader is None else Agents(reader)
+        self._writer = None if writer is None else Agents(writer)
 
     async def create_conversation(
         self,
@@ -383,9 +472,10 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Conversation:
         """See :meth:`agentstate.agents.Agents.create_conversation`."""
-        return await call_async(
+        return await write_call(
             self._conn,
             self._sync.create_conversation,
+            self._writer.create_conversation if self._writer else None,
             conversation_id,
             status=status,
             metadata=metadata,
@@ -399,9 +489,10 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Conversation:
         """See :meth:`agentstate.agents.Agents.get_or_create_conversation`."""
-        return await call_async(
+        return await write_call(
             self._conn,
             self._sync.get_or_create_conversation,
+            self._writer.get_or_create_conversation if self._writer else None,
             conversation_id,
             status=status,
             metadata=metadata,
@@ -424,9 +515,10 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Conversation:
         """See :meth:`agentstate.agents.Agents.update_conversation`."""
-        return await call_async(
+        return await write_call(
             self._conn,
             self._sync.update_conversation,
+            self._writer.update_conversation if self._writer else None,
             conversation_id,
             status=status,
             metadata=metadata,
@@ -457,7 +549,14 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Router:
         """See :meth:`agentstate.agents.Agents.create_router`."""
-        return await call_async(self._conn, self._sync.create_router, router_id, status=status, metadata=metadata)
+        return await write_call(
+            self._conn,
+            self._sync.create_router,
+            self._writer.create_router if self._writer else None,
+            router_id,
+            status=status,
+            metadata=metadata,
+        )
 
     async def get_router(self, router_id: str) -> Router:
         """See :meth:`agentstate.agents.Agents.get_router`."""
@@ -470,7 +569,14 @@ class AsyncAgents:
 
     async def update_router(self, router_id: str, *, status: str | None = None, metadata: Any = None) -> Router:
         """See :meth:`agentstate.agents.Agents.update_router`."""
-        return await call_async(self._conn, self._sync.update_router, router_id, status=status, metadata=metadata)
+        return await write_call(
+            self._conn,
+            self._sync.update_router,
+            self._writer.update_router if self._writer else None,
+            router_id,
+            status=status,
+            metadata=metadata,
+        )
 
     async def list_routers(
         self,
@@ -497,7 +603,14 @@ class AsyncAgents:
         metadata: Any = None,
     ) -> Planner:
         """See :meth:`agentstate.agents.Agents.create_planner`."""
-        return await call_async(self._conn, self._sync.create_planner, planner_id, status=status, metadata=metadata)
+        return await write_call(
+            self._conn,
+            self._sync.create_planner,
+            self._writer.create_planner if self._writer else None,
+            planner_id,
+            status=status,
+            metadata=metadata,
+        )
 
     async def get_planner(self, planner_id: str) -> Planner:
         """See :meth:`agentstate.agents.Agents.get_planner`."""
@@ -510,7 +623,14 @@ class AsyncAgents:
 
     async def update_planner(self, planner_id: str, *, status: str | None = None, metadata: Any = None) -> Planner:
         """See :meth:`agentstate.agents.Agents.update_planner`."""
-        return await call_async(self._conn, self._sync.update_planner, planner_id, status=status, metadata=metadata)
+        return await write_call(
+            self._conn,
+            self._sync.update_planner,
+            self._writer.update_planner if self._writer else None,
+            planner_id,
+            status=status,
+            metadata=metadata,
+        )
 
     async def list_planners(
         self,
@@ -531,11 +651,23 @@ class AsyncAgents:
 
     async def link(self, router_id: str, planner_id: str) -> Link:
         """See :meth:`agentstate.agents.Agents.link`."""
-        return await call_async(self._conn, self._sync.link, router_id, planner_id)
+        return await write_call(
+            self._conn,
+            self._sync.link,
+            self._writer.link if self._writer else None,
+            router_id,
+            planner_id,
+        )
 
     async def unlink(self, router_id: str, planner_id: str) -> bool:
         """See :meth:`agentstate.agents.Agents.unlink`."""
-        return await call_async(self._conn, self._sync.unlink, router_id, planner_id)
+        return await write_call(
+            self._conn,
+            self._sync.unlink,
+            self._writer.unlink if self._writer else None,
+            router_id,
+            planner_id,
+        )
 
     async def planners_of(self, router_id: str) -> list[Planner]:
         """See :meth:`agentstate.agents.Agents.planners_of`."""
@@ -557,11 +689,21 @@ class AsyncAgents:
 
     async def delete_conversation(self, conversation_id: str) -> None:
         """See :meth:`agentstate.agents.Agents.delete_conversation`."""
-        return await call_async(self._conn, self._sync.delete_conversation, conversation_id)
+        return await write_call(
+            self._conn,
+            self._sync.delete_conversation,
+            self._writer.delete_conversation if self._writer else None,
+            conversation_id,
+        )
 
     async def delete_router(self, router_id: str) -> None:
         """See :meth:`agentstate.agents.Agents.delete_router`."""
-        return await call_async(self._conn, self._sync.delete_router, router_id)
+        return await write_call(
+            self._conn,
+            self._sync.delete_router,
+            self._writer.delete_router if self._writer else None,
+            router_id,
+        )
 
     async def delete_planner(
         self,

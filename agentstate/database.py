@@ -118,6 +118,7 @@ async def connect_async(
     on_query: QueryHook | None = None,
     writer_gate: bool = True,
     inline_reads: bool = True,
+    inline_writes: bool = True,
 ) -> AsyncConnection:
     """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
 
@@ -128,17 +129,25 @@ async def connect_async(
         read-only connection to the file (no thread hop: a read costs what it costs in sync code,
         and blocks the loop that long; False sends every call to the worker thread). Reads inside
         an open :func:`agentstate.write_async` block always go to the worker thread.
+    :param inline_writes: at durability ``"normal"``, let the async classes run a write that
+        is one transaction on the event loop's thread, on a second connection, when the write
+        lock is free at once (no thread hop); when another writer has or awaits it, the write
+        goes to the worker thread and waits there. False: every write goes to the worker.
     """
     settings = _settings(
         durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query, writer_gate
     )
     conn = await engine.open_async_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
-        if not isinstance(inline_reads, bool):
-            raise errors.InvalidTypeError(f"inline_reads must be True or False, not {inline_reads!r}")
+        if not isinstance(inline_reads, bool) or not isinstance(inline_writes, bool):
+            raise errors.InvalidTypeError("inline_reads and inline_writes must be True or False")
         await engine.run_async(conn, _ready, conn, readonly, migrate)
-        if inline_reads:
-            await engine.open_reader(conn, settings)
+        # A second connection to a memory database would be another database: none for those.
+        if await engine.run_async(conn, getattr, conn, "filename"):
+            if inline_reads:
+                engine.open_reader(conn, engine.database_path(path), settings)
+            if inline_writes and not readonly:
+                engine.open_writer(conn, engine.database_path(path), settings)
     except BaseException:
         await conn.aclose()
         raise

@@ -70,6 +70,12 @@ class Connection(apsw.Connection):
     reader: Connection | None = None
     """An async connection's inline reader: a read-only connection to the same file, on which the
     Async classes run short reads on the event loop's thread (see :func:`read_async`)."""
+    writer: Connection | None = None
+    """An async connection's inline writer: a second connection to the file on which the Async
+    classes run a single-transaction write on the event loop's thread when the lock is free at
+    once (see :func:`write_call`)."""
+    no_wait: bool = False
+    """A connection whose write transactions never wait for the lock: busy at once instead."""
     writing: int = 0
     """How many :func:`write_async` blocks are open on this async connection (reads inside one
     must see its uncommitted writes, so they go to the worker thread)."""
@@ -81,9 +87,10 @@ class Connection(apsw.Connection):
         super().close(force)
         if self.writer_gate is not None:
             self.writer_gate.close()
-        if self.reader is not None:
-            self.reader.close(force)
-            self.reader = None
+        for side in (self.reader, self.writer):
+            if side is not None:
+                side.close(force)
+        self.reader = self.writer = None
 
     async def aclose(self) -> None:
         """Close an async connection (see :meth:`close`)."""
@@ -95,9 +102,10 @@ class Connection(apsw.Connection):
         await apsw.Connection.aclose(self)  # type: ignore[attr-defined]  # apsw's stubs type it on AsyncConnection
         if self.writer_gate is not None:
             self.writer_gate.close()
-        if self.reader is not None:
-            self.reader.close()
-            self.reader = None
+        for side in (self.reader, self.writer):
+            if side is not None:
+                side.close()
+        self.reader = self.writer = None
 
 
 def discard(call: Any) -> None:
@@ -500,14 +508,56 @@ def run_async(conn: AsyncConnection, call: Callable[..., T], /, *args: Any, **kw
     return result
 
 
-async def open_reader(conn: AsyncConnection, settings: Settings) -> None:
-    """Give an async connection its inline reader (a file database only: a second connection to
-    ``:memory:`` would be another database). It never waits for a lock (a busy read goes to the
-    worker thread instead), never writes, and takes no part in checkpoints."""
-    filename: str = await run_async(conn, getattr, conn, "filename")  # "" for a memory database
-    if filename:
-        lean = replace(settings, busy_timeout_ms=0, background_checkpoints=False, writer_gate=False)
-        cast(Connection, conn).reader = open_connection(filename, readonly=True, settings=lean, create=False)
+def open_reader(conn: AsyncConnection, path: str, settings: Settings) -> None:
+    """Give an async connection on ``path`` (its file, or the same ``file:`` URI, VFS and all)
+    its inline reader. It never waits for a lock (a busy read goes to the worker thread
+    instead), never writes, and takes no part in checkpoints. Where it cannot be opened (a URI
+    whose mode forbids read-only), the connection simply has none."""
+    lean = replace(settings, busy_timeout_ms=0, background_checkpoints=False, writer_gate=False)
+    try:
+        cast(Connection, conn).reader = open_connection(path, readonly=True, settings=lean, create=False)
+    except errors.AgentStateError:
+        logging.getLogger("agentstate").debug("agentstate: no inline reader for %s", path, exc_info=True)
+
+
+def open_writer(conn: AsyncConnection, path: str, settings: Settings) -> None:
+    """Give an async connection on ``path`` its inline writer (see :func:`write_call`): it never
+    waits for the lock (busy at once), and exists only at durability normal (a full commit
+    fsyncs, which must not happen on the event loop's thread)."""
+    if settings.durability != "normal":
+        return
+    try:
+        writer = open_connection(path, settings=replace(settings, busy_timeout_ms=0), create=False)
+    except errors.AgentStateError:
+        logging.getLogger("agentstate").debug("agentstate: no inline writer for %s", path, exc_info=True)
+        return
+    writer.no_wait = True
+    writer.set_busy_handler(None)
+    cast(Connection, conn).writer = writer
+
+
+def inline_write(conn: AsyncConnection, inline: Callable[..., T] | None, args: Any, kwargs: Any) -> tuple[bool, T | None]:
+    """Run a single-transaction write on the connection's inline writer, right here, if the write
+    lock is free at once: (True, its result); (False, None) when it must go to the worker thread
+    (no inline writer, a write_async block open, or another writer has or awaits the lock). A
+    write done here cannot be cancelled half-way: it has finished when the caller sees it."""
+    if inline is None or cast(Connection, conn).writing:
+        return False, None
+    try:
+        return True, inline(*args, **kwargs)
+    except errors.DatabaseBusyError:
+        return False, None  # nothing was written: the transaction never began
+
+
+async def write_call(
+    conn: AsyncConnection, threaded: Callable[..., T], inline: Callable[..., T] | None, /, *args: Any, **kwargs: Any
+) -> T:
+    """A write for the Async classes: inline when the lock is free at once (no thread hop),
+    else on the worker thread, settled before a cancellation is raised (:func:`call_async`)."""
+    done, result = inline_write(conn, inline, args, kwargs)
+    if done:
+        return cast(T, result)
+    return await call_async(conn, threaded, *args, **kwargs)
 
 
 async def read_async(
@@ -637,7 +687,10 @@ def _begin(conn: apsw.Connection) -> str | None:
     A transaction first queues at the writer gate, then takes SQLite's lock."""
     if conn.get_autocommit():
         queue = getattr(conn, "writer_gate", None)
-        if queue is not None:
+        if getattr(conn, "no_wait", False):
+            if queue is not None and not queue.try_acquire():
+                raise errors.DatabaseBusyError("another writer holds or awaits the lock (a no-wait connection)")
+        elif queue is not None:
             queue.acquire()
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -132,6 +132,27 @@ class WriterGate:
         _watchdog.ensure_running()
         return True
 
+    def try_acquire(self) -> bool:
+        """Take the gate only if that needs no wait (nobody writes, nobody is in line)."""
+        if self._held_since is not None or self._closed:
+            return self._held_since is not None
+        held = _held_here()
+        if self.ident in held:
+            return False
+        try:
+            now = time.monotonic()
+            if not (now - self._slice_started < SLICE_S and _lock(self._fd, GATE, wait=False)):
+                if not self._pass(wait=False):
+                    return False
+                now = self._slice_started = time.monotonic()
+        except OSError:
+            return False
+        with self._lock:
+            self._held_since = now
+        held.add(self.ident)
+        _watchdog.ensure_running()
+        return True
+
     def release(self) -> None:
         """Let the next writer in."""
         _held_here().discard(self.ident)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from inspect import signature
-from typing import Any, Final, Literal, NoReturn, TypeVar
+from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 
 from agentstate import engine, errors
 from agentstate.engine import AsyncConnection, SyncConnection
@@ -541,6 +541,24 @@ class TaskManager:
 
 
 ClaimResult = TypeVar("ClaimResult")
+
+
+async def claim_call(
+    manager: TaskManager,
+    conn: AsyncConnection,
+    call: Callable[..., ClaimResult],
+    inline: Callable[..., ClaimResult] | None,
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> ClaimResult:
+    """A claim for the Async classes: inline when the lock is free at once (see
+    :func:`engine.write_call`; nothing to release, it cannot be cancelled half-way), else
+    :func:`claim_async`."""
+    done, result = engine.inline_write(conn, inline, args, kwargs)
+    if done:
+        return cast(ClaimResult, result)
+    return await claim_async(manager, conn, call, *args, **kwargs)
 
 
 async def claim_async(

@@ -267,3 +267,61 @@ def test_memory_and_opted_out_async_connections_have_no_reader(db_path: Path) ->
                 await conn.aclose()
 
     asyncio.run(main())
+
+
+def test_async_writes_run_inline_when_the_lock_is_free_and_wait_on_the_worker_when_not(db_path: Path) -> None:
+    """A single-transaction write of the Async classes runs on the inline writer, on the event
+    loop's thread, when the write lock is free at once; when another writer holds it, the write
+    goes to the worker thread, waits there, and lands once the lock is free. Inside write_async a
+    write joins the block's transaction (a rollback takes it back), never the inline writer."""
+    from agentstate.aio import AsyncAgents
+
+    async def main() -> None:
+        conn = await agentstate.connect_async(db_path)
+        try:
+            agents = AsyncAgents(conn)
+            hops = 0
+            real = engine.run_async
+
+            def counting(*args: Any, **kwargs: Any) -> Any:
+                nonlocal hops
+                hops += 1
+                return real(*args, **kwargs)
+
+            engine.run_async = counting  # type: ignore[assignment]
+            try:
+                await agents.create_planner("inline")
+                assert hops == 0
+                holder = agentstate.connect(db_path)
+                try:
+                    holder.execute("BEGIN IMMEDIATE")
+                    waiting = asyncio.ensure_future(agents.create_planner("queued"))
+                    await asyncio.sleep(0.05)
+                    assert not waiting.done() and hops == 1  # on the worker, waiting for the lock
+                    holder.execute("COMMIT")
+                    await waiting
+                finally:
+                    holder.close()
+                with pytest.raises(RuntimeError):
+                    async with agentstate.write_async(conn):
+                        await agents.create_planner("rolled back")
+                        raise RuntimeError("undo the block")
+            finally:
+                engine.run_async = real  # type: ignore[assignment]
+            assert [p.planner_id for p in await agents.list_planners()] == ["inline", "queued"]
+        finally:
+            await conn.aclose()
+        assert conn.writer is None
+
+    asyncio.run(main())
+
+
+def test_full_durability_async_connections_write_on_the_worker_only(db_path: Path) -> None:
+    async def main() -> None:
+        conn = await agentstate.connect_async(db_path, durability="full")
+        try:
+            assert conn.writer is None and conn.reader is not None
+        finally:
+            await conn.aclose()
+
+    asyncio.run(main())

@@ -461,10 +461,11 @@ def test_every_kind_of_connection_serves_the_protocol(
     run(main)
 
 
-def test_no_write_runs_on_the_event_loop_thread(db_path: Path) -> None:
-    """Writes always run on a worker thread. Bounded reads run on the event loop's thread, on the
-    async connection's read-only inline reader (no thread hop: see agentstate.engine.read_async);
-    with inline_reads=False, or on a sync connection, nothing runs there."""
+def test_calls_run_on_the_event_loop_thread_only_where_the_connection_allows(db_path: Path) -> None:
+    """On an async connection, short reads and single-transaction writes run on the event loop's
+    thread (no thread hop; a write only when the lock is free at once: see
+    agentstate.engine.write_call); with inline_reads=False and inline_writes=False, or on a sync
+    connection, nothing does."""
     calls: list[tuple[int, str]] = []
 
     def on_query(name: str, seconds: float, rows: int) -> None:
@@ -474,7 +475,7 @@ def test_no_write_runs_on_the_event_loop_thread(db_path: Path) -> None:
         loop_thread = threading.get_ident()
         for conn, inline in (
             (await agentstate.connect_async(db_path, on_query=on_query), True),
-            (await agentstate.connect_async(db_path, on_query=on_query, inline_reads=False), False),
+            (await agentstate.connect_async(db_path, on_query=on_query, inline_reads=False, inline_writes=False), False),
             (agentstate.connect(db_path, on_query=on_query), False),
         ):
             calls.clear()
@@ -485,12 +486,14 @@ def test_no_write_runs_on_the_event_loop_thread(db_path: Path) -> None:
                     await session.get_items(limit=1)
                     await session.pop_item()
                     await session.clear_session()
+                    assert await session.get_items() == []
             finally:
                 conn.close()
             here = {name for thread, name in calls if thread == loop_thread}
-            assert calls and {name for _, name in calls} - here  # the writes ran elsewhere
+            assert calls
             if inline:
-                assert here and all(name.startswith("messages.latest_") for name in here), here
+                assert {"messages.latest_router_messages", "messages.pop_last_router_messages"} <= here, here
+                assert "messages.after_router_messages" not in here  # get_items() reads it all: the worker
             else:
                 assert not here, here
 
