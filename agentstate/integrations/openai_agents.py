@@ -13,10 +13,11 @@ the same SQLite file as the tasks and messages of the agents around it.
 connection with :func:`agentstate.connect_async`, lazily, inside the running event loop, and
 closes it in :meth:`~AgentStateSession.close` / :meth:`~AgentStateSession.aclose`), or a
 connection you opened, which stays yours to close: one from :func:`agentstate.connect_async`
-(writes run on its own thread, through :class:`~agentstate.AsyncMessageLog`, and
-``get_items(limit=N)`` on its read-only inline reader unless it was opened with
-``inline_reads=False``), or one from :func:`agentstate.connect` (calls run on asyncio's default
-executor, one at a time per connection). No write ever runs on the event loop's thread.
+(calls go through :class:`~agentstate.AsyncMessageLog`: short ones on the event loop's thread
+when the lock is free, the rest on the connection's own thread; see
+:func:`agentstate.connect_async`), or one from :func:`agentstate.connect` (calls run on
+asyncio's default executor, one at a time per connection). No call waits for the write lock on
+the event loop's thread.
 
 **Storage.** A session is a conversation: its items are the conversation's router message stream
 (``router_messages``, keyed by the session id), in order of position. The conversation is made
@@ -150,7 +151,7 @@ def _item(message: Message) -> TResponseInputItem:
 
 
 class _Store(Protocol):
-    """One conversation's stream on one connection, awaitable; no write on the event loop's thread."""
+    """One conversation's stream on one connection, awaitable; no lock wait on the event loop's thread."""
 
     async def latest(self, conversation_id: str, limit: int) -> list[Message]: ...
 
