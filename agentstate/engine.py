@@ -687,11 +687,9 @@ def _begin(conn: apsw.Connection) -> str | None:
     A transaction first queues at the writer gate, then takes SQLite's lock."""
     if conn.get_autocommit():
         queue = getattr(conn, "writer_gate", None)
-        if getattr(conn, "no_wait", False):
-            if queue is not None and not queue.try_acquire():
-                raise errors.DatabaseBusyError("another writer holds or awaits the lock (a no-wait connection)")
-        elif queue is not None:
-            queue.acquire()
+        no_wait = getattr(conn, "no_wait", False)
+        if queue is not None and not queue.acquire(wait=not no_wait) and no_wait:
+            raise errors.DatabaseBusyError("another writer holds or awaits the lock (a no-wait connection)")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException:

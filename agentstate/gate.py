@@ -107,9 +107,11 @@ class WriterGate:
         with _registry_lock:
             _gates.add(self)
 
-    def acquire(self) -> bool:
-        """Wait for the gate. False (go on without it) when this thread already holds the same
-        file's gate through another connection, or the lock request failed."""
+    def acquire(self, *, wait: bool = True) -> bool:
+        """Take the gate, waiting in line for it (``wait=False``: only if nobody writes and
+        nobody is in line). False (go on without it) when it was not taken: without ``wait``,
+        when it is busy; always, when this thread already holds the same file's gate through
+        another connection, or the lock request failed."""
         if self._held_since is not None or self._closed:
             return self._held_since is not None
         held = _held_here()
@@ -120,32 +122,12 @@ class WriterGate:
             # Within its slice a connection goes straight back in if the gate is free; else it
             # queues, and its new slice starts when it gets in.
             if not (now - self._slice_started < SLICE_S and _lock(self._fd, GATE, wait=False)):
-                if not self._pass(wait=False):
-                    self._pass(wait=True)
-                now = self._slice_started = time.monotonic()
-        except OSError:
-            logger.warning("agentstate: the writer gate failed; writing without it", exc_info=True)
-            return False
-        with self._lock:
-            self._held_since = now
-        held.add(self.ident)
-        _watchdog.ensure_running()
-        return True
-
-    def try_acquire(self) -> bool:
-        """Take the gate only if that needs no wait (nobody writes, nobody is in line)."""
-        if self._held_since is not None or self._closed:
-            return self._held_since is not None
-        held = _held_here()
-        if self.ident in held:
-            return False
-        try:
-            now = time.monotonic()
-            if not (now - self._slice_started < SLICE_S and _lock(self._fd, GATE, wait=False)):
-                if not self._pass(wait=False):
+                if not self._pass(wait=False) and not (wait and self._pass(wait=True)):
                     return False
                 now = self._slice_started = time.monotonic()
         except OSError:
+            if wait:
+                logger.warning("agentstate: the writer gate failed; writing without it", exc_info=True)
             return False
         with self._lock:
             self._held_since = now

@@ -325,3 +325,30 @@ def test_full_durability_async_connections_write_on_the_worker_only(db_path: Pat
             await conn.aclose()
 
     asyncio.run(main())
+
+
+def test_closing_an_async_connection_with_close_sends_nothing_through_its_worker(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() runs PRAGMA optimize on a plain connection; on an async one every call answers
+    with an awaitable, so the same code queued statements nobody awaited, on a closing worker."""
+    optimized: list[int] = []
+    monkeypatch.setattr(engine, "optimize", lambda conn: optimized.append(id(conn)))
+    closed: list[int] = []
+
+    async def main() -> None:
+        conn = await agentstate.connect_async(db_path)
+        closed.append(id(conn))
+        conn.close()  # its inline reader and writer are plain connections: those are optimized
+
+    asyncio.run(main())
+    assert closed[0] not in optimized
+
+
+def test_connect_async_refuses_flags_that_are_not_bools_and_leaks_nothing(db_path: Path) -> None:
+    async def main() -> None:
+        for flags in ({"inline_reads": "yes"}, {"inline_writes": 1}, {"writer_gate": None}):
+            with pytest.raises(errors.InvalidTypeError):
+                await agentstate.connect_async(db_path, **flags)  # type: ignore[arg-type]
+
+    asyncio.run(main())
