@@ -298,17 +298,18 @@ class Agents:
         :raises NotFoundError: the router or the planner does not exist.
         """
         params = {"router_id": _id("router_id", router_id), "planner_id": _id("planner_id", planner_id)}
-        with engine.write(self._conn):
-            params["now"] = utc_now()
-            try:
+        try:
+            with engine.write(self._conn):
+                params["now"] = utc_now()
                 row = run(self._conn, "agents.link", params)
-            except errors.DuplicateError as exc:
-                raise errors.DuplicateError(f"router {router_id!r} is already linked to planner {planner_id!r}") from exc
-            except errors.ForeignKeyError as exc:
-                for kind, query, key in (("router", ROUTERS.get, router_id), ("planner", PLANNERS.get, planner_id)):
-                    if run(self._conn, query, {"id": key}) is None:
-                        raise errors.NotFoundError(kind, key) from exc
-                raise
+        except errors.DuplicateError as exc:
+            raise errors.DuplicateError(f"router {router_id!r} is already linked to planner {planner_id!r}") from exc
+        except errors.ForeignKeyError as exc:
+            # Looked up after the rollback: a failed statement ends a PostgreSQL transaction.
+            for kind, query, key in (("router", ROUTERS.get, router_id), ("planner", PLANNERS.get, planner_id)):
+                if run(self._conn, query, {"id": key}) is None:
+                    raise errors.NotFoundError(kind, key) from exc
+            raise
         return Link(*cast(tuple[int, str, str, str], row))
 
     def unlink(self, router_id: str, planner_id: str) -> bool:

@@ -14,7 +14,10 @@ import apsw
 
 from agentstate import engine, errors, migrations
 from agentstate.engine import DEFAULT_PATH, AsyncConnection, Durability, Settings
-from agentstate.monitor import QueryHook
+from agentstate.monitor import Monitor, QueryHook
+from agentstate.postgres import handle as postgres
+from agentstate.postgres.handle import PostgresConnection
+from agentstate.values import require_int, require_seconds, require_str
 
 
 def _settings(
@@ -45,6 +48,27 @@ def _settings(
     )
 
 
+MAX_POOL_SIZE = 1000
+
+
+def _check_postgres_options(
+    pool_size: object,
+    connect_timeout_s: object,
+    statement_timeout_ms: object,
+    application_name: object,
+    failover_timeout_s: object,
+) -> None:
+    """The PostgreSQL options are checked whatever the engine: a typo fails the same way on both."""
+    if require_int("pool_size", pool_size, minimum=1) > MAX_POOL_SIZE:
+        raise errors.InvalidValueError(f"pool_size must be at most {MAX_POOL_SIZE}, got {pool_size}")
+    require_seconds("connect_timeout_s", connect_timeout_s)
+    if not (type(failover_timeout_s) in (int, float) and failover_timeout_s == 0):
+        require_seconds("failover_timeout_s", failover_timeout_s)
+    if statement_timeout_ms is not None and require_int("statement_timeout_ms", statement_timeout_ms, minimum=0) > 2**31 - 1:
+        raise errors.InvalidValueError(f"statement_timeout_ms must be at most {2**31 - 1} (PostgreSQL's limit)")
+    require_str("application_name", application_name)
+
+
 def _ready(conn: apsw.Connection, readonly: bool, migrate: bool) -> None:
     """Bring the schema up to date, or refuse a database this code cannot use."""
     state = migrations.status(conn)
@@ -71,10 +95,17 @@ def connect(
     slow_query_ms: float | None = None,
     on_query: QueryHook | None = None,
     writer_gate: bool = True,
+    pool_size: int = postgres.DEFAULT_POOL_SIZE,
+    connect_timeout_s: float = postgres.DEFAULT_CONNECT_TIMEOUT_S,
+    statement_timeout_ms: int | None = None,
+    application_name: str = "agentstate",
+    failover_timeout_s: float = postgres.DEFAULT_FAILOVER_TIMEOUT_S,
 ) -> engine.Connection:
     """Open (creating if needed) an agentstate database and return a configured apsw connection.
 
-    :param path: a file path, ``":memory:"``, or an SQLite ``file:`` URI.
+    :param path: a file path, ``":memory:"``, or an SQLite ``file:`` URI; or a
+        ``postgresql://`` URL, which returns a :class:`~agentstate.postgres.handle.PostgresConnection`
+        the managers take alike (see README, *Several hosts: PostgreSQL*).
     :param readonly: open without write access; the schema must already be current.
     :param migrate: apply pending migrations (the default); if False, pending ones raise.
     :param durability: ``"normal"`` (synchronous=NORMAL) or ``"full"`` (every commit fsynced).
@@ -89,12 +120,21 @@ def connect(
         file's writer gate (``<path>-lock``; see README, *Threads, processes and async*). False
         leaves writers to poll SQLite's lock only: more peak throughput under contention, and a
         long tail (a few writers waiting hundreds of milliseconds).
+    :param pool_size, connect_timeout_s, statement_timeout_ms, application_name,
+        failover_timeout_s: PostgreSQL only (see :func:`open_postgres`); ``file_mode`` and
+        ``writer_gate`` are SQLite's only.
     :raises SchemaError: the schema is newer than this code, or an applied file was edited or lost.
     :raises DatabaseCorruptError: the file is not an SQLite database, or is damaged.
     """
     settings = _settings(
         durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query, writer_gate
     )
+    _check_postgres_options(pool_size, connect_timeout_s, statement_timeout_ms, application_name, failover_timeout_s)
+    if postgres.is_url(path):
+        return open_postgres(  # type: ignore[return-value]  # the managers take either handle
+            str(path), settings, readonly, migrate, pool_size, connect_timeout_s, statement_timeout_ms,
+            application_name, failover_timeout_s, is_async=False,
+        )  # fmt: skip
     # Without migrations a new file could never be used: do not create one.
     conn = engine.open_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
@@ -119,6 +159,11 @@ async def connect_async(
     writer_gate: bool = True,
     inline_reads: bool = True,
     inline_writes: bool = True,
+    pool_size: int = postgres.DEFAULT_POOL_SIZE,
+    connect_timeout_s: float = postgres.DEFAULT_CONNECT_TIMEOUT_S,
+    statement_timeout_ms: int | None = None,
+    application_name: str = "agentstate",
+    failover_timeout_s: float = postgres.DEFAULT_FAILOVER_TIMEOUT_S,
 ) -> AsyncConnection:
     """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
 
@@ -133,10 +178,22 @@ async def connect_async(
         is one transaction on the event loop's thread, on a second connection, when the write
         lock is free at once (no thread hop); when another writer has or awaits it, the write
         goes to the worker thread and waits there. False: every write goes to the worker.
+
+    Given a ``postgresql://`` URL, the handle runs the same calls on a thread pool (``pool_size``
+    threads and connections); the inline settings are SQLite's only.
     """
     settings = _settings(
         durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query, writer_gate
     )
+    _check_postgres_options(pool_size, connect_timeout_s, statement_timeout_ms, application_name, failover_timeout_s)
+    if postgres.is_url(path):
+        import asyncio
+
+        handle = await asyncio.to_thread(
+            open_postgres, str(path), settings, readonly, migrate, pool_size, connect_timeout_s,
+            statement_timeout_ms, application_name, failover_timeout_s, is_async=True,
+        )  # fmt: skip
+        return handle  # type: ignore[return-value]  # the Async classes take either handle
     conn = await engine.open_async_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
         if not isinstance(inline_reads, bool) or not isinstance(inline_writes, bool):
@@ -152,3 +209,60 @@ async def connect_async(
         await conn.aclose()
         raise
     return conn
+
+
+def open_postgres(
+    url: str,
+    settings: Settings,
+    readonly: bool,
+    migrate: bool,
+    pool_size: int,
+    connect_timeout_s: float,
+    statement_timeout_ms: int | None,
+    application_name: str,
+    failover_timeout_s: float,
+    *,
+    is_async: bool,
+) -> PostgresConnection:
+    """A PostgreSQL handle, its schema brought up to date (or checked, when ``readonly`` or not
+    ``migrate``).
+
+    ``pool_size``: connections the handle keeps at most (one per thread in a transaction);
+    ``connect_timeout_s``: how long to wait for a connection (the server's, or a free pooled one);
+    ``busy_timeout_ms`` becomes ``lock_timeout`` and ``statement_timeout_ms`` ``statement_timeout``;
+    ``application_name`` shows in ``pg_stat_activity``; ``failover_timeout_s``: how long calls that
+    are safe to repeat keep retrying while the server is unreachable. ``durability="full"`` sets
+    ``synchronous_commit=on`` for the handle's sessions; ``"normal"`` keeps the server's setting.
+    """
+    from agentstate.postgres import migrations as pg_migrations
+
+    monitor = Monitor(settings.slow_query_ms, settings.on_query) if settings.monitoring else None
+    handle = PostgresConnection(
+        url,
+        readonly=readonly,
+        pool_size=pool_size,
+        connect_timeout_s=connect_timeout_s,
+        busy_timeout_ms=settings.busy_timeout_ms,
+        statement_timeout_ms=statement_timeout_ms,
+        application_name=application_name,
+        failover_timeout_s=failover_timeout_s,
+        synchronous_commit=settings.durability == "full",
+        monitor=monitor,
+        is_async=is_async,
+    )
+    try:
+        with handle.session() as conn:
+            if readonly or not migrate:
+                pending = pg_migrations.status(conn).pending
+                if pending:
+                    names = ", ".join(m.filename for m in pending)
+                    raise errors.SchemaOutdatedError(
+                        f"the database needs migrations {names}: run 'agentstate migrate URL' "
+                        "or connect with migrate=True"
+                    )
+            else:
+                pg_migrations.migrate(conn)
+    except BaseException:
+        handle.close()
+        raise
+    return handle

@@ -27,6 +27,7 @@ import apsw.ext
 
 from agentstate import async_worker, checkpoint, errors, gate
 from agentstate.monitor import Monitor, QueryHook
+from agentstate.postgres.handle import PostgresConnection
 from agentstate.values import require_int
 
 ENGINE = "sqlite"
@@ -347,6 +348,10 @@ def require_connection(conn: object, who: str, *, sync_only: bool = False) -> No
 
     :param sync_only: also refuse an async connection (for calls no Async class wraps).
     """
+    if isinstance(conn, PostgresConnection):
+        if sync_only and conn.is_async and not conn.on_worker():
+            raise errors.InvalidTypeError(f"{who} takes a connection from agentstate.connect(), not connect_async()")
+        return
     if not isinstance(conn, apsw.Connection):
         raise errors.InvalidTypeError(
             f"{who} takes a connection from agentstate.connect() (or connect_async()), not {type(conn).__name__}"
@@ -371,7 +376,7 @@ def _outside_worker(conn: apsw.Connection) -> bool:
 
 def require_async_connection(conn: object, who: str) -> None:
     """Refuse anything but an async connection (the Async classes and write_async)."""
-    if not isinstance(conn, apsw.Connection) or not conn.is_async:
+    if not isinstance(conn, (apsw.Connection, PostgresConnection)) or not conn.is_async:
         raise errors.InvalidTypeError(
             f"{who} takes a connection from agentstate.connect_async(), not {type(conn).__name__} "
             "(use the synchronous classes with agentstate.connect())"
@@ -596,6 +601,15 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     :raises InvalidTypeError: ``conn`` is an async connection (use :func:`write_async`).
     """
     require_connection(conn, "write()")
+    if isinstance(conn, PostgresConnection):
+        if conn.is_async and not conn.on_worker():
+            raise errors.InvalidTypeError(
+                "write() was given an async connection, whose calls return awaitables it cannot run: "
+                "use 'async with agentstate.write_async(conn):' instead"
+            )
+        with conn.transaction():
+            yield conn
+        return
     with translating():
         autocommit = conn.get_autocommit()
         if not isinstance(autocommit, bool):  # an async connection, used from outside its worker
@@ -624,6 +638,10 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
 def reading(conn: apsw.Connection) -> Iterator[None]:
     """A read transaction: every read inside sees one snapshot (in WAL it never blocks writers).
     Inside a transaction already open, that one's snapshot serves."""
+    if isinstance(conn, PostgresConnection):
+        with conn.transaction(read_only=True):
+            yield
+        return
     require_connection(conn, "reading", sync_only=True)
     with translating():
         own = conn.get_autocommit()
@@ -645,6 +663,8 @@ def give_back_free_pages(conn: apsw.Connection) -> int:
     transaction so other writers get in between; returns how many. Best effort: it runs after
     deletes have committed, so a failure (a full disk, say) is logged and the deletes still
     count; the next vacuum tries again."""
+    if isinstance(conn, PostgresConnection):
+        return 0  # autovacuum makes dead rows' space reusable; the server owns its files
     freed = 0
     try:
         while True:
@@ -667,6 +687,8 @@ def checkpoint_truncate(conn: apsw.Connection, attempts: int = 50) -> bool:
     """Copy the whole WAL into the database file and truncate the WAL (so space freed in the
     file reaches the disk); retried while the background checkpointer runs one of its own.
     False if readers kept it from finishing."""
+    if isinstance(conn, PostgresConnection):
+        return True  # no WAL file of ours to truncate
     for _ in range(attempts):
         try:
             conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)  # raises BusyError if it cannot finish

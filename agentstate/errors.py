@@ -65,6 +65,18 @@ class SnapshotConflictError(DatabaseBusyError):
     """A transaction that began by reading tried to write after another connection wrote: retry it."""
 
 
+class ConnectionLostError(AgentStateError):
+    """PostgreSQL only: the server could not be reached, or the connection broke mid-call (a
+    restart, a failover). ``outcome_unknown`` is True when it broke while a COMMIT was on its way:
+    the transaction may or may not have committed. agentstate retries what is safe to retry
+    (reads, claims, appends with an idempotency key, anything that surely did not commit) until
+    ``connect(failover_timeout_s=...)`` runs out; this is raised for the rest."""
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+
+
 class DatabaseCorruptError(AgentStateError):
     """The file is damaged, truncated, or not an SQLite database at all."""
 

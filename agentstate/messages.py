@@ -298,19 +298,22 @@ class MessageLog:
             "metadata": draft.metadata,
             "idempotency_key": draft.idempotency_key,
         }
-        with engine.write(self._conn):
-            # Stamped after the write lock is taken, so created_at follows commit order closely.
-            created_at = params["created_at"] = utc_now()
-            try:
+        try:
+            with engine.write(self._conn):
+                # Stamped after the write lock is taken, so created_at follows commit order closely.
+                created_at = params["created_at"] = utc_now()
                 row = run(self._conn, sql.append, params)
-            except errors.ForeignKeyError as exc:
-                self._raise_if_unknown_owner(sql, [draft.stream_id], exc)
-                raise
-            if row is None:  # the idempotency key is taken: this is a retry, or a conflict
-                stored = run(self._conn, sql.by_idempotency_key, params)
-                if not _same_message(stored, draft):
-                    raise _conflict(sql, stored)
-                return _full_messages(sql.name, [stored])[0]
+                if row is None:  # the idempotency key is taken: this is a retry, or a conflict
+                    stored = run(self._conn, sql.by_idempotency_key, params)
+                    if not _same_message(stored, draft):
+                        raise _conflict(sql, stored)
+                    return _full_messages(sql.name, [stored])[0]
+        except errors.ForeignKeyError as exc:
+            # Looked up after the rollback: a failed statement ends a PostgreSQL transaction.
+            self._raise_if_unknown_owner(sql, [draft.stream_id], exc)
+            raise
+        if len(row) > 1:  # PostgreSQL stamps the server's time
+            created_at = row[1]
         meta = from_json(draft.metadata)
         return _build_message(
             sql.name,
@@ -355,12 +358,12 @@ class MessageLog:
         if not drafts:
             return []
         stream_ids = list(dict.fromkeys(draft.stream_id for draft in drafts))
-        with engine.write(self._conn):
-            try:
+        try:
+            with engine.write(self._conn):
                 rows = self._position_and_insert(sql, drafts, stream_ids)
-            except errors.ForeignKeyError as exc:
-                self._raise_if_unknown_owner(sql, stream_ids, exc)
-                raise
+        except errors.ForeignKeyError as exc:
+            self._raise_if_unknown_owner(sql, stream_ids, exc)  # after the rollback, as in append
+            raise
         return _full_messages(sql.name, rows)
 
     def _position_and_insert(
@@ -375,6 +378,8 @@ class MessageLog:
         else:
             found = run_each(conn, sql.last_position, [{"stream_id": s} for s in stream_ids])
         last: dict[str, int] = {cast(str, row[0]): cast(int, row[1]) for row in found}
+        if len(found[0]) > 2:  # PostgreSQL: the server's time, read under the head's lock
+            created_at = found[-1][2]
         stored: dict[tuple[str, str], tuple[Any, ...]] = {}
         keyed = list(dict.fromkeys((d.stream_id, d.idempotency_key) for d in drafts if d.idempotency_key is not None))
         if keyed:

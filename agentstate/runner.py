@@ -13,7 +13,10 @@ for one statement over many parameter sets). This is the single place that
 - turns the engine's exceptions into agentstate's.
 
 The managers (tasks, messages, agents) never touch the driver: they name queries and bind
-parameters. A second engine plugs in below this module.
+parameters. PostgreSQL plugs in here too: given a
+:class:`~agentstate.postgres.handle.PostgresConnection`, :func:`run` and :func:`run_each` run the
+query of the same name from ``schema/postgres/queries/`` on it, with the same cardinalities,
+statistics and error classes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import apsw
 
 from agentstate import engine, errors, queries
 from agentstate.monitor import Monitor, stats_for
+from agentstate.postgres.handle import PostgresConnection
 
 ONE: Final = "one"
 MANY: Final = "many"
@@ -83,6 +87,8 @@ def _prepared(name: str) -> _Prepared:
 
 def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> Any:
     """Run the named query with ``params`` bound and return what its cardinality promises."""
+    if isinstance(conn, PostgresConnection):
+        return _run_postgres(conn, name, params, False)
     prepared = _PREPARED.get(name) or _prepared(name)
     monitor = conn.monitor if type(conn) is _Connection else _default_monitor()
     start = perf_counter_ns() if monitor is not None else 0
@@ -123,6 +129,8 @@ def run(conn: apsw.Connection, name: str, params: dict[str, Any] | tuple[Any, ..
 def run_each(conn: apsw.Connection, name: str, params: Iterable[dict[str, Any] | tuple[Any, ...]]) -> Any:
     """Run the named query once per parameter set in one call (``executemany``): a list of every
     row returned for row-returning queries, the total rows changed for ``:exec``."""
+    if isinstance(conn, PostgresConnection):
+        return _run_postgres(conn, name, params, True)
     prepared = _PREPARED.get(name) or _prepared(name)
     monitor = conn.monitor if type(conn) is _Connection else _default_monitor()
     start = perf_counter_ns() if monitor is not None else 0
@@ -141,6 +149,38 @@ def run_each(conn: apsw.Connection, name: str, params: Iterable[dict[str, Any] |
         if ns >= monitor.report_above:
             monitor.report(name, ns, count, conn, prepared.sql, "(many)")
     return changes if prepared.kind is EXEC else rows
+
+
+def _run_postgres(conn: PostgresConnection, name: str, params: Any, each: bool) -> Any:
+    """:func:`run` (or, ``each``, :func:`run_each`) on PostgreSQL: the query of the same name,
+    on this thread's transaction or a pooled connection."""
+    import psycopg
+
+    from agentstate.postgres import queries as pg_queries
+    from agentstate.postgres.translate import translate
+
+    found = pg_queries.query(name)
+    add = stats_for(name).add
+    monitor = conn.monitor
+    start = perf_counter_ns() if monitor is not None else 0
+    try:
+        with conn.borrowed() as pg:
+            if each:
+                result = pg_queries.run_each(pg, name, params)
+                count = result if found.cardinality == EXEC else len(result)
+            else:
+                result = pg_queries.run(pg, name, params)
+                count = result if found.cardinality == EXEC else (len(result) if found.cardinality == MANY else result is not None)
+    except psycopg.Error as exc:
+        raise translate(exc, name) from exc
+    except UnicodeEncodeError as exc:
+        raise _unbindable(name, exc) from exc
+    if monitor is not None:
+        ns = perf_counter_ns() - start
+        add(ns, int(count))
+        if ns >= monitor.report_above:
+            monitor.report(name, ns, int(count), conn, found.sql, "(many)" if each else params)
+    return result
 
 
 def _wrong_mode(name: str) -> errors.InvalidTypeError:

@@ -425,7 +425,13 @@ class TaskManager:
         the sweep that fails it, with the reason, runs at most once per ``SWEEP_INTERVAL_S`` per
         manager, and whenever a claim finds nothing else to do: every claim paying for it cost
         9% of the claim rate."""
-        params = {"owner": owner, "now": utc_now(), "lease_expires_at": utc_after(lease_seconds)}
+        # PostgreSQL stamps leases from the server's clock (lease_seconds); SQLite from ours.
+        params = {
+            "owner": owner,
+            "now": utc_now(),
+            "lease_expires_at": utc_after(lease_seconds),
+            "lease_seconds": lease_seconds,
+        }
         if self.planner_id is None:
             claim, sweep = "tasks.claim_any", "tasks.expire_exhausted_any"
         else:
@@ -453,7 +459,7 @@ class TaskManager:
         """
         worker_id, token, _ = _held(claim, token, self.actor)
         lease_seconds = require_seconds("lease_seconds", lease_seconds)
-        params: dict[str, Any] = {"worker_id": worker_id, "token": token}
+        params: dict[str, Any] = {"worker_id": worker_id, "token": token, "lease_seconds": lease_seconds}
         with engine.write(self.conn):
             # Under the lock: a lease runs from when it is granted, not from when the call began.
             params["now"], params["lease_expires_at"] = utc_now(), utc_after(lease_seconds)

@@ -813,6 +813,12 @@ def connect_line(path: Param) -> Case:
         Param("slow_query_ms", (OMIT, None, 0, 100.0), unique(SECONDS, INTS), SECONDS_FUZZ, keyword=True),
         custom("on_query", (OMIT, None, _hook), (5, "x", object(), lambda: None, _raising_hook), kw=True),
         flag("writer_gate"),
+        # PostgreSQL's options, checked on either engine
+        Param("pool_size", (OMIT, 1, 4), (*INTS, 0, -1), INT_FUZZ, keyword=True),
+        Param("connect_timeout_s", (OMIT, 0.5, 10), SECONDS, SECONDS_FUZZ, keyword=True),
+        Param("statement_timeout_ms", (OMIT, None, 0, 5000), (*INTS, -1), INT_FUZZ, keyword=True),
+        custom("application_name", (OMIT, "worker-7"), (*TEXT, None, 5, b"x"), kw=True),
+        Param("failover_timeout_s", (OMIT, 0, 30), unique(SECONDS, ()), SECONDS_FUZZ, keyword=True),
     ), call_connect, files_state)  # fmt: skip
 
 
