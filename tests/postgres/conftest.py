@@ -9,48 +9,14 @@ collection and a server that cannot start fails the tests: nothing here is skipp
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from agentstate.postgres import connection, migrations
+from agentstate.postgres import connection
+from tests.engines import fresh_database
 from tests.postgres import server as servers
-
-TEMPLATE = "agentstate_template"
-_names = itertools.count(1)
-_started: list[servers.Server] = []
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[servers.Server]:
-    try:
-        found = servers.start()
-    except servers.Unavailable as exc:
-        pytest.fail(f"no PostgreSQL server for tests/postgres: {exc}")
-    _started.append(found)
-    try:
-        yield found
-    finally:
-        found.stop()
-
-
-@pytest.fixture(scope="session")
-def pg_template(pg_server: servers.Server) -> str:
-    """The name of a database migrated to the newest schema, to copy."""
-    name = f"{TEMPLATE}_{os.getpid()}"
-    conninfo = pg_server.create_database(name)
-    with connection.connect(conninfo) as conn:
-        migrations.migrate(conn)
-    return name
-
-
-def fresh_database(pg_server: servers.Server, template: str | None) -> tuple[str, str]:
-    name = f"agentstate_test_{os.getpid()}_{next(_names)}"
-    return name, pg_server.create_database(name, template=template)
-
 
 @pytest.fixture
 def pg_url(pg_server: servers.Server, pg_template: str) -> Iterator[str]:
@@ -87,10 +53,3 @@ def pg_connect(pg_url: str) -> Iterator[Callable[..., Any]]:
 def pg(pg_connect: Callable[..., Any]) -> Any:
     """One autocommit connection to a fresh, migrated database."""
     return pg_connect()
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for found in _started:
-        terminalreporter.write_line(
-            f"postgres: {found.version} from {found.origin}, ready in {found.started_in_s:.2f} s"
-        )

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import psycopg
 
@@ -41,7 +42,7 @@ SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
-    "max_connections": "60",
+    "max_connections": "200",
     "shared_buffers": "128MB",
     "log_min_messages": "warning",
 }
@@ -66,6 +67,18 @@ class Server:
 
     def conninfo(self, dbname: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_conninfo, dbname=dbname)
+
+    def url(self, dbname: str) -> str:
+        """A ``postgresql://`` URL for agentstate.connect() (a Unix socket goes in ``?host=``)."""
+        parts = psycopg.conninfo.conninfo_to_dict(self.conninfo(dbname))
+        netloc = ""
+        if parts.get("user"):
+            netloc = quote(str(parts["user"]), safe="")
+            if parts.get("password"):
+                netloc += ":" + quote(str(parts["password"]), safe="")
+            netloc += "@"
+        query = {k: str(v) for k, v in parts.items() if k not in ("user", "password", "dbname")}
+        return f"postgresql://{netloc}/{quote(dbname, safe='')}?{urlencode(query)}"
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """A new database (copied from ``template`` if given); returns its conninfo."""
