@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from agentstate import engine, errors
+from agentstate import engine, errors, failover
 from agentstate.engine import SyncConnection
 from agentstate.runner import run
 from agentstate.values import from_json, new_id, require_int, require_str, to_json, utc_now
@@ -391,6 +391,9 @@ class Agents:
                     return deleted
             engine.yield_lock()
 
+
+# Across a PostgreSQL failover (see failover.py).
+failover.protect(Agents, always=("get_or_create_conversation",))
 
 __all__ = [
     "Agents",

@@ -33,7 +33,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple, cast, get_args
 
-from agentstate import engine, errors
+from agentstate import engine, errors, failover
 from agentstate.engine import SyncConnection
 from agentstate.rows import Builder
 from agentstate.runner import run, run_each
@@ -583,5 +583,8 @@ class MessageLog:
         with engine.write(self._conn):
             return cast(int, run(self._conn, query, params))
 
+
+# Across a PostgreSQL failover: keyed appends are harmless to repeat (see failover.py).
+failover.protect(MessageLog, always=("append", "append_many", "append_bulk"))
 
 __all__ = ["STREAMS", "Message", "MessageLog", "NewMessage", "Stream"]

@@ -172,7 +172,9 @@ def _run_postgres(conn: PostgresConnection, name: str, params: Any, each: bool) 
                 result = pg_queries.run(pg, name, params)
                 count = result if found.cardinality == EXEC else (len(result) if found.cardinality == MANY else result is not None)
     except psycopg.Error as exc:
-        raise translate(exc, name) from exc
+        # A write outside a transaction commits as it runs: a broken connection leaves it unknown.
+        unknown = found.cardinality in (EXEC, RETURNING) and not conn.in_transaction()
+        raise translate(exc, name, committing=unknown) from exc
     except UnicodeEncodeError as exc:
         raise _unbindable(name, exc) from exc
     if monitor is not None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from inspect import signature
 from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 
-from agentstate import engine, errors
+from agentstate import engine, errors, failover
 from agentstate.engine import AsyncConnection, SyncConnection
 from agentstate.rows import Builder
 from agentstate.runner import run
@@ -584,6 +584,9 @@ async def claim_async(
         raise asyncio.CancelledError
     return result
 
+
+# Across a PostgreSQL failover: claims and heartbeats are harmless to repeat (see failover.py).
+failover.protect(TaskManager, always=("claim", "claim_many", "heartbeat"))
 
 # What a create_tasks spec may hold: create_task's keyword arguments, read off the one signature.
 _TASK_FIELDS = tuple(signature(TaskManager._encode_task).parameters)[2:]

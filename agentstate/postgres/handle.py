@@ -197,7 +197,7 @@ class PostgresConnection:
                 except BaseException:
                     _rollback(conn)
                     raise
-                _execute(conn, "COMMIT", committing=True)
+                _execute(conn, "COMMIT", committing=not read_only)
             finally:
                 self._local.conn = None
 

@@ -18,6 +18,7 @@ from agentstate.postgres import connection
 from tests.engines import fresh_database
 from tests.postgres import server as servers
 
+
 @pytest.fixture
 def pg_url(pg_server: servers.Server, pg_template: str) -> Iterator[str]:
     """A fresh, migrated database of its own for one test."""
