@@ -21,6 +21,7 @@ from typing import Any
 from agentstate import database, engine, errors, health, migrations, plans, queries, retention
 from agentstate.backup import backup as copy_database
 from agentstate.engine import DEFAULT_PATH
+from agentstate.postgres import handle as postgres
 
 OK, ERROR, USAGE, PROBLEMS = 0, 1, 2, 3
 
@@ -86,7 +87,27 @@ def _open(path: str, *, current: bool = True) -> Iterator[engine.SyncConnection]
 # --- commands ------------------------------------------------------------------------------------
 
 
+def _migrate_postgres(args: argparse.Namespace) -> int:
+    """``agentstate migrate URL``: the same, on PostgreSQL (an advisory lock serialises migrators)."""
+    with postgres.PostgresConnection(args.path, pool_size=1) as conn:
+        if args.list:
+            state = migrations.status(conn)
+            print(f"schema version {state.version}, {len(state.pending)} pending")
+            for r in state.applied:
+                print(f"  applied  {r.version:04d}_{r.name}.sql  {r.applied_at}  sha256 {r.sha256[:12]}")
+            for m in state.pending:
+                print(f"  pending  {m.filename}")
+            return OK
+        applied = migrations.migrate(conn, on_apply=lambda m: print(f"applied  {m.filename}", flush=True))
+        version = migrations.status(conn).version
+    print(f"migrated to schema version {version} ({len(applied)} applied)" if applied else
+          f"already at schema version {version}, nothing to apply")  # fmt: skip
+    return OK
+
+
 def _migrate(args: argparse.Namespace) -> int:
+    if postgres.is_url(args.path):
+        return _migrate_postgres(args)
     path = Path(args.path)
     known = migrations.discover()
     if args.list:
@@ -267,7 +288,7 @@ def _vacuum(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from agentstate.demo import run
 
-    run(Path(args.db), tasks=args.tasks)
+    run(args.db if postgres.is_url(args.db) else Path(args.db), tasks=args.tasks)
     return OK
 
 
@@ -299,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                 path: bool = True) -> argparse.ArgumentParser:  # fmt: skip
         sub = commands.add_parser(name, help=summary, description=text, epilog=EPILOG)
         if path:
-            sub.add_argument("path", metavar="PATH", help="the database file")
+            sub.add_argument("path", metavar="PATH", help="the database file" + (
+                " (or a postgresql:// URL)" if name == "migrate" else ""))  # fmt: skip
         if json_out:
             sub.add_argument("--json", action="store_true", help="print one JSON document instead of text")
         sub.add_argument("--quiet", action="store_true", help="no progress display")
@@ -360,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", _demo, "create a database and run a small multi-agent workload against it",
                    "Create (or reuse) a database and run a small router/planner/worker workload, printing each step.",
                    json_out=False, path=False)  # fmt: skip
-    demo.add_argument("--db", default=DEFAULT_PATH, metavar="PATH", help=f"database file (default: {DEFAULT_PATH})")
+    demo.add_argument("--db", default=DEFAULT_PATH, metavar="PATH",
+                      help=f"database file, or a postgresql:// URL (default: {DEFAULT_PATH})")  # fmt: skip
     demo.add_argument("--tasks", type=_positive(int), default=20, metavar="N", help="tasks to create and run (default: 20)")
     return parser
 
@@ -368,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``agentstate`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if postgres.is_url(getattr(args, "path", None)) and args.command != "migrate":
+        print(f"agentstate: error: '{args.command}' works on SQLite files; on PostgreSQL, the server's own tools "
+              "(pg_dump, VACUUM, pg_stat_*) do this job", file=sys.stderr)  # fmt: skip
+        return ERROR
     try:
         status: int = args.run(args)
         return status

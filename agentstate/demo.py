@@ -14,16 +14,19 @@ from agentstate.agents import Agents
 from agentstate.database import connect
 from agentstate.messages import MessageLog
 from agentstate.migrations import status
+from agentstate.postgres.handle import PostgresConnection
 from agentstate.tasks import TaskManager
 from agentstate.values import new_id
 
 
-def run(path: Path, *, tasks: int = 20) -> None:
-    """Create or open the database at ``path`` and run one conversation through it."""
+def run(path: Path | str, *, tasks: int = 20) -> None:
+    """Create or open the database at ``path`` (a file, or a ``postgresql://`` URL) and run one
+    conversation through it."""
     started = time.perf_counter()
     conn = connect(path)
     try:
-        print(f"database   {path} (schema version {status(conn).version})")
+        shown = repr(conn) if isinstance(conn, PostgresConnection) else path  # a URL may hold a password
+        print(f"database   {shown} (schema version {status(conn).version})")
         agents, log = Agents(conn), MessageLog(conn)
         suffix = new_id()[-8:]
         conversation = agents.create_conversation(f"conv-{suffix}", metadata={"user": "demo"})
@@ -70,6 +73,7 @@ def run(path: Path, *, tasks: int = 20) -> None:
         print("history    " + " -> ".join(e.to_status for e in history))
         for message in log.latest("router", conversation.id, 50):
             print(f"message    #{message.position} {message.role}: {message.content}")
-        print(f"done in {time.perf_counter() - started:.2f}s; inspect it with: sqlite3 {path} .tables")
+        inspect = "psql URL" if isinstance(conn, PostgresConnection) else f"sqlite3 {path} .tables"
+        print(f"done in {time.perf_counter() - started:.2f}s; inspect it with: {inspect}")
     finally:
         conn.close()

@@ -769,6 +769,11 @@ async def write_async(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
     :raises InvalidTypeError: ``conn`` is not an async connection (use :func:`write`).
     """
     require_async_connection(conn, "write_async()")
+    if isinstance(conn, PostgresConnection):
+        raise errors.InvalidTypeError(
+            "write_async() runs raw SQL on an SQLite connection; on PostgreSQL use the Async classes, or "
+            "psycopg's own AsyncConnection for SQL of your own"
+        )
     own = cast(Connection, conn)
     own.writing += 1  # reads through the Async classes now go where the block's writes are
     try:

@@ -30,6 +30,7 @@ from pathlib import Path
 import apsw
 
 from agentstate import engine, errors
+from agentstate.postgres.handle import PostgresConnection
 from agentstate.values import utc_now
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -194,6 +195,11 @@ def status(conn: apsw.Connection, known: tuple[Migration, ...] | None = None) ->
     :raises SchemaVersionMismatchError: ``PRAGMA user_version`` disagrees with the bookkeeping.
     """
     engine.require_connection(conn, "status()")
+    if isinstance(conn, PostgresConnection):
+        from agentstate.postgres import migrations as postgres
+
+        with conn.session() as session:
+            return postgres.status(session, known)
     known = _known(known)
     with engine.translating("reading schema_migrations"):
         applied, user_version = _read_versions(conn)
@@ -221,6 +227,11 @@ def migrate(
     :raises MigrationIntegrityError: a file left rows with dangling foreign keys (rolled back).
     """
     engine.require_connection(conn, "migrate()")
+    if isinstance(conn, PostgresConnection):
+        from agentstate.postgres import migrations as postgres
+
+        with conn.session() as session:
+            return postgres.migrate(session, known, on_apply)
     known = _known(known)
     applied_now: list[Migration] = []
     if not status(conn, known).pending:

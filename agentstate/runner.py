@@ -159,6 +159,8 @@ def _run_postgres(conn: PostgresConnection, name: str, params: Any, each: bool) 
     from agentstate.postgres import queries as pg_queries
     from agentstate.postgres.translate import translate
 
+    if conn.is_async and not conn.on_worker():
+        raise _wrong_mode(name)  # a synchronous class on an async handle would block the event loop
     found = pg_queries.query(name)
     add = stats_for(name).add
     monitor = conn.monitor

@@ -1,0 +1,178 @@
+"""``agentstate.connect("postgresql://...")``: the handle, its options, and what it refuses.
+
+The behaviour of the managers on it is tested by the suites parametrised over both engines
+(tests/test_tasks.py and the others, through the ``db`` fixture); this file covers what only the
+PostgreSQL handle has: the URL, the pool and its options, read-only sessions, a server that is
+not there, threads sharing one handle, the async handle, and the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+import agentstate
+from agentstate import errors
+from agentstate.postgres.handle import PostgresConnection
+from tests.postgres.server import Server
+
+
+@pytest.fixture
+def url(pg_server: Server, pg_template: str) -> Any:
+    from tests.engines import fresh_database
+
+    name, _ = fresh_database(pg_server, pg_template)
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+def test_a_url_opens_a_pooled_handle_with_the_options_given(url: str) -> None:
+    conn = agentstate.connect(url, pool_size=3, application_name="planner-7", statement_timeout_ms=5000)
+    try:
+        assert isinstance(conn, PostgresConnection)
+        assert conn.pool.max_size == 3
+        with conn.session() as session:
+            names = session.execute("SHOW application_name").fetchone()[0]
+            timeout = session.execute("SHOW statement_timeout").fetchone()[0]
+            lock = session.execute("SHOW lock_timeout").fetchone()[0]
+            zone = session.execute("SHOW TimeZone").fetchone()[0]
+        assert (names, timeout, lock, zone) == ("planner-7", "5s", "10s", "UTC")
+        assert agentstate.status(conn).pending == ()
+        assert "password" not in repr(conn)
+    finally:
+        conn.close()
+
+
+def test_the_schema_is_migrated_once_and_checked_when_not_migrating(pg_server: Server) -> None:
+    name = "agentstate_handle_empty"
+    pg_server.create_database(name)
+    try:
+        with pytest.raises(errors.SchemaOutdatedError, match="0001_initial.sql"):
+            agentstate.connect(pg_server.url(name), migrate=False)
+        with pytest.raises(errors.SchemaOutdatedError):
+            agentstate.connect(pg_server.url(name), readonly=True)
+        conn = agentstate.connect(pg_server.url(name))
+        try:
+            assert agentstate.status(conn).version == 1
+            assert agentstate.migrate(conn) == []
+        finally:
+            conn.close()
+    finally:
+        pg_server.drop_database(name)
+
+
+def test_a_readonly_handle_refuses_writes_and_changes_nothing(url: str) -> None:
+    conn = agentstate.connect(url, readonly=True)
+    try:
+        with pytest.raises(errors.ReadOnlyError):
+            agentstate.Agents(conn).create_planner("p")
+        assert agentstate.Agents(conn).list_planners() == []
+    finally:
+        conn.close()
+
+
+def test_a_server_that_is_not_there_fails_fast_with_a_clear_error(tmp_path: Any) -> None:
+    begin = time.monotonic()
+    with pytest.raises(errors.ConnectionLostError, match="could not connect"):
+        agentstate.connect(f"postgresql:///nothing?host={tmp_path}&port=1", connect_timeout_s=0.5)
+    assert time.monotonic() - begin < 10
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_database_busy_error(url: str) -> None:
+    conn = agentstate.connect(url, busy_timeout_ms=200)
+    blocker = psycopg.connect(url.replace("postgresql://", "postgresql://", 1), autocommit=False)
+    try:
+        agentstate.Agents(conn).create_planner("p")
+        blocker.execute("SELECT * FROM planners WHERE planner_id = 'p' FOR UPDATE")
+        with pytest.raises(errors.DatabaseBusyError):
+            agentstate.Agents(conn).update_planner("p", status="paused")
+        blocker.rollback()
+        assert agentstate.Agents(conn).update_planner("p", status="paused").status == "paused"
+    finally:
+        blocker.close()
+        conn.close()
+
+
+def test_threads_share_one_handle_each_in_its_own_transaction(url: str) -> None:
+    conn = agentstate.connect(url, pool_size=4)
+    try:
+        agentstate.Agents(conn).create_planner("p")
+        tasks = agentstate.TaskManager(conn, "p")
+        tasks.create_tasks([{"description": f"t{i}"} for i in range(200)])
+        claimed: list[str] = []
+        lock = threading.Lock()
+
+        def work(owner: str) -> None:
+            while (claim := tasks.claim(owner)) is not None:
+                tasks.complete(claim, result={"by": owner})
+                with lock:
+                    claimed.append(claim.worker_id)
+
+        threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 200
+        assert tasks.counts()["completed"] == 200
+    finally:
+        conn.close()
+
+
+def test_the_async_handle_runs_the_async_classes(url: str) -> None:
+    async def main() -> None:
+        conn = await agentstate.connect_async(url)
+        try:
+            agents = agentstate.AsyncAgents(conn)
+            await agents.create_planner("p")
+            await agents.create_conversation("c")
+            tasks = agentstate.AsyncTaskManager(conn, "p")
+            await tasks.create_task("one")
+            claims = await asyncio.gather(*(tasks.claim(f"w{i}") for i in range(4)))
+            assert sum(c is not None for c in claims) == 1
+            log = agentstate.AsyncMessageLog(conn)
+            await asyncio.gather(*(log.append("router", "c", role="user", content=str(i)) for i in range(20)))
+            assert [m.position for m in await log.latest("router", "c", 50)] == list(range(1, 21))
+            with pytest.raises(errors.InvalidTypeError, match="write_async"):
+                async with agentstate.write_async(conn):
+                    pass
+            with pytest.raises(errors.InvalidTypeError):
+                agentstate.TaskManager(conn, "p").get_current_task()  # the sync class on an async handle
+        finally:
+            await conn.aclose()
+
+    asyncio.run(main())
+
+
+def test_bad_options_are_refused_before_connecting(url: str) -> None:
+    with pytest.raises(errors.InvalidValueError):
+        agentstate.connect(url, pool_size=0)
+    with pytest.raises(errors.InvalidTypeError):
+        agentstate.connect(url, application_name=5)  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidValueError):
+        agentstate.connect(url, connect_timeout_s=-1)
+
+
+def test_the_command_line_migrates_and_runs_the_demo_on_a_url(pg_server: Server) -> None:
+    name = "agentstate_handle_cli"
+    pg_server.create_database(name)
+    url = pg_server.url(name)
+    command = [sys.executable, "-m", "agentstate.cli"]
+    try:
+        listed = subprocess.run([*command, "migrate", url, "--list"], capture_output=True, text=True, timeout=60)
+        assert "pending  0001_initial.sql" in listed.stdout, listed.stderr
+        applied = subprocess.run([*command, "migrate", url], capture_output=True, text=True, timeout=60)
+        assert "applied  0001_initial.sql" in applied.stdout, applied.stderr
+        demo = subprocess.run([*command, "demo", "--db", url, "--tasks", "4"], capture_output=True, text=True, timeout=60)
+        assert demo.returncode == 0 and "recorded 4 tasks" in demo.stdout, demo.stderr
+        refused = subprocess.run([*command, "stats", url], capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "works on SQLite files" in refused.stderr
+    finally:
+        pg_server.drop_database(name)
