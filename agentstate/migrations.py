@@ -188,7 +188,7 @@ def _compare(applied: tuple[AppliedMigration, ...], known: tuple[Migration, ...]
     return MigrationStatus(applied, tuple(m for m in known if m.version not in done))
 
 
-def status(conn: apsw.Connection, known: tuple[Migration, ...] | None = None) -> MigrationStatus:
+def status(conn: apsw.Connection | PostgresConnection, known: tuple[Migration, ...] | None = None) -> MigrationStatus:
     """Applied and pending migrations, without writing anything.
 
     :raises SchemaTooNewError, MigrationMissingError, MigrationEditedError: see their docs.
@@ -215,7 +215,7 @@ def status(conn: apsw.Connection, known: tuple[Migration, ...] | None = None) ->
 
 
 def migrate(
-    conn: apsw.Connection,
+    conn: apsw.Connection | PostgresConnection,
     known: tuple[Migration, ...] | None = None,
     on_apply: Callable[[Migration], None] | None = None,
 ) -> list[Migration]:
