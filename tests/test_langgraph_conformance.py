@@ -6,7 +6,7 @@ no timeouts of its own, so each run is bounded here."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from langgraph.checkpoint.conformance.report import ProgressCallbacks
 
 import agentstate
 from agentstate.integrations.langgraph import AgentStateSaver, AsyncAgentStateSaver
+from tests.engines import ENGINES, fresh_database
 
 TIMEOUT_S = 120
 # How many tests langgraph-checkpoint-conformance 0.0.2 (pinned by the extra) has per capability:
@@ -36,19 +37,23 @@ TESTS = {
 }
 
 
-def registered(kind: str, folder: Path) -> RegisteredCheckpointer:
-    """A factory of fresh savers, each on a new database file in ``folder``."""
+def registered(kind: str, folder: Path, new_database: Callable[[], str] | None = None) -> RegisteredCheckpointer:
+    """A factory of fresh savers, each on a new database file in ``folder`` (or, given
+    ``new_database``, on a new PostgreSQL database: it returns the URL)."""
     made = iter(range(1_000_000))
 
+    def where(prefix: str) -> str:
+        return new_database() if new_database else str(folder / f"{prefix}-{next(made)}.db")
+
     async def sync_saver() -> AsyncIterator[AgentStateSaver]:
-        conn = agentstate.connect(folder / f"sync-{next(made)}.db")
+        conn = agentstate.connect(where("sync"))
         try:
             yield AgentStateSaver(conn)
         finally:
             conn.close()
 
     async def async_saver() -> AsyncIterator[AsyncAgentStateSaver]:
-        async with AsyncAgentStateSaver.from_conn_string(str(folder / f"async-{next(made)}.db")) as saver:
+        async with AsyncAgentStateSaver.from_conn_string(where("async")) as saver:
             yield saver
 
     factory = sync_saver if kind == "AgentStateSaver" else async_saver
@@ -59,10 +64,22 @@ def test_the_pinned_suite_has_the_capabilities_counted_here() -> None:
     assert {c.value for c in Capability} == set(TESTS)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("capability", sorted(TESTS))
 @pytest.mark.parametrize("kind", ["AgentStateSaver", "AsyncAgentStateSaver"])
-def test_conformance(kind: str, capability: str, tmp_path: Path) -> None:
+def test_conformance(kind: str, capability: str, engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     errors: list[str] = []
+    new_database = None
+    if engine == "postgres":
+        server, template = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_template")
+        made: list[str] = []
+
+        def new_database() -> str:
+            name, _ = fresh_database(server, template)
+            made.append(name)
+            return str(server.url(name))
+
+        request.addfinalizer(lambda: [server.drop_database(name) for name in made])
 
     def on_test_result(_: str, test: str, passed: bool, error: str | None) -> None:
         if not passed:
@@ -71,7 +88,7 @@ def test_conformance(kind: str, capability: str, tmp_path: Path) -> None:
     async def main() -> None:
         report = await asyncio.wait_for(
             validate(
-                registered(kind, tmp_path),
+                registered(kind, tmp_path, new_database),
                 capabilities={capability},
                 progress=ProgressCallbacks(on_test_result=on_test_result),
             ),

@@ -67,6 +67,7 @@ except ImportError as exc:  # the langgraph extra is not installed
 from agentstate import engine, errors
 from agentstate.database import connect, connect_async
 from agentstate.engine import AsyncConnection, SyncConnection
+from agentstate.postgres.handle import PostgresConnection
 from agentstate.runner import run, run_each
 from agentstate.values import from_json, iterable, require_int, require_str, short, to_json
 
@@ -244,7 +245,8 @@ def _page(conn: SyncConnection, serde: SerializerProtocol, listing: _Listing) ->
         "thread_id": listing.thread_id,
         "checkpoint_ns": listing.checkpoint_ns or "",
         "checkpoint_id": listing.checkpoint_id,
-        "before": listing.before,
+        # PostgreSQL's statements take NULL for "no bound" (text compares with text only there).
+        "before": None if listing.before is NO_BOUND and isinstance(conn, PostgresConnection) else listing.before,
         "filter": listing.filter,
         "limit": listing.size,
     }

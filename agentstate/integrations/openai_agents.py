@@ -84,6 +84,7 @@ from agentstate.aio import AsyncAgents, AsyncMessageLog
 from agentstate.database import connect_async
 from agentstate.engine import DEFAULT_PATH, AsyncConnection, SyncConnection
 from agentstate.messages import MAX_ROLE_LENGTH, Message, MessageLog, NewMessage, Stream
+from agentstate.postgres.handle import PostgresConnection, is_url
 from agentstate.values import from_json, iterable, require_int, require_str, short, to_json
 
 T = TypeVar("T")
@@ -170,7 +171,7 @@ class _AsyncStore:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self.loop = getattr(conn.async_controller, "loop", None)
+        self.loop = getattr(getattr(conn, "async_controller", None), "loop", None)  # PostgreSQL: any loop
         self.log = AsyncMessageLog(conn)
         self.agents = AsyncAgents(conn)
 
@@ -324,9 +325,11 @@ class AgentStateSession(SessionABC):
         self._given: _AsyncStore | _ThreadStore | None = None
         self.db_path: str | None = None
         """The database path, when the session was given one (None for a connection)."""
-        if isinstance(db_path, (str, os.PathLike)):
+        if is_url(db_path):
+            self.db_path = cast(str, db_path)
+        elif isinstance(db_path, (str, os.PathLike)):
             self.db_path = engine.database_path(db_path)
-        elif isinstance(db_path, apsw.Connection):
+        elif isinstance(db_path, (apsw.Connection, PostgresConnection)):
             with engine.translating("AgentStateSession"):  # a closed connection answers nothing
                 if db_path.is_async:
                     self._given = _AsyncStore(cast(AsyncConnection, db_path))

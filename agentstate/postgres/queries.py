@@ -225,8 +225,10 @@ def run_each(conn: psycopg.Connection[Any], name: str, params: Iterable[Mapping[
     """Run a named query once per parameter set (``executemany``, pipelined): every row returned
     for row-returning queries, the total rows changed for ``:exec``."""
     found = query(name)
+    bound = [found.bind(p) for p in params]
+    if not bound:  # executemany of nothing leaves no result to fetch
+        return 0 if found.cardinality == "exec" else []
     with conn.cursor() as cursor:
-        bound = [found.bind(p) for p in params]
         if found.cardinality == "exec":
             cursor.executemany(found.sql, bound)
             return cursor.rowcount

@@ -176,3 +176,38 @@ def test_the_command_line_migrates_and_runs_the_demo_on_a_url(pg_server: Server)
         assert refused.returncode != 0 and "works on SQLite files" in refused.stderr
     finally:
         pg_server.drop_database(name)
+
+
+def test_run_each_of_no_parameter_sets_returns_nothing(url: str) -> None:
+    """executemany of an empty list left psycopg with no result to fetch (the LangGraph
+    conformance suite's copy_thread of an empty thread found it: ProgrammingError)."""
+    from agentstate import runner
+
+    conn = agentstate.connect(url)
+    try:
+        assert runner.run_each(conn, "langgraph.writes", []) == []
+        assert runner.run_each(conn, "langgraph.delete_thread_writes", []) == 0
+    finally:
+        conn.close()
+
+
+def test_the_openai_agents_session_runs_on_a_url_and_on_a_handle(url: str) -> None:
+    from agentstate.integrations.openai_agents import AgentStateSession
+
+    async def main() -> None:
+        async with AgentStateSession("s1", url) as session:
+            await session.add_items([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
+            assert await session.get_items(limit=1) == [{"role": "assistant", "content": "yo"}]
+            assert await session.pop_item() == {"role": "assistant", "content": "yo"}
+        conn = await agentstate.connect_async(url)
+        try:
+            session = AgentStateSession("s1", conn)
+            assert await session.get_items() == [{"role": "user", "content": "hi"}]
+            await session.add_items([{"role": "user", "content": "again"}])
+            assert [m.position for m in await agentstate.AsyncMessageLog(conn).latest("router", "s1", 50)] == [1, 3]
+            await session.clear_session()
+            assert await session.get_items() == []
+        finally:
+            await conn.aclose()
+
+    asyncio.run(main())
