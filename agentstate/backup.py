@@ -63,6 +63,7 @@ def backup(
         raise errors.InvalidTypeError("overwrite must be True or False")
     if progress is not None and not callable(progress):
         raise errors.InvalidTypeError(f"progress must be a callable(copied, total), not {type(progress).__name__}")
+    engine.require_sqlite(source, "backup()", "use pg_dump or pg_basebackup")
     target = Path(engine.database_path(dest))
     if isinstance(source, apsw.Connection):
         engine.require_connection(source, "backup()", sync_only=True)

@@ -27,7 +27,7 @@ import apsw.ext
 
 from agentstate import async_worker, checkpoint, errors, gate
 from agentstate.monitor import Monitor, QueryHook
-from agentstate.postgres.handle import PostgresConnection
+from agentstate.postgres.handle import PostgresConnection, is_url
 from agentstate.values import require_int
 
 ENGINE = "sqlite"
@@ -362,6 +362,13 @@ def require_connection(conn: object, who: str, *, sync_only: bool = False) -> No
         outside = conn.is_async and _outside_worker(conn)
     if outside:
         raise errors.InvalidTypeError(f"{who} takes a connection from agentstate.connect(), not connect_async()")
+
+
+def require_sqlite(conn: object, who: str, instead: str) -> None:
+    """Refuse a PostgreSQL handle for work that is about an SQLite file (its size, its pages, a
+    copy of it), saying what does that job on PostgreSQL."""
+    if isinstance(conn, PostgresConnection) or is_url(conn):
+        raise errors.InvalidTypeError(f"{who} works on an SQLite database; on PostgreSQL, {instead}")
 
 
 def _outside_worker(conn: apsw.Connection) -> bool:

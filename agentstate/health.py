@@ -84,6 +84,7 @@ def stats(
     :param warn_above_bytes: log a warning (and list it in ``warnings``) when the file and its
         WAL pass this size (default: ``AGENTSTATE_SIZE_WARNING_MB``, else 100 MB).
     """
+    engine.require_sqlite(conn, "stats()", "query pg_stat_user_tables and pg_total_relation_size")
     engine.require_connection(conn, "stats()", sync_only=True)
     if not isinstance(full, bool):
         raise errors.InvalidTypeError("full must be True or False")

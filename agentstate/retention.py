@@ -83,6 +83,7 @@ def cleanup(
     :param dry_run: count what would go, write nothing.
     :param progress: ``progress(phase, done, total)`` while it works.
     """
+    engine.require_sqlite(conn, "cleanup()", "use TaskManager.purge_recorded and MessageLog.trim (autovacuum reclaims the space)")
     engine.require_connection(conn, "cleanup()", sync_only=True)
     recorded_days = _days("recorded_older_than_days", recorded_older_than_days)
     message_days = _days("messages_older_than_days", messages_older_than_days)

@@ -211,3 +211,19 @@ def test_the_openai_agents_session_runs_on_a_url_and_on_a_handle(url: str) -> No
             await conn.aclose()
 
     asyncio.run(main())
+
+
+def test_what_is_about_an_sqlite_file_refuses_a_postgresql_handle(url: str, tmp_path: Any) -> None:
+    conn = agentstate.connect(url)
+    try:
+        with pytest.raises(errors.InvalidTypeError, match="pg_dump"):
+            agentstate.backup(conn, tmp_path / "copy.db")
+        with pytest.raises(errors.InvalidTypeError, match="pg_dump"):
+            agentstate.backup(url, tmp_path / "copy.db")
+        with pytest.raises(errors.InvalidTypeError, match="pg_stat_user_tables"):
+            agentstate.stats(conn)
+        with pytest.raises(errors.InvalidTypeError, match="purge_recorded"):
+            agentstate.cleanup(conn)
+        assert not (tmp_path / "copy.db").exists()
+    finally:
+        conn.close()
