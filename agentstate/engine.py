@@ -614,7 +614,7 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
                 "write() was given an async connection, whose calls return awaitables it cannot run: "
                 "use 'async with agentstate.write_async(conn):' instead"
             )
-        with conn.transaction():
+        with conn.transaction(), _translating_postgres():
             yield conn
         return
     with translating():
@@ -642,11 +642,27 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
 
 
 @contextlib.contextmanager
+def _translating_postgres() -> Iterator[None]:
+    """psycopg errors raised inside a PostgreSQL ``write()`` or ``reading()`` block (SQL of the
+    caller's own, on the block's connection) become agentstate's, as apsw's do on SQLite."""
+    try:
+        yield
+    except Exception as exc:
+        import psycopg  # a PostgresConnection exists, so the postgres extra is installed
+
+        if not isinstance(exc, psycopg.Error):
+            raise
+        from agentstate.postgres.translate import translate as translate_postgres
+
+        raise translate_postgres(exc) from exc
+
+
+@contextlib.contextmanager
 def reading(conn: apsw.Connection) -> Iterator[None]:
     """A read transaction: every read inside sees one snapshot (in WAL it never blocks writers).
     Inside a transaction already open, that one's snapshot serves."""
     if isinstance(conn, PostgresConnection):
-        with conn.transaction(read_only=True):
+        with conn.transaction(read_only=True), _translating_postgres():
             yield
         return
     require_connection(conn, "reading", sync_only=True)

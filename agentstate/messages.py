@@ -536,12 +536,17 @@ class MessageLog:
     def pop_last(self, stream: Stream, stream_id: str) -> Message | None:
         """Delete and return a stream's newest message, or None when it has none.
 
-        One statement in one write transaction: two callers popping at once never get the same
-        message. The popped position is not reused: the next append takes the one after it.
+        One write transaction: two callers popping at once never get the same message, and a pop
+        never passes over a message appended before it. The popped position is not reused: the
+        next append takes the one after it.
         """
         sql = _stream(stream)
         key = _stream_id(stream_id)
         with engine.write(self._conn):
+            # Take the stream's head first, as an append does: on PostgreSQL a pop arriving while
+            # an append holds it then waits, and its own statement (a fresh snapshot) sees and pops
+            # that message; on SQLite the write lock already orders them (one index seek).
+            run(self._conn, sql.last_position, {"stream_id": key})
             row = run(self._conn, sql.pop_last, {"stream_id": key})
         return None if row is None else _messages(sql.name, key, [row])[0]
 

@@ -30,7 +30,7 @@ def translate(exc: BaseException, context: str = "", *, committing: bool = False
         return errors.DuplicateError(f"{where}{message}")
     if isinstance(exc, pg.NotNullViolation):
         return errors.NotNullError(f"{where}{message}")
-    if isinstance(exc, pg.IntegrityConstraintViolation):
+    if isinstance(exc, psycopg.IntegrityError):  # CHECK (23514) and the rest of class 23 (not subclasses of 23000)
         return errors.CheckConstraintError(f"{where}{message}")
     if isinstance(exc, (pg.LockNotAvailable, pg.QueryCanceled)):
         return errors.DatabaseBusyError(f"{where}{message}: {_BUSY}")

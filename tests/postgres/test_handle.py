@@ -227,3 +227,31 @@ def test_what_is_about_an_sqlite_file_refuses_a_postgresql_handle(url: str, tmp_
         assert not (tmp_path / "copy.db").exists()
     finally:
         conn.close()
+
+
+def test_a_pop_racing_an_append_pops_the_message_committed_before_it(url: str) -> None:
+    """A pop that starts while an append holds its stream's head must wait and pop that message,
+    as on SQLite (where the pop waits for the write lock). Read under its own statement's
+    snapshot, the pop took the message before it: the newest message survived a pop_last."""
+    conn = agentstate.connect(url)
+    try:
+        agentstate.Agents(conn).create_conversation("c")
+        log = agentstate.MessageLog(conn)
+        log.append("router", "c", role="user", content="older")
+        appending, popped = threading.Event(), []
+
+        def append_slowly() -> None:
+            with agentstate.write(conn):
+                log.append("router", "c", role="user", content="newer")
+                appending.set()
+                time.sleep(0.5)  # the pop arrives while this transaction holds the head
+
+        writer = threading.Thread(target=append_slowly)
+        writer.start()
+        assert appending.wait(10)
+        popped.append(log.pop_last("router", "c"))
+        writer.join(10)
+        assert popped[0] is not None and popped[0].content == "newer"
+        assert [m.content for m in log.latest("router", "c", 10)] == ["older"]
+    finally:
+        conn.close()
