@@ -186,8 +186,9 @@ class Agents:
             )
         params = {
             "status": _status(status),
-            "after_created_at": "" if after is None else after.created_at,
-            "after_id": "" if after is None else table.key_of(after),
+            # a hand-made row's fields reach the SQL: SQLite compares anything, PostgreSQL refuses
+            "after_created_at": "" if after is None else require_str("after.created_at", after.created_at),
+            "after_id": "" if after is None else require_str("after's id", table.key_of(after)),
             "limit": require_int("limit", limit, minimum=1),
         }
         return [table.build(row) for row in run(self._conn, table.list, params)]

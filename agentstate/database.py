@@ -49,6 +49,7 @@ def _settings(
 
 
 MAX_POOL_SIZE = 1000
+MAX_APPLICATION_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 
 
 def _check_postgres_options(
@@ -66,7 +67,14 @@ def _check_postgres_options(
         require_seconds("failover_timeout_s", failover_timeout_s)
     if statement_timeout_ms is not None and require_int("statement_timeout_ms", statement_timeout_ms, minimum=0) > 2**31 - 1:
         raise errors.InvalidValueError(f"statement_timeout_ms must be at most {2**31 - 1} (PostgreSQL's limit)")
-    require_str("application_name", application_name)
+    name_bytes = len(require_str("application_name", application_name).encode())
+    if name_bytes > MAX_APPLICATION_NAME_BYTES:
+        # PostgreSQL cuts a longer name to 63 bytes, and one past its startup packet's limit closes
+        # the connection: the pool would retry it until connect_timeout_s, then report it lost.
+        raise errors.InvalidValueError(
+            f"application_name must be at most {MAX_APPLICATION_NAME_BYTES} bytes (PostgreSQL's limit), "
+            f"got {name_bytes}"
+        )
 
 
 def _ready(conn: apsw.Connection, readonly: bool, migrate: bool) -> None:

@@ -198,6 +198,8 @@ def status(conn: apsw.Connection | PostgresConnection, known: tuple[Migration, .
     if isinstance(conn, PostgresConnection):
         from agentstate.postgres import migrations as postgres
 
+        if known is not None:
+            known = _known(known)  # checked as on SQLite (None: PostgreSQL's own migrations)
         with conn.session() as session:
             return postgres.status(session, known)
     known = _known(known)
@@ -230,6 +232,8 @@ def migrate(
     if isinstance(conn, PostgresConnection):
         from agentstate.postgres import migrations as postgres
 
+        if known is not None:
+            known = _known(known)  # checked as on SQLite (None: PostgreSQL's own migrations)
         with conn.session() as session:
             return postgres.migrate(session, known, on_apply)
     known = _known(known)

@@ -306,8 +306,9 @@ class TaskManager:
         params = {
             "planner_id": self._planner(),
             "status": status,
-            "after_created_at": after.created_at if after else "",
-            "after_worker_id": after.worker_id if after else "",
+            # a hand-made row's fields reach the SQL: SQLite compares anything, PostgreSQL refuses
+            "after_created_at": require_str("after.created_at", after.created_at) if after else "",
+            "after_worker_id": require_str("after.worker_id", after.worker_id) if after else "",
             "limit": require_int("limit", limit, minimum=1),
         }
         return [_task(row) for row in run(self.conn, "tasks.list_by_status", params)]

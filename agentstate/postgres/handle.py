@@ -90,8 +90,15 @@ class PostgresConnection:
             raise errors.AgentStateError(
                 "a postgresql:// URL needs the postgres extra: pip install 'agentstate[postgres]'"
             ) from None
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
         from agentstate.postgres import connection
 
+        try:
+            conninfo_to_dict(url)  # refused at once, not retried until connect_timeout_s
+        except ProgrammingError as exc:
+            raise errors.InvalidValueError(f"not a valid PostgreSQL URL: {exc}") from None
         self.url = url
         self.readonly = readonly
         self.is_async = is_async

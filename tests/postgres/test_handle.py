@@ -255,3 +255,11 @@ def test_a_pop_racing_an_append_pops_the_message_committed_before_it(url: str) -
         assert [m.content for m in log.latest("router", "c", 10)] == ["older"]
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("bad", ["postgresql:///db?nosuchoption=1", "postgresql://%zz@/db", "postgresql:///db?host"])
+def test_a_malformed_url_is_refused_at_once(bad: str) -> None:
+    begin = time.monotonic()
+    with pytest.raises(errors.InvalidValueError, match="not a valid PostgreSQL URL"):
+        agentstate.connect(bad, connect_timeout_s=5)
+    assert time.monotonic() - begin < 2  # not retried until the connect timeout

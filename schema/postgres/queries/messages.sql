@@ -173,7 +173,7 @@ FROM router_messages
 WHERE conversation_id = :stream_id
   AND created_at >= agentstate_time(:since) AND created_at < agentstate_time(:until)
 ORDER BY created_at, position
-LIMIT :limit;
+LIMIT NULLIF(:limit, -1);
 
 -- name: time_range_planner_messages :many
 -- uses: idx_planner_messages_agent_time
@@ -183,7 +183,7 @@ FROM planner_messages
 WHERE agent_id = :stream_id
   AND created_at >= agentstate_time(:since) AND created_at < agentstate_time(:until)
 ORDER BY created_at, position
-LIMIT :limit;
+LIMIT NULLIF(:limit, -1);
 
 -- name: time_range_worker_messages :many
 -- uses: idx_worker_messages_agent_time
@@ -193,4 +193,4 @@ FROM worker_messages
 WHERE agent_id = :stream_id
   AND created_at >= agentstate_time(:since) AND created_at < agentstate_time(:until)
 ORDER BY created_at, position
-LIMIT :limit;
+LIMIT NULLIF(:limit, -1);
