@@ -38,6 +38,9 @@ OWNERS: dict[Stream, tuple[str, ...]] = {"router": CONVERSATIONS, "planner": PLA
 FINISHED: tuple[TaskStatus, ...] = ("completed", "failed_validation")
 MAX_HELD = 12  # claims held at once: enough for batches, few enough that they get finished
 MIN_PENDING = 30  # below this many pending tasks, creating them is likelier
+# What the worker's PostgreSQL sessions are called, so that the parent can wait for a killed one's
+# sessions to end before it reads what the kill left.
+WORKER_APPLICATION = "agentstate-crash-worker"
 # Leases outlive any soak: an expired one would let a claim take over (or fail, as poison) a task
 # a killed run left claimed, transitions the ledger could not attribute to the call that made them.
 LEASE_SECONDS = 3600.0
@@ -322,7 +325,7 @@ class MessageWorkload:
 
 def run_workload(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
-    conn = agentstate.connect(args.db)
+    conn = agentstate.connect(args.db, application_name=WORKER_APPLICATION)
     try:
         if args.setup:
             setup(conn, args.mode)

@@ -3,13 +3,19 @@
 A worker process (tests/crash_worker.py) runs task transitions, message appends or migrations and
 prints an acknowledgement after each call returned, i.e. after its commit. The parent kills it
 with SIGKILL at a random moment, some kills during its startup and most in the middle of its
-writes, then checks the file: ``PRAGMA integrity_check`` is ok read by apsw and by Python's own
-``sqlite3``, ``PRAGMA foreign_key_check`` is empty, every acknowledged write is there exactly
-once, and a call that was in flight at the kill left all of its writes or none of them.
+writes, then checks the database: every acknowledged write is there exactly once, and a call that
+was in flight at the kill left all of its writes or none of them. On SQLite it also checks the
+file: ``PRAGMA integrity_check`` is ok read by apsw and by Python's own ``sqlite3`` and ``PRAGMA
+foreign_key_check`` is empty.
+
+The task and message tests run on both engines (on PostgreSQL the worker is a client of the
+test's database, and the parent reads it once the killed client's sessions have ended); the
+migration test is about SQLite's migration files and stays on SQLite.
 
 The random moments come from ``random.Random(AGENTSTATE_CRASH_SEED)`` (a fresh seed unless the
 variable is set; every assertion names it). ``AGENTSTATE_CRASH_KILLS`` (default 100) sets the
-number of kills across the three tests, e.g. 2000 for a longer soak.
+number of kills across the three tests, e.g. 2000 for a longer soak; PostgreSQL runs
+``POSTGRES_KILL_SHARE`` of the task and message kills.
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ import pytest
 
 import agentstate
 from agentstate import engine, migrations
+from agentstate.postgres.handle import is_url
+from tests import engines
+from tests.crash_worker import WORKER_APPLICATION
+from tests.engines import rows
 
 KILLS = int(os.environ.get("AGENTSTATE_CRASH_KILLS", "100"))
 SEED = int(os.environ.get("AGENTSTATE_CRASH_SEED") or random.SystemRandom().randrange(2**32))
@@ -48,6 +58,10 @@ OPS = {"tasks": 300, "messages": 120}
 RUNS_PER_FILE = 50
 HANG_SECONDS = 120  # a worker run takes well under a second
 ROWS = 5000  # rows each test migration writes, so that a kill lands inside its file
+SETTLE_SECONDS = 30  # PostgreSQL: how long a killed worker's sessions may take to end
+# PostgreSQL runs this share (percent) of the task and message kills: its worker runs take twice
+# as long (the driver's import and the connection), and the suite's time is bounded.
+POSTGRES_KILL_SHARE = 50
 
 
 def kills_for(mode: str) -> int:
@@ -245,44 +259,157 @@ def table_names(conn: apsw.Connection) -> set[str]:
 class Ledger(Protocol):
     def worker_args(self) -> list[str]: ...
 
-    def check(self, conn: apsw.Connection, outcome: Outcome, ctx: str) -> bool:
-        """Check the file after one run; True when the interrupted call had committed."""
+    def check(self, conn: Any, outcome: Outcome, ctx: str) -> bool:
+        """Check the database after one run; True when the interrupted call had committed."""
         ...
 
 
-def crash_series(mode: str, tmp_path: Path, new_ledger: Callable[[], Ledger]) -> Tally:
-    """This mode's kills, in series of at most RUNS_PER_FILE on one file each (a new file keeps
+class Store(Protocol):
+    """The database one series of runs writes to: an SQLite file or a PostgreSQL database."""
+
+    @property
+    def target(self) -> str:
+        """What the worker opens: the file's path or the database's URL."""
+        ...
+
+    def after_run(self, run: int, ctx: str) -> contextlib.AbstractContextManager[Any]:
+        """A connection reading what the last run left, checked as far as the engine allows."""
+        ...
+
+    def at_end(self, ctx: str) -> contextlib.AbstractContextManager[Any]:
+        """A connection reading the database itself after the last run."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class SqliteFile:
+    """A file: each run is checked on a copy of what its kill left (integrity_check and
+    foreign_key_check by apsw and stdlib sqlite3), so the next worker recovers the original's
+    WAL as it would after a real crash."""
+
+    path: Path
+
+    @property
+    def target(self) -> str:
+        return str(self.path)
+
+    @contextlib.contextmanager
+    def after_run(self, run: int, ctx: str) -> Iterator[apsw.Connection]:
+        with crashed_copy(self.path, self.path.with_name("copy.db")) as copy:
+            check_file(copy, ctx, stdlib_first=run % 2 == 1)
+            with reader(copy) as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def at_end(self, ctx: str) -> Iterator[apsw.Connection]:
+        check_file(self.path, ctx, stdlib_first=False)
+        with reader(self.path) as conn:
+            yield conn
+
+    def close(self) -> None:
+        remove_database(self.path)
+
+
+class PostgresDatabase:
+    """A database on the test's server: the server keeps its files whole whatever a client does,
+    so what is checked is that the killed worker's sessions are over (a session the kill cut off
+    rolls back its open transaction, or commits one whose COMMIT it had received) before its rows
+    are read: only then are the runs as one after another as on SQLite."""
+
+    def __init__(self, url: str, drop: Callable[[], None] | None = None) -> None:
+        self.url, self.drop = url, drop
+        self.conn: Any = agentstate.connect(url, application_name="crash-test-parent")
+
+    @property
+    def target(self) -> str:
+        return self.url
+
+    @contextlib.contextmanager
+    def after_run(self, run: int, ctx: str) -> Iterator[Any]:
+        self.settle(ctx)
+        yield self.conn
+
+    def at_end(self, ctx: str) -> contextlib.AbstractContextManager[Any]:
+        return self.after_run(0, ctx)
+
+    def settle(self, ctx: str) -> None:
+        """Wait until no session of a worker is left on this database."""
+        sql = "SELECT pid, state FROM pg_stat_activity WHERE datname = current_database() AND application_name = ?"
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while sessions := rows(self.conn, sql, (WORKER_APPLICATION,)):
+            assert time.monotonic() < deadline, f"{ctx}: a killed worker's sessions outlived it: {sessions}"
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.drop is not None:
+            self.drop()
+
+
+def crash_series(mode: str, databases: Databases, new_ledger: Callable[[], Ledger]) -> Tally:
+    """This mode's kills, in series of at most RUNS_PER_FILE on one database each (a new one keeps
     the checks of a long soak from growing with everything the earlier runs wrote)."""
     rng = random.Random(f"{SEED}:{mode}")
-    tally, kills = Tally(), kills_for(mode)
+    tally, kills = Tally(), databases.kills(mode)
     for part, first in enumerate(range(0, kills, RUNS_PER_FILE)):
-        db = tmp_path / f"{mode}-{part}.db"
-        one_file(mode, db, min(RUNS_PER_FILE, kills - first), new_ledger(), rng, tally)
-        remove_database(db)
-    print(f"{mode}: {tally} (seed {SEED})")
+        store = databases.new(mode, part)
+        try:
+            one_file(mode, store, f"{mode}-{part}", min(RUNS_PER_FILE, kills - first), new_ledger(), rng, tally)
+        finally:
+            store.close()
+    print(f"{mode} on {databases.engine}: {tally} (seed {SEED})")
     return tally
 
 
-def one_file(mode: str, db: Path, kills: int, ledger: Ledger, rng: random.Random, tally: Tally) -> None:
-    """A warm-up run that creates the agents, then one killed run after another on the same file,
-    each checked on a copy of what the kill left; last, the file itself."""
+def one_file(mode: str, store: Store, name: str, kills: int, ledger: Ledger, rng: random.Random, tally: Tally) -> None:
+    """A warm-up run that creates the agents, then one killed run after another on the same
+    database, each checked on what the kill left; last, the database once more."""
     warm = None
     for run in range(kills + 1):
         plan = None if warm is None else draw_plan(rng, warm)
-        ctx = f"AGENTSTATE_CRASH_SEED={SEED} {db.name} run {run} ({plan or 'warm-up, not killed'})"
-        args = [mode, str(db), "--run", str(run), "--seed", str(rng.randrange(2**32)), "--ops", str(OPS[mode])]
+        ctx = f"AGENTSTATE_CRASH_SEED={SEED} {name} run {run} ({plan or 'warm-up, not killed'})"
+        args = [mode, store.target, "--run", str(run), "--seed", str(rng.randrange(2**32)), "--ops", str(OPS[mode])]
         outcome = run_worker([*args, *(["--setup"] if warm is None else []), *ledger.worker_args()], plan, ctx)
         if warm is None:
             assert outcome.done, ctx
             warm = outcome
-        with crashed_copy(db, db.with_name("copy.db")) as copy:
-            check_file(copy, ctx, stdlib_first=run % 2 == 1)
-            with reader(copy) as conn:
-                tally.add(plan, outcome, ledger.check(conn, outcome, ctx))
-    ctx = f"AGENTSTATE_CRASH_SEED={SEED} {db.name} after the last run"
-    check_file(db, ctx, stdlib_first=False)
-    with reader(db) as conn:
-        assert not ledger.check(conn, Outcome([]), ctx), f"{ctx}: the file differs from its last copy"
+        with store.after_run(run, ctx) as conn:
+            tally.add(plan, outcome, ledger.check(conn, outcome, ctx))
+    ctx = f"AGENTSTATE_CRASH_SEED={SEED} {name} after the last run"
+    with store.at_end(ctx) as conn:
+        assert not ledger.check(conn, Outcome([]), ctx), f"{ctx}: the database differs from its last check"
+
+
+@dataclass(frozen=True)
+class Databases:
+    """A crash test's databases on one engine: a new one for each part of a series, and the
+    share of the mode's kills (percent) run on them."""
+
+    engine: str
+    new: Callable[[str, int], Store]  # (mode, part) -> the part's database
+    share: int = 100
+
+    def kills(self, mode: str) -> int:
+        return -(-kills_for(mode) * self.share // 100)
+
+
+@pytest.fixture
+def databases(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Databases:
+    """SQLite files in tmp_path; or on PostgreSQL the test's own database, then (a long soak) new
+    ones copied from the migrated template, dropped after their part."""
+    if not is_url(db_url):
+        return Databases("sqlite", lambda mode, part: SqliteFile(tmp_path / f"{mode}-{part}.db"))
+
+    def postgres(mode: str, part: int) -> Store:
+        if part == 0:
+            return PostgresDatabase(db_url)
+        server = request.getfixturevalue("pg_server")
+        name, _ = engines.fresh_database(server, request.getfixturevalue("pg_template"))
+        return PostgresDatabase(server.url(name), lambda: server.drop_database(name))
+
+    return Databases("postgres", postgres, POSTGRES_KILL_SHARE)
 
 
 def remove_database(path: Path) -> None:
@@ -307,11 +434,11 @@ class StoredEvent(NamedTuple):
         return (self.worker_id, self.to_status, self.fence, self.detail)
 
 
-def stored_events(conn: apsw.Connection) -> list[StoredEvent]:
-    rows = conn.execute(
-        "SELECT event_id, worker_id, from_status, to_status, fence, detail FROM task_events ORDER BY event_id"
+def stored_events(conn: Any) -> list[StoredEvent]:
+    found = rows(
+        conn, "SELECT event_id, worker_id, from_status, to_status, fence, detail FROM task_events ORDER BY event_id"
     )
-    return [StoredEvent(e, w, f, t, fence, None if d is None else json.loads(d)) for e, w, f, t, fence, d in rows]
+    return [StoredEvent(e, w, f, t, fence, None if d is None else json.loads(d)) for e, w, f, t, fence, d in found]
 
 
 class TaskLedger:
@@ -328,7 +455,7 @@ class TaskLedger:
     def worker_args(self) -> list[str]:
         return []
 
-    def check(self, conn: apsw.Connection, outcome: Outcome, ctx: str) -> bool:
+    def check(self, conn: Any, outcome: Outcome, ctx: str) -> bool:
         events = stored_events(conn)
         assert events[: len(self.seen)] == self.seen, f"{ctx}: a committed task event changed or vanished"
         new = events[len(self.seen) :]
@@ -342,8 +469,8 @@ class TaskLedger:
             self._check_in_flight(extra, outcome.in_flight, ctx)
         for e in new:
             self._check_step(e, ctx)
-        rows = {w: (s, f) for w, s, f in conn.execute("SELECT worker_id, task_status, fence FROM workers")}
-        assert rows == self.state, f"{ctx}: the workers rows disagree with their last task_events"
+        tasks = {w: (s, f) for w, s, f in rows(conn, "SELECT worker_id, task_status, fence FROM workers")}
+        assert tasks == self.state, f"{ctx}: the workers rows disagree with their last task_events"
         self.seen = events
         return bool(extra)
 
@@ -373,12 +500,12 @@ def _first_difference(acked: list[Any], stored: list[Any]) -> str:
 
 
 @pytest.mark.slow
-def test_task_transitions_survive_sigkill(tmp_path: Path) -> None:
+def test_task_transitions_survive_sigkill(databases: Databases) -> None:
     """create_task(s), claim, claim_many, complete, complete_many, complete_and_claim_next,
     fail_validation, release, retry and record, killed mid-call: every acknowledged transition
     is in task_events once and in order, each task's row agrees with its last event, every
     history is a legal chain, and an interrupted batch committed whole or not at all."""
-    crash_series("tasks", tmp_path, TaskLedger).assert_mid_workload(f"seed {SEED}")
+    crash_series("tasks", databases, TaskLedger).assert_mid_workload(f"seed {SEED}")
 
 
 # --- messages ------------------------------------------------------------------------------------
@@ -388,12 +515,12 @@ Row = tuple[str, str, int, str, str | None]
 OWNER_COLUMN = {"router": "conversation_id", "planner": "agent_id", "worker": "agent_id"}
 
 
-def stored_messages(conn: apsw.Connection) -> list[Row]:
-    rows: list[Row] = []
+def stored_messages(conn: Any) -> list[Row]:
+    found: list[Row] = []
     for stream, column in OWNER_COLUMN.items():
         sql = f"SELECT {column}, position, content, idempotency_key FROM {stream}_messages"
-        rows += [(stream, sid, pos, text, key) for sid, pos, text, key in conn.execute(sql)]
-    return rows
+        found += [(stream, sid, pos, text, key) for sid, pos, text, key in rows(conn, sql)]
+    return found
 
 
 def call_tag(content: str) -> str:
@@ -436,13 +563,13 @@ class MessageLedger:
         if interrupted is not None and interrupted["spec"] is not None:
             self.retry = interrupted["spec"]
 
-    def check(self, conn: apsw.Connection, outcome: Outcome, ctx: str) -> bool:
+    def check(self, conn: Any, outcome: Outcome, ctx: str) -> bool:
         """Checks the rows this run added; the earlier ones passed before and must be unchanged."""
         self.record(outcome, ctx)
-        rows = stored_messages(conn)
-        by_content = {row[3]: row for row in rows}
-        assert len(by_content) == len(rows), f"{ctx}: a message is stored twice: {_repeated(rows)}"
-        now = set(rows)
+        stored = stored_messages(conn)
+        by_content = {row[3]: row for row in stored}
+        assert len(by_content) == len(stored), f"{ctx}: a message is stored twice: {_repeated(stored)}"
+        now = set(stored)
         vanished = self.seen - now
         assert not vanished, f"{ctx}: committed messages changed or vanished: {sorted(vanished)[:5]}"
         acked = {tuple(row) for ack in outcome.acks for row in ack}
@@ -473,12 +600,12 @@ def _repeated(rows: list[Row]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_message_appends_survive_sigkill(tmp_path: Path) -> None:
+def test_message_appends_survive_sigkill(databases: Databases) -> None:
     """append (with and without idempotency keys), append_many and append_bulk killed mid-call:
     every acknowledged message is stored once at its acknowledged position with its key,
     positions stay gapless and in commit order, a call is stored whole or not at all, and a
     keyed call that died in flight, retried by the next run, ends up stored exactly once."""
-    crash_series("messages", tmp_path, MessageLedger).assert_mid_workload(f"seed {SEED}")
+    crash_series("messages", databases, MessageLedger).assert_mid_workload(f"seed {SEED}")
 
 
 # --- migrations ----------------------------------------------------------------------------------

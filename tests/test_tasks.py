@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any
 
 import apsw
@@ -13,16 +12,17 @@ import pytest
 
 import agentstate
 from agentstate import errors
-from agentstate.aio import AsyncTaskManager
+from agentstate.aio import AsyncAgents, AsyncTaskManager
 from agentstate.tasks import Claim, TaskManager
 from tests.dbdump import dump
+from tests.engines import rows, scalar
 from tests.plans import plan_details
 
 
 @pytest.fixture
-def tm(fresh_db: apsw.Connection) -> TaskManager:
-    fresh_db.execute("INSERT INTO planners (planner_id) VALUES ('p1'), ('p2')")
-    return TaskManager(fresh_db, "p1")
+def tm(db: Any) -> TaskManager:
+    rows(db, "INSERT INTO planners (planner_id) VALUES ('p1'), ('p2')")
+    return TaskManager(db, "p1")
 
 
 def test_current_and_completed_task_are_the_oldest(tm: TaskManager) -> None:
@@ -42,9 +42,10 @@ def test_current_and_completed_task_are_the_oldest(tm: TaskManager) -> None:
 
 
 def test_ties_on_created_at_break_by_worker_id(tm: TaskManager) -> None:
-    tm.conn.execute(
+    rows(
+        tm.conn,
         "INSERT INTO workers (worker_id, planner_id, created_at) VALUES ('b', 'p1', '2026-01-01T00:00:00.000000Z'), "
-        "('a', 'p1', '2026-01-01T00:00:00.000000Z'), ('c', 'p1', '2025-12-31T00:00:00.000000Z')"
+        "('a', 'p1', '2026-01-01T00:00:00.000000Z'), ('c', 'p1', '2025-12-31T00:00:00.000000Z')",
     )
     order = []
     while (task := tm.get_current_task()) is not None:
@@ -116,10 +117,10 @@ def test_expired_but_not_reclaimed_lease_is_still_yours(tm: TaskManager) -> None
     assert tm.complete(renewed).task_status == "completed"
 
 
-def test_claim_any_planner_and_complete_and_claim_next(fresh_db: apsw.Connection) -> None:
-    fresh_db.execute("INSERT INTO planners (planner_id) VALUES ('a'), ('b')")
-    made = [TaskManager(fresh_db, p).create_task(p) for p in ("a", "b", "a")]
-    executor = TaskManager(fresh_db)
+def test_claim_any_planner_and_complete_and_claim_next(db: Any) -> None:
+    rows(db, "INSERT INTO planners (planner_id) VALUES ('a'), ('b')")
+    made = [TaskManager(db, p).create_task(p) for p in ("a", "b", "a")]
+    executor = TaskManager(db)
     claim = executor.claim("exec")
     done = []
     while claim is not None:
@@ -169,13 +170,11 @@ def test_purge_recorded_deletes_old_tasks_with_their_events(tm: TaskManager) -> 
     tm.complete(claim)
     tm.record(old.worker_id)
     keep = tm.create_task()
-    tm.conn.execute(
-        "UPDATE workers SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE worker_id = ?", (old.worker_id,)
-    )
+    rows(tm.conn, "UPDATE workers SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE worker_id = ?", (old.worker_id,))
     assert tm.purge_recorded(older_than_seconds=3600, batch_size=1) == 1
     with pytest.raises(errors.NotFoundError):
         tm.get_task(old.worker_id)
-    assert tm.conn.execute("SELECT count(*) FROM task_events WHERE worker_id = ?", (old.worker_id,)).get == 0
+    assert scalar(tm.conn, "SELECT count(*) FROM task_events WHERE worker_id = ?", (old.worker_id,)) == 0
     assert tm.get_task(keep.worker_id).task_status == "pending"
 
 
@@ -191,6 +190,11 @@ BAD_CALLS: list[tuple[str, type[errors.AgentStateError], Any]] = [
     ("unknown planner", errors.NotFoundError, lambda c: TaskManager(c, "nope").create_task()),
     ("duplicate id", errors.DuplicateError, lambda c: TaskManager(c, "p1").create_task(worker_id="t1")),
     ("id of wrong type", errors.InvalidTypeError, lambda c: TaskManager(c, "p1").create_task(worker_id=7)),
+    (
+        "id too long",
+        errors.CheckConstraintError,
+        lambda c: TaskManager(c, "p1").create_tasks([{}, {"worker_id": "x" * 129}]),
+    ),
     ("planner of wrong type", errors.InvalidTypeError, lambda c: TaskManager(c, 5)),
     (
         "context not JSON",
@@ -237,21 +241,23 @@ def test_bad_input_raises_and_changes_nothing(
     assert dump(tm.conn) == before
 
 
-def test_schema_refuses_bad_rows_written_around_the_library(fresh_db: apsw.Connection) -> None:
-    fresh_db.execute("INSERT INTO planners (planner_id) VALUES ('p')")
-    with pytest.raises(errors.CheckConstraintError), agentstate.write(fresh_db):
-        fresh_db.execute("INSERT INTO workers (worker_id, planner_id, task_status) VALUES ('x', 'p', 'done')")
-    with pytest.raises(errors.CheckConstraintError), agentstate.write(fresh_db):
-        fresh_db.execute("INSERT INTO workers (worker_id, planner_id, task_status) VALUES ('x', 'p', 'claimed')")
-    with pytest.raises(errors.ForeignKeyError), agentstate.write(fresh_db):
-        fresh_db.execute("INSERT INTO workers (worker_id, planner_id) VALUES ('x', 'ghost')")
+def test_schema_refuses_bad_rows_written_around_the_library(db: Any) -> None:
+    rows(db, "INSERT INTO planners (planner_id) VALUES ('p')")
+    before = dump(db)
+    with pytest.raises(errors.CheckConstraintError), agentstate.write(db):
+        rows(db, "INSERT INTO workers (worker_id, planner_id, task_status) VALUES ('x', 'p', 'done')")
+    with pytest.raises(errors.CheckConstraintError), agentstate.write(db):
+        rows(db, "INSERT INTO workers (worker_id, planner_id, task_status) VALUES ('x', 'p', 'claimed')")
+    with pytest.raises(errors.ForeignKeyError), agentstate.write(db):
+        rows(db, "INSERT INTO workers (worker_id, planner_id) VALUES ('x', 'ghost')")
+    assert dump(db) == before
 
 
-def test_async_task_manager(db_path: Path) -> None:
+def test_async_task_manager(db_url: str) -> None:
     async def main() -> list[str]:
-        conn = await agentstate.connect_async(db_path)
+        conn = await agentstate.connect_async(db_url)
         try:
-            await conn.execute("INSERT INTO planners (planner_id) VALUES ('p')")
+            await AsyncAgents(conn).create_planner("p")
             tm = AsyncTaskManager(conn, "p")
             task = await tm.create_task("async", task_context={"k": [1, 2]})
             assert (await tm.get_current_task()) == task

@@ -1,5 +1,6 @@
 """Several OS processes claim and finish the same tasks at once: each task is done exactly once,
-none is lost, and a SIGKILLed executor's task is reclaimed after its lease and finished by another."""
+none is lost, and a SIGKILLed executor's task is reclaimed after its lease and finished by another.
+On both engines: the processes open the test's database by its path or URL."""
 
 from __future__ import annotations
 
@@ -7,20 +8,21 @@ import multiprocessing
 import os
 import signal
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import agentstate
+from agentstate.agents import Agents
 from agentstate.tasks import TaskManager
+from tests.engines import is_postgres, rows, scalar
 
 TASKS = 3000
 PROCESSES = 4
 
 
-def _executor(path: str, owner: str, planner: str | None, out: Any, start: Any) -> None:
-    conn = agentstate.connect(path)
+def _executor(url: str, owner: str, planner: str | None, out: Any, start: Any) -> None:
+    conn = agentstate.connect(url)
     done: list[str] = []
     try:
         tm = TaskManager(conn, planner)
@@ -37,10 +39,11 @@ def _executor(path: str, owner: str, planner: str | None, out: Any, start: Any) 
 
 
 @pytest.mark.slow
-def test_processes_finish_every_task_exactly_once(db_path: Path) -> None:
-    conn = agentstate.connect(db_path)
+def test_processes_finish_every_task_exactly_once(db_url: str) -> None:
+    conn = agentstate.connect(db_url)
     try:
-        conn.execute("INSERT INTO planners (planner_id) VALUES ('a'), ('b'), ('c')")
+        for planner in ("a", "b", "c"):
+            Agents(conn).create_planner(planner)
         made = []
         for planner in ("a", "b", "c"):
             made += TaskManager(conn, planner).create_tasks([{"description": str(i)} for i in range(TASKS // 3)])
@@ -50,8 +53,7 @@ def test_processes_finish_every_task_exactly_once(db_path: Path) -> None:
         # two executors serve any planner, two serve one planner each: both claim paths race
         planners = [None, None, "a", "b"]
         procs = [
-            ctx.Process(target=_executor, args=(str(db_path), f"exec-{i}", planners[i], out, start))
-            for i in range(PROCESSES)
+            ctx.Process(target=_executor, args=(db_url, f"exec-{i}", planners[i], out, start)) for i in range(PROCESSES)
         ]
         for p in procs:
             p.start()
@@ -64,35 +66,36 @@ def test_processes_finish_every_task_exactly_once(db_path: Path) -> None:
         assert set(acknowledged) == {t.worker_id for t in made}, "a task was lost"
         assert max(acknowledged.values()) == 1, "a task was done twice"
         assert sum(1 for _, done, _ in reports if done) >= 2, "only one process did any work"
-        completions = conn.execute(
-            "SELECT worker_id, count(*) FROM task_events WHERE to_status = 'completed' GROUP BY worker_id"
-        ).fetchall()
+        completions = rows(
+            conn, "SELECT worker_id, count(*) FROM task_events WHERE to_status = 'completed' GROUP BY worker_id"
+        )
         assert len(completions) == TASKS and {n for _, n in completions} == {1}
-        rows = conn.execute("SELECT worker_id, json_extract(result, '$.by') FROM workers").fetchall()
+        by = "result ->> 'by'" if is_postgres(conn) else "json_extract(result, '$.by')"
+        results = rows(conn, f"SELECT worker_id, {by} FROM workers")
         owner_of = {w: owner for owner, done, _ in reports for w in done}
-        assert all(owner_of[w] == by for w, by in rows), (
+        assert len(results) == TASKS and all(owner_of[w] == who for w, who in results), (
             "a result was written by an executor that did not hold the task"
         )
     finally:
         conn.close()
 
 
-def _victim(path: str, claimed: Any) -> None:
-    conn = agentstate.connect(path)
+def _victim(url: str, claimed: Any) -> None:
+    conn = agentstate.connect(url)
     claim = TaskManager(conn).claim("victim", lease_seconds=1.0)
     claimed.put(None if claim is None else claim.worker_id)
     signal.pause()  # "working" until killed
 
 
 @pytest.mark.slow
-def test_sigkilled_executor_task_is_reclaimed_after_its_lease(db_path: Path) -> None:
-    conn = agentstate.connect(db_path)
+def test_sigkilled_executor_task_is_reclaimed_after_its_lease(db_url: str) -> None:
+    conn = agentstate.connect(db_url)
     try:
-        conn.execute("INSERT INTO planners (planner_id) VALUES ('p')")
+        Agents(conn).create_planner("p")
         task = TaskManager(conn, "p").create_task("survives a crash")
         ctx = multiprocessing.get_context("spawn")
         claimed = ctx.Queue()
-        victim = ctx.Process(target=_victim, args=(str(db_path), claimed))
+        victim = ctx.Process(target=_victim, args=(db_url, claimed))
         victim.start()
         assert claimed.get(timeout=60) == task.worker_id
         assert victim.pid is not None
@@ -117,6 +120,7 @@ def test_sigkilled_executor_task_is_reclaimed_after_its_lease(db_path: Path) -> 
             ("claimed", "survivor", 2),
             ("completed", "survivor", 2),
         ]
-        assert conn.execute("PRAGMA integrity_check").get == "ok"
+        if not is_postgres(conn):
+            assert scalar(conn, "PRAGMA integrity_check") == "ok"
     finally:
         conn.close()

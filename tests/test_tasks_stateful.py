@@ -1,21 +1,26 @@
-"""A hypothesis state machine drives the task lifecycle against a plain Python model of the rules.
+"""A hypothesis state machine drives the task lifecycle against a plain Python model of the rules,
+on both engines.
 
-Lease expiry is simulated by moving a lease's end into the past, the one thing the clock does.
+Lease expiry is simulated by moving a lease's end into the past, the one thing the clock does (a
+write to the row, so it works the same whichever clock, the process's or the PostgreSQL server's,
+stamps leases).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import apsw
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 import agentstate
 from agentstate import errors
+from agentstate.postgres.handle import is_url
 from agentstate.tasks import Claim, TaskManager
+from tests.engines import is_postgres, rows
 
 PLANNERS = ("p1", "p2")
 OWNERS = ("e1", "e2", "e3")
@@ -38,14 +43,16 @@ class Model:
 class TaskLifecycle(RuleBasedStateMachine):
     claims = Bundle("claims")
 
-    def __init__(self) -> None:
+    def __init__(self, conn: Any, *, owned: bool) -> None:
+        """``conn``: an empty database; ``owned``: close it at the end of the example."""
         super().__init__()
-        self.conn: apsw.Connection = agentstate.connect(":memory:")
-        self.conn.execute("INSERT INTO planners (planner_id) VALUES ('p1'), ('p2')")
+        self.conn, self.owned = conn, owned
+        rows(self.conn, "INSERT INTO planners (planner_id) VALUES ('p1'), ('p2')")
         self.model: dict[str, Model] = {}
 
     def teardown(self) -> None:
-        self.conn.close()
+        if self.owned:
+            self.conn.close()
 
     def tm(self, planner: str | None = None) -> TaskManager:
         manager = TaskManager(self.conn, planner)
@@ -169,16 +176,16 @@ class TaskLifecycle(RuleBasedStateMachine):
     @rule(data=st.data())
     def lease_expires(self, data: st.DataObject) -> None:
         wid = data.draw(st.sampled_from(sorted(w for w, m in self.model.items() if m.status == "claimed")))
-        self.conn.execute("UPDATE workers SET lease_expires_at = ? WHERE worker_id = ?", (PAST, wid))
+        rows(self.conn, "UPDATE workers SET lease_expires_at = ? WHERE worker_id = ?", (PAST, wid))
         self.model[wid].expired = True
 
     @invariant()
     def database_matches_model(self) -> None:
-        rows = self.conn.execute("SELECT worker_id, task_status, attempts, fence, lease_owner FROM workers").fetchall()
-        assert {r[0]: r[1:] for r in rows} == {
+        found = rows(self.conn, "SELECT worker_id, task_status, attempts, fence, lease_owner FROM workers")
+        assert {r[0]: r[1:] for r in found} == {
             w: (m.status, m.attempts, m.fence, m.owner) for w, m in self.model.items()
         }
-        events = dict(self.conn.execute("SELECT worker_id, count(*) FROM task_events GROUP BY worker_id").fetchall())
+        events = dict(rows(self.conn, "SELECT worker_id, count(*) FROM task_events GROUP BY worker_id"))
         assert events == {w: m.transitions for w, m in self.model.items()}
 
     @invariant()
@@ -196,7 +203,32 @@ class TaskLifecycle(RuleBasedStateMachine):
                 assert n == sum(1 for m in self.model.values() if m.planner == planner and m.status == status)
 
 
-TaskLifecycle.TestCase.settings = settings(
+# As many examples on PostgreSQL as on SQLite: a local server runs the 60 in about 2 s.
+SETTINGS = settings(
     max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-test_task_lifecycle = pytest.mark.filterwarnings("ignore")(TaskLifecycle.TestCase)
+
+
+def _emptied(conn: Any) -> Any:
+    """``conn`` with no tasks and no planners left by an earlier example (deleting the tasks
+    deletes their events with them)."""
+    rows(conn, "DELETE FROM workers")
+    rows(conn, "DELETE FROM planners")
+    assert rows(conn, "SELECT count(*) FROM task_events") == [(0,)]
+    return conn
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_task_lifecycle(db_url: str) -> None:
+    if not is_url(db_url):
+        # SQLite: a fresh in-memory database for each example.
+        run_state_machine_as_test(lambda: TaskLifecycle(agentstate.connect(":memory:"), owned=True), settings=SETTINGS)
+        return
+    # PostgreSQL: the test's database for every example, emptied before each one (a database
+    # per example would cost more than the example).
+    shared = agentstate.connect(db_url)
+    assert is_postgres(shared)
+    try:
+        run_state_machine_as_test(lambda: TaskLifecycle(_emptied(shared), owned=False), settings=SETTINGS)
+    finally:
+        shared.close()
