@@ -376,7 +376,9 @@ class MessageLog:
         if len(stream_ids) == 1:
             found = [run(conn, sql.last_position, {"stream_id": stream_ids[0]})]
         else:
-            found = run_each(conn, sql.last_position, [{"stream_id": s} for s in stream_ids])
+            # In one order (sorted): on PostgreSQL each lookup locks the stream's head until COMMIT,
+            # and two bulk loads locking shared streams in different orders would deadlock.
+            found = run_each(conn, sql.last_position, [{"stream_id": s} for s in sorted(stream_ids)])
         last: dict[str, int] = {cast(str, row[0]): cast(int, row[1]) for row in found}
         if len(found[0]) > 2:  # PostgreSQL: the server's time, read under the head's lock
             created_at = found[-1][2]
