@@ -1,23 +1,23 @@
-"""Conversations, routers and planners: create, get, update, keyset lists; router-planner links."""
+"""Conversations, routers and planners: create, get, update, keyset lists; router-planner links.
+Every test runs on SQLite and PostgreSQL (the ``db`` and ``db_url`` fixtures)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import apsw
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import agentstate
 from agentstate import errors
 from agentstate.agents import Agents, Conversation, Link, Planner, Router
 from agentstate.aio import AsyncAgents
-from tests.dbdump import dump
+from tests.engines import rows
+from tests.messages_support import dump, examples
 
 # (kind, create, get, update, list, key attribute) for the three agent tables
 KINDS = {
@@ -38,8 +38,8 @@ def key_of(row: Any, kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_create_get_update(fresh_db: apsw.Connection, kind: str) -> None:
-    create, get, update, _ = ops(Agents(fresh_db), kind)
+def test_create_get_update(db: Any, kind: str) -> None:
+    create, get, update, _ = ops(Agents(db), kind)
     row = create(f"{kind}-1", metadata={"model": "small", "tags": ["a", "b"]})
     assert type(row) is ROW_TYPES[kind]
     assert key_of(row, kind) == f"{kind}-1"
@@ -63,8 +63,8 @@ def test_create_get_update(fresh_db: apsw.Connection, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_generated_ids_and_defaults(fresh_db: apsw.Connection, kind: str) -> None:
-    create, get, _, _ = ops(Agents(fresh_db), kind)
+def test_generated_ids_and_defaults(db: Any, kind: str) -> None:
+    create, get, _, _ = ops(Agents(db), kind)
     first, second = create(), create()
     assert key_of(first, kind) != key_of(second, kind)
     assert len(key_of(first, kind)) == 32
@@ -73,51 +73,72 @@ def test_generated_ids_and_defaults(fresh_db: apsw.Connection, kind: str) -> Non
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_missing_rows(fresh_db: apsw.Connection, kind: str) -> None:
-    _, get, update, _ = ops(Agents(fresh_db), kind)
+def test_missing_rows(db: Any, kind: str) -> None:
+    _, get, update, _ = ops(Agents(db), kind)
     with pytest.raises(errors.NotFoundError) as info:
         get("nobody")
     assert (info.value.kind, info.value.key) == (kind, "nobody")
-    before = dump(fresh_db)
+    before = dump(db)
     with pytest.raises(errors.NotFoundError):
         update("nobody", status="paused")
-    assert dump(fresh_db) == before
+    assert dump(db) == before
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_duplicate_create_changes_nothing(fresh_db: apsw.Connection, kind: str) -> None:
-    create, _, _, _ = ops(Agents(fresh_db), kind)
+def test_duplicate_create_changes_nothing(db: Any, kind: str) -> None:
+    create, _, _, _ = ops(Agents(db), kind)
     create("same", metadata={"v": 1})
-    before = dump(fresh_db)
+    before = dump(db)
     with pytest.raises(errors.DuplicateError, match="'same' already exists"):
         create("same", metadata={"v": 2})
-    assert dump(fresh_db) == before
+    assert dump(db) == before
 
 
+BAD_INPUT = [
+    ((42,), {}, errors.InvalidTypeError),
+    ((b"bytes-id",), {}, errors.InvalidTypeError),
+    (("",), {}, errors.InvalidValueError),
+    (("x" * 129,), {}, errors.InvalidValueError),
+    (("\x00id",), {}, errors.InvalidValueError),
+    (("ok",), {"status": 3}, errors.InvalidTypeError),
+    (("ok",), {"status": ""}, errors.InvalidValueError),
+    (("ok",), {"status": "s" * 65}, errors.InvalidValueError),
+    (("ok",), {"status": "\x00"}, errors.InvalidValueError),
+    (("ok",), {"metadata": {"when": object()}}, errors.InvalidValueError),
+    (("ok",), {"metadata": {"nan": float("nan")}}, errors.InvalidValueError),
+    (("ok",), {"metadata": {1, 2}}, errors.InvalidValueError),
+]
+
+# SQLite runs each case in a database of its own; PostgreSQL runs them all in one database per
+# kind (a database costs a tenth of a second to make; every case must leave it unchanged).
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(
-    ("args", "kwargs", "error"),
-    [
-        ((42,), {}, errors.InvalidTypeError),
-        ((b"bytes-id",), {}, errors.InvalidTypeError),
-        (("",), {}, errors.InvalidValueError),
-        (("x" * 129,), {}, errors.InvalidValueError),
-        (("\x00id",), {}, errors.InvalidValueError),
-        (("ok",), {"status": 3}, errors.InvalidTypeError),
-        (("ok",), {"status": ""}, errors.InvalidValueError),
-        (("ok",), {"status": "s" * 65}, errors.InvalidValueError),
-        (("ok",), {"status": "\x00"}, errors.InvalidValueError),
-        (("ok",), {"metadata": {"when": object()}}, errors.InvalidValueError),
-        (("ok",), {"metadata": {"nan": float("nan")}}, errors.InvalidValueError),
-        (("ok",), {"metadata": {1, 2}}, errors.InvalidValueError),
-    ],
-)
+@pytest.mark.parametrize(("args", "kwargs", "error"), BAD_INPUT)
 def test_bad_input_changes_nothing(
-    fresh_db: apsw.Connection, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception]
+    db: Any, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception]
 ) -> None:
-    create, _, update, list_ = ops(Agents(fresh_db), kind)
-    create("ok")
-    before = dump(fresh_db)
+    ops(Agents(db), kind)[0]("ok")
+    check_bad_input(db, kind, args, kwargs, error)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_input_changes_nothing_in_one_database(db: Any, kind: str) -> None:
+    ops(Agents(db), kind)[0]("ok")
+    for n, (args, kwargs, error) in enumerate(BAD_INPUT):
+        try:
+            check_bad_input(db, kind, args, kwargs, error)
+        except BaseException as exc:
+            exc.add_note(f"in the case BAD_INPUT[{n}]: {args!r:.40}, {kwargs!r:.40}")
+            raise
+
+
+def check_bad_input(db: Any, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception]) -> None:
+    """A bad create or update raises ``error`` and changes nothing (the row "ok" exists)."""
+    create, _, update, list_ = ops(Agents(db), kind)
+    before = dump(db)
     with pytest.raises(error):
         create(*args, **kwargs)
     if args != ("ok",):
@@ -126,7 +147,7 @@ def test_bad_input_changes_nothing(
     elif kwargs:
         with pytest.raises(error):
             update("ok", **kwargs)
-    assert dump(fresh_db) == before
+    assert dump(db) == before
     with pytest.raises(errors.InvalidTypeError):
         list_("active", limit="10")
     with pytest.raises(errors.InvalidValueError):
@@ -134,8 +155,8 @@ def test_bad_input_changes_nothing(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_list_by_status_pages_in_order(fresh_db: apsw.Connection, kind: str) -> None:
-    create, _, update, list_ = ops(Agents(fresh_db), kind)
+def test_list_by_status_pages_in_order(db: Any, kind: str) -> None:
+    create, _, update, list_ = ops(Agents(db), kind)
     made = [create(f"{kind}-{n:02d}") for n in range(25)]
     for row in made[::3]:
         update(key_of(row, kind), status="idle")
@@ -152,31 +173,36 @@ def test_list_by_status_pages_in_order(fresh_db: apsw.Connection, kind: str) -> 
     assert list_("retired") == []
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    stamps=st.lists(st.integers(min_value=0, max_value=3), min_size=0, max_size=30),
-    size=st.integers(min_value=1, max_value=8),
-)
-def test_keyset_pages_with_tied_timestamps(fresh_db: apsw.Connection, stamps: list[int], size: int) -> None:
+def test_keyset_pages_with_tied_timestamps(db: Any) -> None:
     """Rows sharing a created_at still come back once each, ordered by (created_at, id)."""
-    fresh_db.execute("DELETE FROM conversations")
-    for n, stamp in enumerate(stamps):
-        fresh_db.execute(
-            "INSERT INTO conversations (id, created_at, updated_at) VALUES (?, ?, ?)",
-            (f"c{n:03d}", f"2026-01-01T00:00:0{stamp}.000000Z", "2026-01-01T00:00:00.000000Z"),
-        )
-    agents = Agents(fresh_db)
-    expected = [c for _, c in sorted((stamp, f"c{n:03d}") for n, stamp in enumerate(stamps))]
-    seen: list[str] = []
-    page = agents.list_conversations(limit=size)
-    while page:
-        seen += [c.id for c in page]
-        page = agents.list_conversations(after=page[-1], limit=size)
-    assert seen == expected
+    agents = Agents(db)
+
+    @examples(db, 40)
+    @given(
+        stamps=st.lists(st.integers(min_value=0, max_value=3), min_size=0, max_size=30),
+        size=st.integers(min_value=1, max_value=8),
+    )
+    def check(stamps: list[int], size: int) -> None:
+        rows(db, "DELETE FROM conversations")
+        for n, stamp in enumerate(stamps):
+            rows(
+                db,
+                "INSERT INTO conversations (id, created_at, updated_at) VALUES (?, ?, ?)",
+                (f"c{n:03d}", f"2026-01-01T00:00:0{stamp}.000000Z", "2026-01-01T00:00:00.000000Z"),
+            )
+        expected = [c for _, c in sorted((stamp, f"c{n:03d}") for n, stamp in enumerate(stamps))]
+        seen: list[str] = []
+        page = agents.list_conversations(limit=size)
+        while page:
+            seen += [c.id for c in page]
+            page = agents.list_conversations(after=page[-1], limit=size)
+        assert seen == expected
+
+    check()
 
 
-def test_links(fresh_db: apsw.Connection) -> None:
-    agents = Agents(fresh_db)
+def test_links(db: Any) -> None:
+    agents = Agents(db)
     for name in ("r1", "r2"):
         agents.create_router(name)
     for name in ("p1", "p2", "p3"):
@@ -198,12 +224,12 @@ def test_links(fresh_db: apsw.Connection) -> None:
     agents.link("r1", "p2")  # a removed pair can be linked again
 
 
-def test_link_errors_change_nothing(fresh_db: apsw.Connection) -> None:
-    agents = Agents(fresh_db)
+def test_link_errors_change_nothing(db: Any) -> None:
+    agents = Agents(db)
     agents.create_router("r1")
     agents.create_planner("p1")
     agents.link("r1", "p1")
-    before = dump(fresh_db)
+    before = dump(db)
 
     with pytest.raises(errors.DuplicateError, match="router 'r1' is already linked to planner 'p1'"):
         agents.link("r1", "p1")
@@ -220,24 +246,24 @@ def test_link_errors_change_nothing(fresh_db: apsw.Connection) -> None:
         agents.link("r1", 7)  # type: ignore[arg-type]
     with pytest.raises(errors.InvalidTypeError):
         agents.unlink(None, "p1")  # type: ignore[arg-type]
-    assert dump(fresh_db) == before
+    assert dump(db) == before
 
 
-def test_writes_join_an_open_transaction(fresh_db: apsw.Connection) -> None:
+def test_writes_join_an_open_transaction(db: Any) -> None:
     """Inside the caller's transaction each call is a savepoint: the caller's rollback undoes it."""
-    agents = Agents(fresh_db)
-    before = dump(fresh_db)
-    with pytest.raises(RuntimeError), agentstate.write(fresh_db):
+    agents = Agents(db)
+    before = dump(db)
+    with pytest.raises(RuntimeError), agentstate.write(db):
         agents.create_planner("p1")
         agents.create_router("r1")
         agents.link("r1", "p1")
         raise RuntimeError("caller gives up")
-    assert dump(fresh_db) == before
+    assert dump(db) == before
 
 
-def test_async_agents(db_path: Path) -> None:
+def test_async_agents(db_url: str) -> None:
     async def main() -> None:
-        conn = await agentstate.connect_async(db_path)
+        conn = await agentstate.connect_async(db_url)
         try:
             agents = AsyncAgents(conn)
             conversation = await agents.create_conversation("c1", metadata={"topic": "billing"})

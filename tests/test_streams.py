@@ -1,28 +1,29 @@
 """Removing messages from a stream (pop_last, clear) without ever reusing a position, reading a
-whole stream, and get-or-create for conversations: what a framework's session needs."""
+whole stream, and get-or-create for conversations: what a framework's session needs. On SQLite
+and PostgreSQL (``db``, ``db_url``), except the upgrade of an SQLite file made by migration 3."""
 
 from __future__ import annotations
 
-import multiprocessing
-from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
-import apsw
 import pytest
 
 import agentstate
 from agentstate import engine, errors, migrations
 from agentstate.agents import Agents
 from agentstate.messages import MessageLog, NewMessage
+from tests.engines import rows, scalar
+from tests.messages_support import SPAWN, START_TIMEOUT_S, run_in_processes
 
 ALL_MIGRATIONS = migrations.discover()
 
 
 @pytest.fixture
-def log(fresh_db: apsw.Connection) -> MessageLog:
-    Agents(fresh_db).create_conversation("c")
-    return MessageLog(fresh_db)
+def log(db: Any) -> MessageLog:
+    Agents(db).create_conversation("c")
+    return MessageLog(db)
 
 
 def contents(log: MessageLog, stream_id: str = "c") -> list[str]:
@@ -40,7 +41,7 @@ def test_pop_last_returns_the_newest_message_and_none_when_empty(log: MessageLog
 
 
 @pytest.mark.parametrize("removal", ["pop_last", "clear", "manual delete"])
-def test_a_position_is_never_handed_out_twice(log: MessageLog, fresh_db: apsw.Connection, removal: str) -> None:
+def test_a_position_is_never_handed_out_twice(log: MessageLog, db: Any, removal: str) -> None:
     """A reader that paged up to position 3 asks for what comes after it: with max(position)+1,
     a message appended after the newest was removed reused position 3, and the reader never saw it."""
     log.append_many("router", "c", [NewMessage("user", str(n)) for n in range(1, 4)])
@@ -50,7 +51,7 @@ def test_a_position_is_never_handed_out_twice(log: MessageLog, fresh_db: apsw.Co
     elif removal == "clear":
         log.clear("router", "c")
     else:
-        fresh_db.execute("DELETE FROM router_messages WHERE conversation_id = 'c' AND position = 3")
+        rows(db, "DELETE FROM router_messages WHERE conversation_id = 'c' AND position = 3")
     appended = log.append("router", "c", role="user", content="new")
     assert appended.position == 4
     assert log.last_position("router", "c") == 4
@@ -59,60 +60,60 @@ def test_a_position_is_never_handed_out_twice(log: MessageLog, fresh_db: apsw.Co
     assert [m.position for m in batch] == [5, 6]
 
 
-def test_clear_can_delete_the_conversation_too_and_leaves_nothing_behind(log: MessageLog, fresh_db: apsw.Connection) -> None:
+def test_clear_can_delete_the_conversation_too_and_leaves_nothing_behind(log: MessageLog, db: Any) -> None:
     log.append("router", "c", role="user", content="hello")
     log.pop_last("router", "c")  # the stream now has a head row
-    assert fresh_db.execute("SELECT count(*) FROM message_heads").get == 1
+    assert scalar(db, "SELECT count(*) FROM message_heads") == 1
     assert log.clear("router", "c", delete_owner=True) == 0
     with pytest.raises(errors.NotFoundError):
-        Agents(fresh_db).get_conversation("c")
-    assert fresh_db.execute("SELECT count(*) FROM message_heads").get == 0
+        Agents(db).get_conversation("c")
+    assert scalar(db, "SELECT count(*) FROM message_heads") == 0
     with pytest.raises(errors.NotFoundError):
         log.clear("router", "c", delete_owner=True)
     with pytest.raises(errors.InvalidValueError, match="conversations only"):
         log.clear("planner", "p", delete_owner=True)
 
 
-def test_deleting_owners_leaves_no_heads_behind(fresh_db: apsw.Connection) -> None:
-    agents, log = Agents(fresh_db), MessageLog(fresh_db)
+def test_deleting_owners_leaves_no_heads_behind(db: Any) -> None:
+    agents, log = Agents(db), MessageLog(db)
     agents.create_conversation("c")
     agents.create_planner("p")
-    task = agentstate.TaskManager(fresh_db, "p").create_task("t")
+    task = agentstate.TaskManager(db, "p").create_task("t")
     for stream, key in (("router", "c"), ("planner", "p"), ("worker", task.worker_id)):
         log.append_many(stream, key, [NewMessage("user", "x"), NewMessage("user", "y")])  # type: ignore[arg-type]
         log.pop_last(stream, key)  # type: ignore[arg-type]
-    assert fresh_db.execute("SELECT count(*) FROM message_heads").get == 3
+    assert scalar(db, "SELECT count(*) FROM message_heads") == 3
     agents.delete_conversation("c")
     agents.delete_planner("p", with_tasks=True)
-    assert fresh_db.execute("SELECT count(*) FROM message_heads").get == 0
+    assert scalar(db, "SELECT count(*) FROM message_heads") == 0
 
 
-def _pop_from_process(path: str, start: Barrier, out: Queue[list[int]]) -> None:
-    conn = agentstate.connect(path)
-    log = MessageLog(conn)
-    popped: list[int] = []
-    start.wait()
-    while (message := log.pop_last("router", "c")) is not None:
-        popped.append(message.position)
-    conn.close()
-    out.put(popped)
+def _pop_from_process(url: str, start: Barrier) -> list[int]:
+    conn = agentstate.connect(url)
+    try:
+        log = MessageLog(conn)
+        popped: list[int] = []
+        start.wait(START_TIMEOUT_S)
+        while (message := log.pop_last("router", "c")) is not None:
+            popped.append(message.position)
+        return popped
+    finally:
+        conn.close()
 
 
 @pytest.mark.slow
-def test_processes_popping_at_once_never_get_the_same_message(db_path: Path) -> None:
-    conn = agentstate.connect(db_path)
-    Agents(conn).create_conversation("c")
-    MessageLog(conn).append_many("router", "c", [NewMessage("user", str(n)) for n in range(400)])
-    conn.close()
-    ctx = multiprocessing.get_context("spawn")
-    start, out = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_pop_from_process, args=(str(db_path), start, out)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    popped = [position for _ in procs for position in out.get(timeout=60)]
-    for p in procs:
-        p.join(60)
-    assert sorted(popped) == list(range(1, 401))  # each exactly once
+def test_processes_popping_at_once_never_get_the_same_message(db_url: str) -> None:
+    conn = agentstate.connect(db_url)
+    try:
+        Agents(conn).create_conversation("c")
+        MessageLog(conn).append_many("router", "c", [NewMessage("user", str(n)) for n in range(400)])
+    finally:
+        conn.close()
+    start = SPAWN.Barrier(4)
+    popped = run_in_processes(_pop_from_process, [(db_url, start)] * 4, timeout_s=60)
+    assert sorted(p for mine in popped for p in mine) == list(range(1, 401))  # each exactly once
+    for mine in popped:
+        assert mine == sorted(mine, reverse=True)  # newest first, as each process saw them
 
 
 def test_all_reads_a_whole_stream_in_order_across_pages(log: MessageLog) -> None:
@@ -125,8 +126,8 @@ def test_all_reads_a_whole_stream_in_order_across_pages(log: MessageLog) -> None
         log.all("router", "c", page_size=0)
 
 
-def test_get_or_create_conversation_creates_once_and_then_returns_it_as_stored(fresh_db: apsw.Connection) -> None:
-    agents = Agents(fresh_db)
+def test_get_or_create_conversation_creates_once_and_then_returns_it_as_stored(db: Any) -> None:
+    agents = Agents(db)
     made = agents.get_or_create_conversation("s-1", metadata={"user": "ada"})
     assert made.metadata == {"user": "ada"}
     again = agents.get_or_create_conversation("s-1", status="paused", metadata={"user": "bob"})
@@ -135,28 +136,29 @@ def test_get_or_create_conversation_creates_once_and_then_returns_it_as_stored(f
         agents.create_conversation("s-1")
 
 
-def _get_or_create_from_process(path: str, start: Barrier, out: Queue[str]) -> None:
-    conn = agentstate.connect(path)
-    start.wait()
-    out.put(Agents(conn).get_or_create_conversation("shared").created_at)
-    conn.close()
+def _get_or_create_from_process(url: str, start: Barrier) -> str:
+    conn = agentstate.connect(url)
+    try:
+        start.wait(START_TIMEOUT_S)
+        return Agents(conn).get_or_create_conversation("shared", metadata={"by": "anyone"}).created_at
+    finally:
+        conn.close()
 
 
 @pytest.mark.slow
-def test_processes_racing_to_create_a_conversation_all_get_the_same_one(db_path: Path) -> None:
-    agentstate.connect(db_path).close()
-    ctx = multiprocessing.get_context("spawn")
-    start, out = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_get_or_create_from_process, args=(str(db_path), start, out)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    created = {out.get(timeout=60) for _ in procs}
-    for p in procs:
-        p.join(60)
-    assert len(created) == 1
+def test_processes_racing_to_create_a_conversation_all_get_the_same_one(db_url: str) -> None:
+    start = SPAWN.Barrier(4)
+    created = run_in_processes(_get_or_create_from_process, [(db_url, start)] * 4, timeout_s=60)
+    conn = agentstate.connect(db_url)
+    try:
+        assert set(created) == {Agents(conn).get_conversation("shared").created_at}
+        assert scalar(conn, "SELECT count(*) FROM conversations") == 1
+    finally:
+        conn.close()
 
 
 def test_a_populated_version_3_database_upgrades_and_keeps_every_message(db_path: Path) -> None:
+    """SQLite-only: SQLite's migrations 1-3 and PRAGMA checks (PostgreSQL starts at its 0001)."""
     conn = engine.open_connection(db_path)
     try:
         migrations.migrate(conn, tuple(m for m in ALL_MIGRATIONS if m.version <= 3))
