@@ -263,3 +263,17 @@ def test_a_malformed_url_is_refused_at_once(bad: str) -> None:
     with pytest.raises(errors.InvalidValueError, match="not a valid PostgreSQL URL"):
         agentstate.connect(bad, connect_timeout_s=5)
     assert time.monotonic() - begin < 2  # not retried until the connect timeout
+
+
+def test_queries_are_timed_and_slow_ones_logged(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[str, int]] = []
+    conn = agentstate.connect(url, slow_query_ms=0, on_query=lambda name, seconds, rows: seen.append((name, rows)))
+    try:
+        with caplog.at_level("WARNING", logger="agentstate"):
+            agentstate.Agents(conn).list_planners()
+        assert ("agents.list_planners", 0) in seen
+        assert agentstate.query_stats()["agents.list_planners"].calls >= 1
+        line = next(r.getMessage() for r in caplog.records if "agents.list_planners" in r.getMessage())
+        assert "see EXPLAIN on the server" in line and "no plan" not in line
+    finally:
+        conn.close()
