@@ -13,6 +13,11 @@ sqlite3 and the rest apsw, two different SQLite libraries that must never share 
 process. Only one contender runs at a time (except the executors of one claim test). agentstate's
 framework integrations (AgentStateSession, AgentStateSaver) run against those frameworks' own
 SQLite backends, each on a file of its own built with the same data as its peer.
+
+The ``postgres`` contender is the same agentstate API on ``connect("postgresql://...")``, in a
+database of its own on a PostgreSQL server (``--postgres-url``, else a throwaway one started for
+the run and stopped at its end; see bench_postgres.py), with the same data and operations, and
+claim + finish with 1, 4 and 16 executor processes beside agentstate's on one SQLite file.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ ROOT = SCRIPTS.parent
 sys.path[:0] = [str(SCRIPTS), str(ROOT)]  # run from a checkout without installing
 
 import apsw  # noqa: E402
+import bench_postgres  # noqa: E402
 from bench_baselines import (  # noqa: E402
     RESULT,
     Bound,
@@ -79,6 +85,7 @@ from bench_peers import (  # noqa: E402
     LiteQueuePeer,
     OpenAISessionPeer,
 )
+from bench_postgres import BenchServer, is_url  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # What is measured
@@ -101,7 +108,11 @@ class Operation:
 OPERATIONS = (
     Operation("get_current_task", "the planner's oldest pending task"),
     Operation("get_completed_task", "the planner's oldest completed or failed_validation task"),
-    Operation("select_1", "SELECT 1 through a cached statement (the floor only)"),
+    Operation(
+        "select_1",
+        "SELECT 1 through a cached statement (the floor; postgres: the same on a pooled connection of its "
+        "handle, one round trip to the server, the floor of every call there)",
+    ),
     Operation("latest_50", "the newest 50 messages of one stream"),
     Operation("keyset_page", "the 50 messages before a cursor in the middle of a stream"),
     Operation("append_one", "one message, in its own transaction"),
@@ -118,6 +129,12 @@ OPERATIONS = (
         processes=1,
     ),
     Operation("claim_finish_4p", "the same, 4 executor processes", processes=4),
+    Operation(
+        "claim_finish_16p",
+        "the same, 16 executor processes (agentstate and postgres: whether many executors on a server overtake one "
+        "SQLite file's single writer)",
+        processes=16,
+    ),
     Operation(
         "claim_finish_4p_batch10",
         "claim 10 tasks in one transaction, finish them in another, 4 executor processes (agentstate's "
@@ -175,6 +192,7 @@ class AgentstateContender:
     name = "agentstate"
     operations = (
         *RawApsw.operations,
+        "claim_finish_16p",
         "claim_finish_4p_batch10",
         "enqueue_one",
         "enqueue_batch_100",
@@ -290,6 +308,58 @@ class AgentstateContender:
         unpark_tasks(self.conn)
 
 
+class PostgresContender(AgentstateContender):
+    """agentstate's own API on ``agentstate.connect("postgresql://...")``: the same calls, timed
+    the same way, as ``agentstate`` on SQLite, in a database of its own on the benchmark's
+    PostgreSQL server. Its bulk load (the same generated data, copied in with COPY) and the claim
+    test's bookkeeping are PostgreSQL SQL on a pooled connection of the handle (bench_postgres.py),
+    untimed, as agentstate's raw apsw SQL is."""
+
+    name = "postgres"
+    operations = (*AgentstateContender.operations, "select_1")
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)  # type: ignore[arg-type]  # a URL where agentstate has a path
+
+    def bind(self, op: str, keys: list[str], spec: DataSpec) -> Bound:
+        if op == "select_1":  # not agentstate: the round trip every call to the server pays
+
+            def select_1(_: Any) -> Any:
+                with self.conn.session() as pg:
+                    return pg.execute("SELECT 1").fetchone()
+
+            return select_1, [None]
+        return super().bind(op, keys, spec)
+
+    def build(self, spec: DataSpec, progress: Progress) -> None:
+        import agentstate
+
+        agentstate.connect(self.path, pool_size=1).close()  # the library's own schema, migrated
+        bench_postgres.bulk_load(str(self.path), spec, progress)
+
+    def _position(self, agent: str, offset: int) -> int:
+        with self.conn.session() as pg:
+            return bench_postgres.position(pg, agent, offset)
+
+    def completed_and_reset(self, ids: Sequence[str]) -> int:
+        with self.conn.session() as pg:
+            return bench_postgres.reset_tasks(pg, ids)
+
+    def backlog(self, count: int, planners: Sequence[str]) -> int:
+        with self.conn.session() as pg:
+            missing = max(0, count - bench_postgres.pending(pg))
+        specs = task_specs(missing, seed=17)
+        for i, planner in enumerate(planners):
+            if mine := specs[i :: len(planners)]:
+                self.manager(planner).create_tasks(mine)
+        with self.conn.session() as pg:
+            return bench_postgres.park_pending(pg, count)
+
+    def end_backlog(self) -> None:
+        with self.conn.session() as pg:
+            bench_postgres.unpark_tasks(pg)
+
+
 class UnmonitoredContender(AgentstateContender):
     """agentstate with query monitoring off (``connect(monitoring=False)``), on agentstate's own
     file: the difference to ``agentstate`` in the same run is what monitoring costs."""
@@ -354,12 +424,14 @@ class FullDurabilityContender(AgentstateContender):
 class ContenderInfo:
     name: str
     summary: str
-    make: Callable[[Path], Any]
+    make: Callable[[Any], Any]
+    """Makes the contender from its database: a file's Path, or (postgres) a postgresql:// URL."""
     operations: tuple[str, ...]
     builds: bool = True
     durability: str = "normal"
-    """What a returned commit survives: "normal" (synchronous=NORMAL in WAL: a crash of the
-    process, not always a power cut), "full" (every commit fsynced), "off" (no fsync at all)."""
+    """What a returned commit survives: "normal" (synchronous=NORMAL in WAL, or PostgreSQL's
+    synchronous_commit=off: a crash of the process, not always a power cut), "full" (every commit
+    fsynced), "off" (no fsync at all)."""
     needs: tuple[tuple[str, str], ...] = ()
     """(module, package) of the ``peers`` extra that this contender imports."""
 
@@ -395,6 +467,14 @@ CONTENDERS = {
             "agentstate through its public API, at its default durability (synchronous=NORMAL)",
             AgentstateContender,
             AgentstateContender.operations,
+        ),
+        ContenderInfo(
+            "postgres",
+            'agentstate through the same public API on connect("postgresql://..."), a database of its own on a '
+            "PostgreSQL server (by default a throwaway one with fsync and full_page_writes on, synchronous_commit off; "
+            "the report lists the settings it ran with), the same data and operations",
+            PostgresContender,
+            PostgresContender.operations,
         ),
         ContenderInfo(
             "agentstate_full",
@@ -505,7 +585,7 @@ ORDER = list(CONTENDERS)
 class ContenderProcess:
     """What one contender process does on the coordinator's commands (see :func:`worker_main`)."""
 
-    def __init__(self, name: str, path: Path, spec: DataSpec, progress: Progress) -> None:
+    def __init__(self, name: str, path: Path | str, spec: DataSpec, progress: Progress) -> None:
         self.contender = CONTENDERS[name].make(path)
         self.spec = spec
         self.progress = progress
@@ -660,7 +740,8 @@ def worker_main(pipe: Connection, name: str, path: str, size: int) -> None:
     """A contender process: run commands from the pipe, answer ("ok", result) or ("error", text)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     try:
-        state = ContenderProcess(name, Path(path), DataSpec.for_size(size), lambda text: pipe.send(("progress", text)))
+        where = path if is_url(path) else Path(path)  # a PostgreSQL URL, or a file
+        state = ContenderProcess(name, where, DataSpec.for_size(size), lambda text: pipe.send(("progress", text)))
     except Exception:
         pipe.send(("error", traceback.format_exc()))
         return
@@ -693,7 +774,7 @@ class WorkerError(RuntimeError):
 class Worker:
     """A contender process, started with the spawn method so it inherits no open database."""
 
-    def __init__(self, name: str, path: Path, spec: DataSpec, label: str | None = None) -> None:
+    def __init__(self, name: str, path: Path | str, spec: DataSpec, label: str | None = None) -> None:
         self.name = name
         self.label = f"{spec.label} {label or name}"
         ctx = multiprocessing.get_context("spawn")
@@ -824,6 +905,46 @@ def record(contender: str, op: Operation, spec: DataSpec, samples: Sequence[int]
     return row
 
 
+def cpu_seconds() -> tuple[float, float, float] | None:
+    """CPU seconds so far: the machine's busy and total (all cores), and this run's own (this
+    process and every process under it: the contender and executor processes, and a throwaway
+    PostgreSQL server with its backends; exited ones through their parents' reaped-children
+    times). From /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+        parents: dict[int, int] = {}
+        times: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    stat = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            parents[int(entry)] = int(stat[1])
+            times[int(entry)] = sum(int(x) for x in stat[11:15])  # utime, stime, cutime, cstime
+    except (OSError, ValueError, IndexError):
+        return None
+    ours, frontier = set(), [os.getpid()]
+    while frontier:
+        pid = frontier.pop()
+        ours.add(pid)
+        frontier += [child for child, parent in parents.items() if parent == pid and child not in ours]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick, sum(times.get(pid, 0) for pid in ours) / tick
+
+
+def others_share(before: tuple[float, float, float] | None, after: tuple[float, float, float] | None) -> float | None:
+    """The share of the machine's CPU that other work (not this run) took between two readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    busy, total, own = (a - b for a, b in zip(after, before, strict=True))
+    return round(min(1.0, max(0.0, (busy - own) / total)), 3)
+
+
 def rotated(items: Sequence[Any], turn: int) -> list[Any]:
     """Each round starts with a different contender, so none always runs first or last."""
     k = turn % len(items)
@@ -838,7 +959,13 @@ class SizeRun:
     """Build one size's databases, measure every operation on every contender, clean up."""
 
     def __init__(
-        self, spec: DataSpec, names: Sequence[str], ops: Sequence[Operation], budget: Budget, data_dir: Path
+        self,
+        spec: DataSpec,
+        names: Sequence[str],
+        ops: Sequence[Operation],
+        budget: Budget,
+        data_dir: Path,
+        postgres: BenchServer | None = None,
     ) -> None:
         self.spec = spec
         self.names = list(names)
@@ -848,7 +975,11 @@ class SizeRun:
         # The floor looks up agentstate's rows in agentstate's own file.
         source = "agentstate" if "agentstate" in names else "raw_apsw"
         shared = {"floor": source, "agentstate_unmonitored": "agentstate", "agentstate_async": "agentstate"}
-        self.paths = {n: data_dir / f"{shared.get(n, n)}.db" for n in names}
+        self.paths: dict[str, Path | str] = {n: data_dir / f"{shared.get(n, n)}.db" for n in names}
+        self.postgres = postgres
+        # The postgres contender's database on the server, one per size (and per run: a server
+        # given with --postgres-url may be shared).
+        self.pg_database = f"agentstate_bench_{os.getpid()}_{spec.label.lower()}"
         self.workers: dict[str, Worker] = {}
         self.mismatches: list[dict[str, Any]] = []
         self.db_bytes: dict[str, int] = {}
@@ -856,6 +987,9 @@ class SizeRun:
     def start(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.data_dir.mkdir(parents=True)
+        if "postgres" in self.names:
+            assert self.postgres is not None, "the postgres contender needs a server"
+            self.paths["postgres"] = self.postgres.create(self.pg_database)
         self.workers = {n: Worker(n, self.paths[n], self.spec) for n in self.names}
         builders = [w for n, w in self.workers.items() if CONTENDERS[n].builds]
         log(
@@ -863,16 +997,26 @@ class SizeRun:
             f"{self.spec.size:,} messages over {self.spec.planners:,} planners, in parallel"
         )
         gather(builders, "build")
-        self.db_bytes = {w.name: self.paths[w.name].stat().st_size for w in builders}
+        self.db_bytes = {w.name: self._bytes(w.name) for w in builders}
         sizes = ", ".join(f"{n} {b / 2**20:,.0f} MiB" for n, b in self.db_bytes.items())
         log(f"{self.spec.label}: built ({sizes}); opening")
         gather(list(self.workers.values()), "open")
+
+    def _bytes(self, name: str) -> int:
+        path = self.paths[name]
+        if isinstance(path, str):
+            assert self.postgres is not None
+            return self.postgres.database_bytes(self.pg_database)
+        return path.stat().st_size
 
     def stop(self, keep_data: bool) -> None:
         for worker in self.workers.values():
             worker.stop()
         if not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            if "postgres" in self.names and self.postgres is not None:
+                with contextlib.suppress(Exception):  # the server may be gone with a failed run
+                    self.postgres.drop(self.pg_database)
 
     def measure(self) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
@@ -896,6 +1040,7 @@ class SizeRun:
         self.check_agreement(op, names, fingerprints)
         samples: dict[str, list[int]] = defaultdict(list)
         b = self.budget
+        before = cpu_seconds()
         for turn in range(b.rounds):
             for worker in rotated(group, turn):
                 samples[worker.name] += worker.call(
@@ -903,7 +1048,8 @@ class SizeRun:
                 )
             counts = ", ".join(f"{n} {len(samples[n])}" for n in names)
             log(f"{self.spec.label} {op.name}: round {turn + 1}/{b.rounds} (calls so far: {counts})")
-        return [record(n, op, self.spec, samples[n], rounds=b.rounds) for n in names]
+        others = others_share(before, cpu_seconds())
+        return [record(n, op, self.spec, samples[n], rounds=b.rounds, others_cpu=others) for n in names]
 
     def check_agreement(self, op: Operation, names: list[str], fingerprints: list[list[Any]]) -> None:
         """Every contender must have found the same task, or the same messages, for each key."""
@@ -942,9 +1088,15 @@ class SizeRun:
             if op.backlog:
                 self.set_backlog(op, names)
             quota = max(1, min(self.budget.claim_quota, op.backlog or self.spec.pending))
-            for n in names:  # warm the pending tasks' pages, untimed
-                self.claim_round(n, executors[n][:1], min(quota, 20), op.batch)
             totals: dict[str, dict[str, Any]] = {n: defaultdict(int, samples=[]) for n in names}
+            for n in names:
+                # Untimed: warm the pending tasks' pages, and every executor process's statements
+                # (a PostgreSQL client also reads its query files on its first call). Its duplicate
+                # check counts all the same.
+                warm = self.claim_round(n, executors[n], min(quota, max(20, 2 * len(executors[n]))), op.batch)
+                for key in ("duplicates", "unfinished"):
+                    totals[n][key] += warm[key]
+            before = cpu_seconds()
             for turn in range(self.budget.rounds):
                 for n in rotated(names, turn):
                     outcome = self.claim_round(n, executors[n], quota, op.batch)
@@ -954,6 +1106,7 @@ class SizeRun:
                         t[key] += outcome[key]
                 done = ", ".join(f"{n} {len(totals[n]['samples'])}" for n in names)
                 log(f"{self.spec.label} {op.name}: round {turn + 1}/{self.budget.rounds} (tasks so far: {done})")
+            others = others_share(before, cpu_seconds())
         finally:
             for group in extras.values():
                 for worker in group:
@@ -972,6 +1125,7 @@ class SizeRun:
                 duplicates=t["duplicates"],
                 unfinished=t["unfinished"],
                 lock_errors=t["lock_errors"],
+                others_cpu=others,
             )
             for n, t in totals.items()
         ]
@@ -1032,8 +1186,9 @@ def reference(op: str) -> str:
 
 def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target this run has the figures for, at the largest size: issue 11's first, then issue
-    12's (agentstate's framework integrations against the frameworks' own SQLite backends), then
-    the earlier ones issue 11 left standing. Met or not is read from the figures, never assumed."""
+    12's (agentstate's framework integrations against the frameworks' own SQLite backends), issue
+    13's (agentstate on PostgreSQL against agentstate on SQLite), then the earlier ones issue 11
+    left standing. Met or not is read from the figures, never assumed."""
     if not results:
         return []
     size = max(r["size"] for r in results)
@@ -1132,6 +1287,36 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ours["median_us"] <= theirs["median_us"],
                 "issue 12",
             )
+
+    # Issue 13: the postgres contender (agentstate's API on PostgreSQL, loopback) against
+    # agentstate on one SQLite file in the same run.
+    if r := row("postgres", "claim_finish_16p"):
+        add(
+            "claim_finish_16p: postgres at least 2,000 tasks/s with 16 executor processes",
+            f"{r['throughput_per_s']:,.0f}/s",
+            r["throughput_per_s"] >= 2_000 and clean(r),
+            "issue 13",
+        )
+    for op in ("latest_50", "get_current_task"):
+        pg, ours = row("postgres", op), row("agentstate", op)
+        if pg and ours:
+            ratio = pg["median_us"] / ours["median_us"]
+            add(
+                f"{op}: postgres's median within 3x of agentstate's (SQLite)",
+                f"{format_ratio(ratio)} ({format_us(pg['median_us'])} vs {format_us(ours['median_us'])} µs)",
+                ratio <= 3,
+                "issue 13",
+            )
+    pg_claims = [r for r in results if r["contender"] == "postgres" and r["operation"] in CLAIM_OPERATIONS]
+    if pg_claims:
+        twice = sum(r["duplicates"] for r in pg_claims)
+        unfinished = sum(r["unfinished"] for r in pg_claims)
+        add(
+            "postgres: no task ever handed out twice (every claim test, every size)",
+            f"{twice:,} done twice, {unfinished:,} unfinished in {len(pg_claims)} claim rows",
+            twice == 0 and unfinished == 0,
+            "issue 13",
+        )
 
     # Earlier targets, still held.
     for op in ("get_current_task", "get_completed_task"):
@@ -1260,11 +1445,14 @@ def markdown(report: Report) -> str:
         f"Run: {report.started}, agentstate {m['agentstate_commit']}, sizes {', '.join(map(format_size, sizes))} "
         f"(tasks and messages each), {report.config['rounds']} interleaved rounds, "
         f"`python scripts/bench.py {' '.join(report.config['argv'])}`.",
+        *_postgres_server_lines(report),
+        *_others_line(report),
         "",
     ]
     lines += _targets_section(report)
     if sizes:
         lines += _summary_section(report, names, sizes[-1])
+        lines += _postgres_section(report, sizes)
     lines += _full_table(report, names)
     lines += ["## Contenders", ""] + [f"- `{n}`: {CONTENDERS[n].summary}." for n in names] + [""]
     lines += ["## Operations", ""] + [f"- `{op.name}`: {op.what}." for op in OPERATIONS] + [""]
@@ -1310,7 +1498,8 @@ def _targets_section(report: Report) -> list[str]:
         f"## The issue's targets at {format_size(targets[0]['size'])} rows",
         "",
         "Issue 11's targets, issue 12's (agentstate's framework integrations against the frameworks' own SQLite "
-        "backends, each pair at its defaults), then the earlier ones issue 11 left standing; met or not as "
+        "backends, each pair at its defaults), issue 13's (agentstate on PostgreSQL, the `postgres` contender, "
+        "against agentstate on one SQLite file), then the earlier ones issue 11 left standing; met or not as "
         "measured in this run.",
         "",
         "| target | from | measured | met |",
@@ -1319,6 +1508,81 @@ def _targets_section(report: Report) -> list[str]:
     lines += [
         f"| {t['target']} | {t['source']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in targets
     ]
+    return [*lines, ""]
+
+
+def _others_line(report: Report) -> list[str]:
+    """How much of the machine other work took while this run measured (``others_cpu``)."""
+    shares = [r["others_cpu"] for r in report.results if r.get("others_cpu") is not None]
+    if not shares:
+        return []
+    return [
+        f"Other work on the machine (processes not started by this run) took {min(shares):.0%} to "
+        f"{max(shares):.0%} of its CPU while the operations were timed (per row: `others_cpu` in results.json); "
+        "figures taken on a busy machine are lower than on an idle one."
+    ]
+
+
+def _postgres_server_lines(report: Report) -> list[str]:
+    """The PostgreSQL server the postgres contender ran on, and its settings (read back from it)."""
+    pg = report.machine.get("postgres")
+    if not pg:
+        return []
+    settings = pg["settings"]
+    listed = ", ".join(f"{k}={v}" for k, v in settings.items())
+    kind = (
+        f"{pg['origin']}; a throwaway server started for this run and stopped at its end"
+        if pg["throwaway"]
+        else "a server given with --postgres-url: its work counts as other work below"
+    )
+    return [
+        f"PostgreSQL {pg['version']} ({kind}), reached over {pg['transport']}; settings: {listed}. "
+        f"fsync={settings.get('fsync')}, full_page_writes={settings.get('full_page_writes')} and "
+        f"synchronous_commit={settings.get('synchronous_commit')} match agentstate's SQLite default, durability "
+        '"normal" (synchronous=NORMAL in WAL): a returned commit survives a crash of the process, a power cut may '
+        "lose the last ones, and neither corrupts."
+        if (settings.get("fsync"), settings.get("full_page_writes"), settings.get("synchronous_commit"))
+        == ("on", "on", "off")
+        else f"PostgreSQL {pg['version']} ({kind}), reached over {pg['transport']}; settings: "
+        f"{listed} (not the benchmark's fair default of fsync=on, full_page_writes=on, synchronous_commit=off)."
+    ]
+
+
+def _postgres_section(report: Report, sizes: list[int]) -> list[str]:
+    """agentstate on one SQLite file against agentstate on PostgreSQL, operation by operation:
+    medians (and throughput for the claim and batch rows), at every size, with the ratio."""
+    fig = {(r["contender"], r["operation"], r["size"]): r for r in report.results}
+    if not any(c == "postgres" for c, _, _ in fig) or not any(c == "agentstate" for c, _, _ in fig):
+        return []
+    lines = [
+        "## PostgreSQL against one SQLite file",
+        "",
+        "agentstate's API on `connect('postgresql://...')` (`postgres`) against the same calls on one SQLite "
+        "file (`agentstate`), same data, same run: the per-call cost of going to a server, and where several "
+        "executor processes on a server overtake one file's single writer. Median µs (throughput per second in "
+        "brackets for the claim and batch rows; claim rows are per task, all processes together). The last "
+        "column: the share of the machine's CPU that other work took meanwhile.",
+        "",
+        "| operation | size | agentstate (SQLite) | postgres | postgres / agentstate | CPU taken by other work |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def cell(r: dict[str, Any]) -> str:
+        rate = f" ({r['throughput_per_s']:,.0f}/s)" if "throughput_per_s" in r else ""
+        return format_us(r["median_us"]) + rate
+
+    for op in OPERATIONS:
+        for size in sizes:
+            base = "floor" if op.name == "select_1" else "agentstate"  # the SQLite floor's SELECT 1
+            ours, pg = fig.get((base, op.name, size)), fig.get(("postgres", op.name, size))
+            if ours and pg:
+                others = pg.get("others_cpu")
+                label = f"{op.name} (SQLite: the floor's)" if base == "floor" else op.name
+                lines.append(
+                    f"| {label} | {format_size(size)} | {cell(ours)} | {cell(pg)} | "
+                    f"{format_ratio(pg['median_us'] / ours['median_us'])} | "
+                    f"{'' if others is None else f'{others:.0%}'} |"
+                )
     return [*lines, ""]
 
 
@@ -1402,6 +1666,7 @@ COLORS = {
     "agentstate_unmonitored": "#aec7e8",
     "agentstate_async": "#9edae5",
     "agentstate_full": "#17becf",
+    "postgres": "#393b79",
     "raw_apsw": "#2ca02c",
     "floor": "#7f7f7f",
     "litequeue": "#9467bd",
@@ -1528,7 +1793,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-data",
         action="store_true",
-        help="keep the databases afterwards (by default each size's are deleted once measured)",
+        help="keep the databases afterwards (by default each size's are deleted once measured; a throwaway "
+        "PostgreSQL server goes at the end all the same: use --postgres-url to keep its databases)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        metavar="URL",
+        help="the postgres contender's server: a postgresql:// URL of a role that may create databases (the "
+        "bench makes one per size, agentstate_bench_<pid>_<size>, and drops it). Default: a throwaway server "
+        "from the pgserver wheel (or the system's binaries), on 127.0.0.1, fsync and full_page_writes on, "
+        "synchronous_commit off, stopped at the end",
     )
     return parser.parse_args(argv)
 
@@ -1543,7 +1817,7 @@ def choose(text: str | None, allowed: Sequence[str], what: str) -> list[str]:
     return [a for a in allowed if a in chosen]
 
 
-def check_dependencies(names: Iterable[str]) -> None:
+def check_dependencies(names: Iterable[str], postgres_url: str | None = None) -> None:
     """Fail at once, with the fix, rather than minutes into a run."""
     missing = []
     for module in ("sqlalchemy", "matplotlib"):
@@ -1564,7 +1838,25 @@ def check_dependencies(names: Iterable[str]) -> None:
                     f"pip install -e '.[bench,peers]', or leave out the contenders that need it with "
                     f"--contenders {others}"
                 ) from exc
-    if {"agentstate", "agentstate_full"} & set(names):
+    if "postgres" in names:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError as exc:
+            raise SystemExit(
+                f"bench.py: the postgres contender needs psycopg and psycopg-pool ({exc}): "
+                "pip install -e '.[postgres]', or leave it out with --contenders"
+            ) from exc
+        if not postgres_url:
+            from tests.postgres import server as servers
+
+            try:
+                servers.find_binaries()
+            except servers.Unavailable as exc:
+                raise SystemExit(
+                    f"bench.py: the postgres contender needs a server: give --postgres-url, or {exc}"
+                ) from exc
+    if {"agentstate", "agentstate_full", "postgres"} & set(names):
         try:
             import agentstate.messages
             import agentstate.tasks  # noqa: F401
@@ -1584,7 +1876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     names = choose(args.contenders, ORDER, "contenders")
     ops = [OPERATION[o] for o in choose(args.operations, [op.name for op in OPERATIONS], "operations")]
-    check_dependencies(names)
+    check_dependencies(names, args.postgres_url)
     base = QUICK if args.quick else FULL
     budget = Budget(
         rounds=args.rounds or base.rounds,
@@ -1616,21 +1908,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     log(f"benchmark: {', '.join(names)} at {', '.join(map(format_size, sizes))} rows; results in {args.out}")
-    for size in sizes:
-        run = SizeRun(DataSpec.for_size(size), names, ops, budget, workdir / format_size(size))
-        try:
-            run.start()
-            report.db_bytes[format_size(size)] = run.db_bytes
-            report.results += run.measure()
-        except WorkerError as exc:
-            log(f"FAILED at {format_size(size)}: {exc}")
+    postgres: BenchServer | None = None
+    try:
+        if "postgres" in names:
+            postgres = BenchServer.start(args.postgres_url)
+            report.machine["postgres"] = postgres.describe()
+            pg = report.machine["postgres"]
+            log(f"postgres: {pg['version']} ({pg['origin']}) over {pg['transport']}")
+        for size in sizes:
+            run = SizeRun(DataSpec.for_size(size), names, ops, budget, workdir / format_size(size), postgres)
+            try:
+                run.start()
+                report.db_bytes[format_size(size)] = run.db_bytes
+                report.results += run.measure()
+            except WorkerError as exc:
+                log(f"FAILED at {format_size(size)}: {exc}")
+                report.write(args.out)
+                return 1
+            finally:
+                report.mismatches += run.mismatches
+                run.stop(args.keep_data)
             report.write(args.out)
-            return 1
-        finally:
-            report.mismatches += run.mismatches
-            run.stop(args.keep_data)
-        report.write(args.out)
-        log(f"{format_size(size)}: done; {args.out / 'results.md'} updated")
+            log(f"{format_size(size)}: done; {args.out / 'results.md'} updated")
+    finally:
+        if postgres is not None:
+            postgres.stop(args.keep_data)
+            if postgres.throwaway:
+                log("postgres: the throwaway server is stopped")
     with contextlib.suppress(OSError):
         workdir.rmdir()  # gone if empty, i.e. unless --keep-data
     print(markdown(report))

@@ -1,7 +1,8 @@
 """scripts/bench.py runs end to end at tiny sizes (--quick), every contender and peer included, and
 writes well-formed results: the JSON, the markdown table and the PNG chart. Its timings are not
 checked, only its shape and the facts that do not depend on the machine (every contender found the
-same rows, checkpoints included; no task was done twice)."""
+same rows, checkpoints included; no task was done twice). The postgres contender (agentstate on
+PostgreSQL) runs on a throwaway server the bench starts and stops itself."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import huey  # noqa: F401
 import langgraph.checkpoint.sqlite  # noqa: F401  (langgraph-checkpoint-sqlite)
 import litequeue  # noqa: F401
 import matplotlib  # noqa: F401
+import psycopg  # noqa: F401  (the postgres extra: the postgres contender)
 import pytest
 import sqlalchemy  # noqa: F401
 
@@ -31,15 +33,17 @@ TASK_AND_MESSAGE_OPS = {
 QUEUE_OPS = {"enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k"}
 SESSION_OPS = {"latest_50", "append_one", "append_turn_100"}
 CHECKPOINT_OPS = {"checkpoint_get", "checkpoint_list_50", "checkpoint_put"}
-CLAIM_OPS = {"claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10", "claim_backlog_5k"}
+CLAIM_OPS = {"claim_finish_1p", "claim_finish_4p", "claim_finish_16p", "claim_finish_4p_batch10", "claim_backlog_5k"}
 AGENTSTATE_WRITES = {
     "append_one", "append_turn_100", "append_bulk_10k", "enqueue_one", "enqueue_batch_100",
     "claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10", "claim_backlog_5k",
 }  # fmt: skip
+AGENTSTATE_OPS = TASK_AND_MESSAGE_OPS | AGENTSTATE_WRITES | {"claim_finish_16p"}
 EXPECTED = {
     "orm_today": TASK_AND_MESSAGE_OPS,
     "orm_indexed": TASK_AND_MESSAGE_OPS,
-    "agentstate": TASK_AND_MESSAGE_OPS | AGENTSTATE_WRITES,
+    "agentstate": AGENTSTATE_OPS,
+    "postgres": AGENTSTATE_OPS | {"select_1"},  # the same calls, on PostgreSQL; and its round trip
     "agentstate_full": AGENTSTATE_WRITES,
     "agentstate_unmonitored": {"get_current_task", "get_completed_task", "latest_50", "keyset_page"},
     "agentstate_async": {"get_current_task", "get_completed_task", "latest_50", "append_one"},
@@ -86,6 +90,8 @@ def test_json_rows_have_the_documented_keys_and_types(report: dict[str, Any]) ->
         for key in ("median_us", "p99_us", "p999_us"):
             assert isinstance(row[key], float) and row[key] > 0, (key, row)
         assert row["median_us"] <= row["p99_us"] <= row["p999_us"]
+        # The share of the machine other work took meanwhile: None when /proc saw no tick pass.
+        assert row["others_cpu"] is None or 0.0 <= row["others_cpu"] <= 1.0, row
 
 
 def test_json_has_every_contender_operation_and_size(report: dict[str, Any]) -> None:
@@ -129,14 +135,43 @@ def test_targets_are_evaluated(report: dict[str, Any]) -> None:
     assert pairs == {(op, "agentstate_session") for op in SESSION_OPS} | {
         (op, "agentstate_langgraph") for op in CHECKPOINT_OPS
     }
+    # Issue 13's: agentstate on PostgreSQL against agentstate on one SQLite file.
+    postgres = sorted(t["target"].split(":")[0] for t in targets if t["source"] == "issue 13")
+    assert postgres == ["claim_finish_16p", "get_current_task", "latest_50", "postgres"], postgres
+
+
+def test_postgres_ran_on_a_throwaway_server_with_fair_settings(report: dict[str, Any], out: Path) -> None:
+    """fsync and full_page_writes on, synchronous_commit off (as the report says, read back from
+    the server), reached over loopback TCP; the server is stopped and its folder deleted."""
+    pg = report["machine"]["postgres"]
+    assert pg["throwaway"] is True and pg["transport"].startswith("TCP to 127.0.0.1:"), pg
+    settings = pg["settings"]
+    assert (settings["fsync"], settings["full_page_writes"], settings["synchronous_commit"]) == ("on", "on", "off")
+    assert pg["folder"] and not Path(pg["folder"]).exists(), "the throwaway server's folder is still there"
+    markdown = (out / "results.md").read_text(encoding="utf-8")
+    assert f"PostgreSQL {pg['version']}" in markdown
+    assert "fsync=on, full_page_writes=on and synchronous_commit=off match" in markdown
+    # agentstate against postgres, every shared operation at every size, with the ratio.
+    rows = _table(markdown, "## PostgreSQL against one SQLite file")
+    ops = AGENTSTATE_OPS | {"select_1 (SQLite: the floor's)"}
+    assert {(row[0], row[1]) for row in rows} == {(op, size) for op in ops for size in ("500", "5k")}
+    for op, _size, ours, theirs, ratio, others in rows:
+        assert re.fullmatch(r"[\d,.]+x", ratio), (op, ratio)
+        assert re.fullmatch(r"(\d+%)?", others), (op, others)  # the CPU other work took meanwhile, if measured
+        if op in CLAIM_OPS:  # claim rows carry their throughput
+            assert ours.endswith("/s)") and theirs.endswith("/s)"), (op, ours, theirs)
 
 
 def _table(markdown: str, heading: str) -> list[list[str]]:
     """The body rows of the markdown table under ``heading``, as lists of cell texts."""
     section = markdown.split(heading, 1)[1]
-    lines = [line for line in section.strip().splitlines() if line.startswith("|")]
-    end = next((i for i, line in enumerate(lines) if i and not lines[i - 1].startswith("|")), len(lines))
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[:end]]
+    lines: list[str] = []
+    for line in section.strip().splitlines():  # the first table after the heading, and only it
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     assert re.fullmatch(r"[-: ]+", "".join(rows[1])), "the second line is not a header separator"
     return rows[2:]
 

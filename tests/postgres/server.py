@@ -29,7 +29,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -150,8 +150,14 @@ def _run_as() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def start() -> Server:
-    """Start (or reach) the server; raises :class:`Unavailable` when there is none to be had."""
+def start(settings: Mapping[str, str] | None = None) -> Server:
+    """Start (or reach) the server; raises :class:`Unavailable` when there is none to be had.
+
+    :param settings: server settings (``-c name=value``) over :data:`SETTINGS`, for a server this
+        call starts (an ``AGENTSTATE_TEST_POSTGRES_URL`` server is used as it runs). A ``port``
+        given here is the Unix socket's too, and the admin connection uses it.
+    """
+    chosen = {**SETTINGS, **(settings or {})}
     url = os.environ.get("AGENTSTATE_TEST_POSTGRES_URL")
     begin = time.monotonic()
     if url:
@@ -190,13 +196,14 @@ def start() -> Server:
         shutil.rmtree(folder, ignore_errors=True)
         raise Unavailable(f"initdb ({origin}) failed: {exc.stderr.decode(errors='replace')[-2000:]}") from exc
     args = [str(bindir / "postgres"), "-D", str(data), "-k", str(folder)]
-    for key, value in SETTINGS.items():
+    for key, value in chosen.items():
         args += ["-c", f"{key}={value}"]
     with open(log, "wb") as out:
         process = subprocess.Popen(
             args, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **user
         )  # type: ignore[call-overload]
-    admin = psycopg.conninfo.make_conninfo(host=str(folder), port=5432, user="postgres", dbname="postgres")
+    port = int(chosen.get("port", 5432))
+    admin = psycopg.conninfo.make_conninfo(host=str(folder), port=port, user="postgres", dbname="postgres")
     server = Server(admin, origin, process=process, folder=folder)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
