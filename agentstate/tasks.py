@@ -31,7 +31,7 @@ from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 from agentstate import engine, errors, failover
 from agentstate.engine import AsyncConnection, SyncConnection
 from agentstate.rows import Builder
-from agentstate.runner import run
+from agentstate.runner import run, run_each
 from agentstate.values import (
     from_json,
     iterable,
@@ -235,13 +235,14 @@ class TaskManager:
         """
         planner_id = self._planner()
         rows = [self._new_task_params(planner_id, _task_spec(spec)) for spec in iterable("specs", specs)]
-        created = []
+        created: list[Task] = []
         try:
             with engine.write(self.conn):
                 now = utc_now()  # under the lock, so creation times follow commit order
                 for params in rows:
                     params["now"] = now
-                    created.append(_task(run(self.conn, "tasks.create", params)))
+                # One executemany: on PostgreSQL the statements go out pipelined, not a round trip each.
+                created = [_task(row) for row in run_each(self.conn, "tasks.create", rows)]
         except errors.ForeignKeyError as exc:
             raise errors.NotFoundError("planner", planner_id) from exc
         except errors.DuplicateError as exc:
