@@ -32,6 +32,7 @@ CARDINALITIES = frozenset({"one", "many", "value", "exec", "returning"})
 _NAME = re.compile(r"^--\s*name:\s*([\w{}]+)\s+:(\w+)\s*$")
 _USES = re.compile(r"^--\s*uses:\s*(.+?)\s*$")
 _SCANS = re.compile(r"^--\s*scans:\s*(.+?)\s*$")
+_ONLY = re.compile(r"^--\s*only:\s*(\w+)\s*(.*?)\s*$")
 _STREAMS = re.compile(r"^--\s*streams:\s*(.+?)\s*$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -49,6 +50,9 @@ class Query:
     uses: tuple[str, ...]
     scans: str = ""
     """Why this query may read a whole covering index ('' for none: it must search)."""
+    only: str = ""
+    """The one engine that has this query (``-- only: postgres: what the other does instead``):
+    a fusion of steps the other engine runs as several statements ('' for a query both have)."""
 
     @property
     def where(self) -> str:
@@ -87,7 +91,7 @@ def parse(path: Path) -> list[Query]:
     queries = []
     for lineno, name, cardinality, body in blocks:
         uses: tuple[str, ...] = ()
-        scans = ""
+        scans = only = ""
         doc: list[str] = []
         sql: list[str] = []
         for text in body:
@@ -95,6 +99,10 @@ def parse(path: Path) -> list[Query]:
                 uses = tuple(u.strip() for u in match.group(1).split(",")) if match.group(1) != "none" else ("none",)
             elif match := _SCANS.match(text):
                 scans = match.group(1)
+            elif match := _ONLY.match(text):
+                only = match.group(1)
+                if not match.group(2):
+                    raise errors.QueryFileError(f"{path}:{lineno}: '-- only: {only}' must say what the other engine does")
             elif text.lstrip().startswith("--") and not sql:
                 doc.append(text.lstrip()[2:].strip())
             else:
@@ -123,6 +131,7 @@ def parse(path: Path) -> list[Query]:
                     doc=" ".join(doc),
                     uses=tuple(u.replace("{stream}", table) for u in uses),
                     scans=scans,
+                    only=only,
                 )
             )
     return queries

@@ -79,6 +79,17 @@ def query(name: str) -> queries.Query:
         raise errors.QueryFileError(f"no query named {name!r} in {engine.schema_dir() / 'queries'}") from None
 
 
+def has(conn: Any, name: str) -> bool:
+    """Whether this connection's engine has the named query: true for every query both engines
+    share; for one marked ``-- only: <engine>``, only on that engine (a manager then runs the
+    other engine's steps instead)."""
+    if isinstance(conn, PostgresConnection):
+        from agentstate.postgres import queries as pg_queries
+
+        return name in pg_queries.registry()
+    return name in _REGISTRY
+
+
 def _prepared(name: str) -> _Prepared:
     """A query registered after import (tests add some) is prepared on first use."""
     prepared = _PREPARED[name] = _Prepared(query(name))

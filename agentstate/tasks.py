@@ -31,7 +31,7 @@ from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 from agentstate import engine, errors, failover
 from agentstate.engine import AsyncConnection, SyncConnection
 from agentstate.rows import Builder
-from agentstate.runner import run, run_each
+from agentstate.runner import has, run, run_each
 from agentstate.values import (
     from_json,
     iterable,
@@ -185,6 +185,8 @@ class TaskManager:
         self.planner_id = optional_str("planner_id", planner_id)
         self.actor = optional_str("actor", actor) or self.planner_id
         self._next_sweep = 0.0  # the first claim fails poison tasks (see _claim_row)
+        fused = "tasks.finish_and_claim_any" if self.planner_id is None else "tasks.finish_and_claim_for_planner"
+        self._fused = fused if has(conn, fused) else None  # complete_and_claim_next in one statement
 
     # --- the planner's side ----------------------------------------------------------------
 
@@ -503,12 +505,32 @@ class TaskManager:
             )
         owner, lease_seconds = _claimant(owner, lease_seconds)
         params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
+        if self._fused is not None:
+            return self._finish_and_claim(params, owner, lease_seconds)
         with engine.write(self.conn):
             params["now"] = utc_now()
             if run(self.conn, "tasks.finish", params) is None:  # no need to decode it
                 self._refuse(worker_id, "complete", ("claimed",), token)
             row = self._claim_row(owner, lease_seconds)
         return None if row is None else Claim(_task(row))
+
+    def _finish_and_claim(self, params: dict[str, Any], owner: str, lease_seconds: float) -> Claim | None:
+        """complete_and_claim_next as one statement, where the engine has it (PostgreSQL: one round
+        trip instead of four). The lease sweep runs as in :meth:`_claim_row`, as its own statement."""
+        assert self._fused is not None
+        params.update(owner=owner, lease_seconds=lease_seconds, now=utc_now(), lease_expires_at=utc_after(lease_seconds))
+        sweep = "tasks.expire_exhausted_any" if self.planner_id is None else "tasks.expire_exhausted_for_planner"
+        if self.planner_id is not None:
+            params["planner_id"] = self.planner_id
+        if time.monotonic() >= self._next_sweep:
+            self._sweep(sweep, params)
+        row = run(self.conn, self._fused, params)
+        if not row[0]:  # the token no longer holds the task: nothing was written
+            self._refuse(params["worker_id"], "complete", ("claimed",), params["token"])
+        if row[1] is None:
+            self._sweep(sweep, params)
+            return None
+        return Claim(_task(row[1:]))
 
     def _finish_params(self, worker_id: str, token: int, to_status: str, result: Any) -> dict[str, Any]:
         return {

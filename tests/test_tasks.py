@@ -130,6 +130,41 @@ def test_claim_any_planner_and_complete_and_claim_next(db: Any) -> None:
     assert {t.task_status for t in (executor.get_task(w) for w in done)} == {"completed"}
 
 
+@pytest.mark.parametrize("planner", [None, "p1"])
+def test_complete_and_claim_next_finishes_a_late_task_and_claims_another(tm: TaskManager, planner: str | None) -> None:
+    """Its own lease ran out, nobody took it over: the token still holds, so the task completes,
+    and the next claim is another task, never the one being finished (on PostgreSQL both are one
+    statement, which must not update one row twice)."""
+    executor = TaskManager(tm.conn, planner)
+    first, second = tm.create_task("first"), tm.create_task("second")
+    late = executor.claim("slow", lease_seconds=0.001)
+    assert late is not None and late.worker_id == first.worker_id
+    time.sleep(0.005)
+    following = executor.complete_and_claim_next(late, result="late but done")
+    assert following is not None and following.worker_id == second.worker_id and following.owner == "slow"
+    done = executor.get_task(first.worker_id)
+    assert (done.task_status, done.result, done.fence) == ("completed", "late but done", late.token)
+    assert executor.complete_and_claim_next(following, result="ok") is None  # nothing left: None, and it completed
+    assert executor.get_task(second.worker_id).task_status == "completed"
+    before = dump(tm.conn)
+    with pytest.raises(errors.InvalidTransitionError):  # completed already: refused, nothing written
+        executor.complete_and_claim_next(following, result="again")
+    assert dump(tm.conn) == before
+
+
+def test_complete_and_claim_next_with_a_stale_token_writes_nothing(tm: TaskManager) -> None:
+    tm.create_task("one"), tm.create_task("two")
+    dead = tm.claim("dies", lease_seconds=0.001)
+    assert dead is not None
+    time.sleep(0.005)
+    alive = tm.claim("lives")
+    assert alive is not None and alive.worker_id == dead.worker_id
+    before = dump(tm.conn)
+    with pytest.raises(errors.StaleTokenError):
+        tm.complete_and_claim_next(dead, result="too late")
+    assert dump(tm.conn) == before  # the other task was not claimed either
+
+
 def test_claim_many_and_complete_many_are_all_or_nothing(tm: TaskManager) -> None:
     made = tm.create_tasks([{"description": str(i)} for i in range(5)])
     claims = tm.claim_many("batcher", 3)

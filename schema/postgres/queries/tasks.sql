@@ -246,3 +246,74 @@ WHERE worker_id = ANY (ARRAY(
     WHERE planner_id = :planner_id AND (:force::boolean OR task_status <> 'claimed')
     LIMIT :limit
     FOR UPDATE));
+
+-- name: finish_and_claim_any :returning
+-- uses: workers_pkey, idx_workers_leases, idx_workers_pending
+-- only: postgres: SQLite runs tasks.finish then tasks.claim_any in one write transaction
+-- complete_and_claim_next in one statement (one round trip instead of four: BEGIN, finish, claim,
+-- COMMIT): complete :worker_id if :token still holds it, and only then claim the next task as
+-- claim_any does. One row: how many tasks it finished (0: the token is stale, nothing written),
+-- then the claimed task's columns (NULLs when nothing is due). The claim's searches skip the task
+-- being finished: one statement must not update a row twice.
+WITH done AS (
+    UPDATE workers
+    SET task_status = :to_status::text, result = :result::jsonb, lease_owner = NULL, lease_expires_at = NULL,
+        updated_by = :actor, updated_at = statement_timestamp()
+    WHERE worker_id = :worker_id AND task_status = 'claimed' AND fence = :token
+    RETURNING worker_id
+), claimed AS (
+    UPDATE workers
+    SET task_status = 'claimed', lease_owner = :owner,
+        lease_expires_at = statement_timestamp() + make_interval(secs => :lease_seconds),
+        fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = statement_timestamp()
+    WHERE EXISTS (SELECT 1 FROM done) AND worker_id = coalesce(
+        (SELECT worker_id FROM workers
+         WHERE task_status = 'claimed' AND lease_expires_at < statement_timestamp() AND attempts < max_attempts
+           AND worker_id <> :worker_id  -- the task being finished, if its own lease ran out
+         ORDER BY lease_expires_at
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED),
+        (SELECT worker_id FROM workers
+         WHERE task_status = 'pending'
+         ORDER BY created_at, worker_id
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED))
+    RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+              input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+              lease_expires_at, updated_by, created_at, updated_at
+)
+SELECT (SELECT count(*) FROM done), claimed.*
+FROM (SELECT 1) AS one LEFT JOIN claimed ON true;
+
+-- name: finish_and_claim_for_planner :returning
+-- uses: workers_pkey, idx_workers_planner_status
+-- only: postgres: SQLite runs tasks.finish then tasks.claim_for_planner in one write transaction
+-- finish_and_claim_any, claiming from :planner_id only (as claim_for_planner does).
+WITH done AS (
+    UPDATE workers
+    SET task_status = :to_status::text, result = :result::jsonb, lease_owner = NULL, lease_expires_at = NULL,
+        updated_by = :actor, updated_at = statement_timestamp()
+    WHERE worker_id = :worker_id AND task_status = 'claimed' AND fence = :token
+    RETURNING worker_id
+), claimed AS (
+    UPDATE workers
+    SET task_status = 'claimed', lease_owner = :owner,
+        lease_expires_at = statement_timestamp() + make_interval(secs => :lease_seconds),
+        fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = statement_timestamp()
+    WHERE EXISTS (SELECT 1 FROM done) AND worker_id = coalesce(
+        (SELECT worker_id FROM workers
+         WHERE planner_id = :planner_id AND task_status = 'claimed' AND lease_expires_at < statement_timestamp()
+           AND attempts < max_attempts AND worker_id <> :worker_id
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED),
+        (SELECT worker_id FROM workers
+         WHERE planner_id = :planner_id AND task_status = 'pending'
+         ORDER BY created_at, worker_id
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED))
+    RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+              input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+              lease_expires_at, updated_by, created_at, updated_at
+)
+SELECT (SELECT count(*) FROM done), claimed.*
+FROM (SELECT 1) AS one LEFT JOIN claimed ON true;
