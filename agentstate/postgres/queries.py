@@ -11,8 +11,8 @@ A parameter list given as a tuple binds in the order each name first appears, as
 tuple to ``:name`` parameters (the message batch path relies on it).
 
 :func:`run` and :func:`run_each` give the runner's cardinalities (``:one :many :value :exec
-:returning``) on a psycopg connection; wiring them behind :mod:`agentstate.runner` (monitoring,
-error translation) is the next step of issue 13.
+:returning``) on a psycopg connection; :mod:`agentstate.runner` calls them, and adds monitoring
+and error translation.
 """
 
 from __future__ import annotations

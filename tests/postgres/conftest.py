@@ -1,4 +1,4 @@
-"""Fixtures for the PostgreSQL groundwork tests: one throwaway server per test session.
+"""Fixtures for the PostgreSQL-only tests (the shared server and template are in tests/conftest.py).
 
 The server (see tests/postgres/server.py for where it comes from) starts once; a template
 database is migrated once; each test that writes gets a fresh database copied from the template
