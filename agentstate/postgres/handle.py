@@ -173,6 +173,10 @@ class PostgresConnection:
     def _pooled(self) -> Iterator[Any]:
         if self.pool.closed:
             raise errors.AgentStateError("the connection is closed")
+        if os.getpid() != self.pid:  # the pool's sockets are the parent's: sharing them mixes protocols
+            raise errors.WrongProcessError(
+                "this PostgreSQL handle was opened in another process (before os.fork()); open a new one here"
+            )
         from psycopg_pool import PoolTimeout
 
         try:

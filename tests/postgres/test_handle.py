@@ -277,3 +277,30 @@ def test_queries_are_timed_and_slow_ones_logged(url: str, caplog: pytest.LogCapt
         assert "see EXPLAIN on the server" in line and "no plan" not in line
     finally:
         conn.close()
+
+
+def test_a_forked_child_cannot_use_its_parents_handle(url: str) -> None:
+    import os
+
+    conn = agentstate.connect(url)
+    try:
+        agentstate.Agents(conn).create_planner("p")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report what using the parent's handle raised, then leave at once
+            try:
+                agentstate.Agents(conn).list_planners()
+                answer = b"no error"
+            except errors.WrongProcessError:
+                answer = b"WrongProcessError"
+            except BaseException as exc:  # noqa: BLE001  # anything else is the failure to report
+                answer = type(exc).__name__.encode()
+            os.write(write, answer)
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        assert os.read(read, 100) == b"WrongProcessError"
+        os.close(read)
+        assert [p.planner_id for p in agentstate.Agents(conn).list_planners()] == ["p"]  # the parent's still works
+    finally:
+        conn.close()
