@@ -293,7 +293,7 @@ def test_a_forked_child_cannot_use_its_parents_handle(url: str) -> None:
                 answer = b"no error"
             except errors.WrongProcessError:
                 answer = b"WrongProcessError"
-            except BaseException as exc:  # noqa: BLE001  # anything else is the failure to report
+            except BaseException as exc:  # anything else is the failure to report
                 answer = type(exc).__name__.encode()
             os.write(write, answer)
             os._exit(0)
