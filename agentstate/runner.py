@@ -153,7 +153,7 @@ def run_each(conn: apsw.Connection, name: str, params: Iterable[dict[str, Any] |
         raise engine.translate(exc, name) from exc
     except (TypeError, OverflowError, UnicodeEncodeError) as exc:
         raise _unbindable(name, exc) from exc
-    count = changes or len(rows)
+    count = changes if prepared.kind is EXEC else len(rows)  # rows returned, not trigger writes
     if monitor is not None:
         ns = perf_counter_ns() - start
         prepared.add(ns, count)

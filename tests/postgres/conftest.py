@@ -17,6 +17,7 @@ import pytest
 from agentstate.postgres import connection
 from tests.engines import fresh_database
 from tests.postgres import server as servers
+from tests.postgres.cluster import Cluster, start_cluster
 
 
 @pytest.fixture
@@ -54,3 +55,16 @@ def pg_connect(pg_url: str) -> Iterator[Callable[..., Any]]:
 def pg(pg_connect: Callable[..., Any]) -> Any:
     """One autocommit connection to a fresh, migrated database."""
     return pg_connect()
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[Cluster]:
+    """A primary with a synchronous standby (tests/postgres/cluster.py), stopped after the test."""
+    try:
+        cluster = start_cluster()
+    except servers.Unavailable as exc:
+        pytest.fail(f"no PostgreSQL primary and standby for tests/postgres: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

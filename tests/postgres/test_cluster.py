@@ -8,27 +8,12 @@ promoted standby and finds every committed row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
-from tests.postgres.cluster import Cluster, start_cluster
-from tests.postgres.server import Unavailable
+from tests.postgres.cluster import Cluster
 
 ROWS = 200
-
-
-@pytest.fixture
-def pg_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = start_cluster()
-    except Unavailable as exc:
-        pytest.fail(f"no PostgreSQL primary and standby for tests/postgres: {exc}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def in_recovery(url: str) -> bool:

@@ -18,7 +18,6 @@ import json
 import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +26,13 @@ import pytest
 
 import agentstate
 from tests.postgres import failover_clients
-from tests.postgres.cluster import Cluster, start_cluster
-from tests.postgres.server import Unavailable
+from tests.postgres.cluster import Cluster
 
 TASKS = 3000
 EXECUTORS = 2
 APPENDERS = 2
 WARM_ACKS = 30  # acknowledged operations per client before the kill, and again after the promotion
 DEADLINE_S = 60.0
-
-
-@pytest.fixture
-def pg_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = start_cluster()
-    except Unavailable as exc:
-        pytest.fail(f"no PostgreSQL primary and standby for the failover test: {exc}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
