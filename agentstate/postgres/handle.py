@@ -224,13 +224,15 @@ class PostgresConnection:
         _execute(conn, f"RELEASE SAVEPOINT {name}")
 
     def in_transaction(self) -> bool:
-        return getattr(self._local, "conn", None) is not None
+        return self.current is not None
 
     # --- async ---------------------------------------------------------------------------------
 
     def async_run(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Run a synchronous call on this handle's threads (what apsw's async connections do on
         their worker): the generated Async classes rely on it."""
+        if self.pool.closed:
+            raise errors.AgentStateError("the connection is closed")
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.pool.max_size, thread_name_prefix="agentstate-pg")
         future: Future[T] = self._executor.submit(self._on_worker, call, *args, **kwargs)

@@ -304,3 +304,19 @@ def test_a_forked_child_cannot_use_its_parents_handle(url: str) -> None:
         assert [p.planner_id for p in agentstate.Agents(conn).list_planners()] == ["p"]  # the parent's still works
     finally:
         conn.close()
+
+
+def test_a_closed_handle_refuses_calls_with_an_agentstate_error(url: str) -> None:
+    async def main() -> None:
+        conn = await agentstate.connect_async(url)
+        tasks = agentstate.AsyncAgents(conn)
+        await tasks.list_planners()  # the handle's threads exist
+        await conn.aclose()
+        with pytest.raises(errors.AgentStateError, match="closed"):
+            await tasks.list_planners()
+
+    asyncio.run(main())
+    conn = agentstate.connect(url)
+    conn.close()
+    with pytest.raises(errors.AgentStateError, match="closed"):
+        agentstate.Agents(conn).list_planners()
