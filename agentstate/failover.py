@@ -22,6 +22,7 @@ the first failure. On SQLite none of this applies: the wrapper calls straight th
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -63,7 +64,7 @@ def retried(method: F, always: bool) -> F:
         args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
         kwargs = {k: list(v) if isinstance(v, Iterator) else v for k, v in kwargs.items()}
         deadline = 0.0
-        for attempt in range(1_000_000):
+        for attempt in itertools.count():
             try:
                 return method(self, *args, **kwargs)
             except errors.ConnectionLostError as exc:
@@ -74,7 +75,6 @@ def retried(method: F, always: bool) -> F:
                 if now >= deadline:
                     raise
                 time.sleep(min(_PAUSES_S[min(attempt, len(_PAUSES_S) - 1)], deadline - now))
-        raise AssertionError("unreachable")
 
     return call  # type: ignore[return-value]
 

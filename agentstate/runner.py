@@ -178,12 +178,9 @@ def _run_postgres(conn: PostgresConnection, name: str, params: Any, each: bool) 
     start = perf_counter_ns() if monitor is not None else 0
     try:
         with conn.borrowed() as pg:
-            if each:
-                result = pg_queries.run_each(pg, name, params)
-                count = result if found.cardinality == EXEC else len(result)
-            else:
-                result = pg_queries.run(pg, name, params)
-                count = result if found.cardinality == EXEC else (len(result) if found.cardinality == MANY else result is not None)
+            result = (pg_queries.run_each if each else pg_queries.run)(pg, name, params)
+        # What the statistics count: rows changed (:exec), rows returned (a list), or one row or none.
+        count = result if found.cardinality == EXEC else len(result) if isinstance(result, list) else result is not None
     except psycopg.Error as exc:
         # A write outside a transaction commits as it runs: a broken connection leaves it unknown.
         unknown = found.cardinality in (EXEC, RETURNING) and not conn.in_transaction()

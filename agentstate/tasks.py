@@ -185,7 +185,9 @@ class TaskManager:
         self.planner_id = optional_str("planner_id", planner_id)
         self.actor = optional_str("actor", actor) or self.planner_id
         self._next_sweep = 0.0  # the first claim fails poison tasks (see _claim_row)
-        fused = "tasks.finish_and_claim_any" if self.planner_id is None else "tasks.finish_and_claim_for_planner"
+        scope = "any" if self.planner_id is None else "for_planner"  # which planners' tasks it claims
+        self._claim, self._expire = f"tasks.claim_{scope}", f"tasks.expire_exhausted_{scope}"
+        fused = f"tasks.finish_and_claim_{scope}"
         self._fused = fused if has(conn, fused) else None  # complete_and_claim_next in one statement
 
     # --- the planner's side ----------------------------------------------------------------
@@ -410,15 +412,19 @@ class TaskManager:
                 raise errors.InvalidTypeError(f"complete_many takes (Claim, result) pairs, not {pair!r:.80}")
             worker_id, token, owner = _held(pair[0], None, self.actor)
             steps.append({**self._finish_params(worker_id, token, "completed", pair[1]), "actor": owner})
-        done = []
         with engine.write(self.conn):
             now = utc_now()
             for params in steps:
                 params["now"] = now
-                task = _one(self.conn, "tasks.finish", params)
-                if task is None:
+            # One executemany (pipelined on PostgreSQL); a step whose token no longer holds its task
+            # returns no row: the first such step is refused, and the whole batch rolls back.
+            rows = iter(run_each(self.conn, "tasks.finish", steps))
+            done, row = [], next(rows, None)
+            for params in steps:
+                if row is None or row[0] != params["worker_id"]:
                     self._refuse(params["worker_id"], "complete", ("claimed",), params["token"])
-                done.append(task)
+                done.append(_task(row))
+                row = next(rows, None)
         return done
 
     def _claim_row(self, owner: str, lease_seconds: float) -> Any:
@@ -429,28 +435,25 @@ class TaskManager:
         the sweep that fails it, with the reason, runs at most once per ``SWEEP_INTERVAL_S`` per
         manager, and whenever a claim finds nothing else to do: every claim paying for it cost
         9% of the claim rate."""
-        # PostgreSQL stamps leases from the server's clock (lease_seconds); SQLite from ours.
-        params = {
-            "owner": owner,
-            "now": utc_now(),
-            "lease_expires_at": utc_after(lease_seconds),
-            "lease_seconds": lease_seconds,
-        }
-        if self.planner_id is None:
-            claim, sweep = "tasks.claim_any", "tasks.expire_exhausted_any"
-        else:
-            claim, sweep = "tasks.claim_for_planner", "tasks.expire_exhausted_for_planner"
-            params["planner_id"] = self.planner_id
+        params = self._claim_params({}, owner, lease_seconds)
         if time.monotonic() >= self._next_sweep:
-            self._sweep(sweep, params)
-            return run(self.conn, claim, params)
-        row = run(self.conn, claim, params)
+            self._sweep(params)
+            return run(self.conn, self._claim, params)
+        row = run(self.conn, self._claim, params)
         if row is None:
-            self._sweep(sweep, params)
+            self._sweep(params)
         return row
 
-    def _sweep(self, query: str, params: dict[str, Any]) -> None:
-        run(self.conn, query, params)
+    def _claim_params(self, params: dict[str, Any], owner: str, lease_seconds: float) -> dict[str, Any]:
+        """``params`` plus what a claim binds. PostgreSQL stamps leases from the server's clock
+        (lease_seconds); SQLite from ours (now, lease_expires_at)."""
+        params.update(owner=owner, now=utc_now(), lease_expires_at=utc_after(lease_seconds), lease_seconds=lease_seconds)
+        if self.planner_id is not None:
+            params["planner_id"] = self.planner_id
+        return params
+
+    def _sweep(self, params: dict[str, Any]) -> None:
+        run(self.conn, self._expire, params)
         self._next_sweep = time.monotonic() + self.SWEEP_INTERVAL_S
 
     def heartbeat(
@@ -518,17 +521,14 @@ class TaskManager:
         """complete_and_claim_next as one statement, where the engine has it (PostgreSQL: one round
         trip instead of four). The lease sweep runs as in :meth:`_claim_row`, as its own statement."""
         assert self._fused is not None
-        params.update(owner=owner, lease_seconds=lease_seconds, now=utc_now(), lease_expires_at=utc_after(lease_seconds))
-        sweep = "tasks.expire_exhausted_any" if self.planner_id is None else "tasks.expire_exhausted_for_planner"
-        if self.planner_id is not None:
-            params["planner_id"] = self.planner_id
+        self._claim_params(params, owner, lease_seconds)
         if time.monotonic() >= self._next_sweep:
-            self._sweep(sweep, params)
+            self._sweep(params)
         row = run(self.conn, self._fused, params)
         if not row[0]:  # the token no longer holds the task: nothing was written
             self._refuse(params["worker_id"], "complete", ("claimed",), params["token"])
         if row[1] is None:
-            self._sweep(sweep, params)
+            self._sweep(params)
             return None
         return Claim(_task(row[1:]))
 
