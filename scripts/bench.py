@@ -12,7 +12,10 @@ Each contender runs in a process of its own, driven over a pipe: the ORM baselin
 sqlite3 and the rest apsw, two different SQLite libraries that must never share a file in one
 process. Only one contender runs at a time (except the executors of one claim test). agentstate's
 framework integrations (AgentStateSession, AgentStateSaver) run against those frameworks' own
-SQLite backends, each on a file of its own built with the same data as its peer.
+SQLite backends, each on a file of its own built with the same data as its peer. A contender
+whose packages are not installed (the peers, postgres, langgraph and openai-agents extras) is left
+out of a default run, with a line naming the extra that brings it; one named with --contenders is
+required, and the bench stops at once (exit 2) if it cannot run.
 
 The ``postgres`` contender is the same agentstate API on ``connect("postgresql://...")``, in a
 database of its own on a PostgreSQL server (``--postgres-url``, else a throwaway one started for
@@ -26,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib
 import json
 import math
 import multiprocessing
@@ -43,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parent
@@ -432,8 +436,11 @@ class ContenderInfo:
     """What a returned commit survives: "normal" (synchronous=NORMAL in WAL, or PostgreSQL's
     synchronous_commit=off: a crash of the process, not always a power cut), "full" (every commit
     fsynced), "off" (no fsync at all)."""
-    needs: tuple[tuple[str, str], ...] = ()
-    """(module, package) of the ``peers`` extra that this contender imports."""
+    needs: tuple[tuple[str, str, str], ...] = ()
+    """(module, package, extra) for each optional package this contender imports: the module it
+    imports, the distribution that provides it and the extra of pyproject.toml that installs it.
+    A contender whose module does not import is left out of a default run (see
+    :func:`select_contenders`)."""
 
 
 PEERS = ("litequeue", "huey", "huey_nofsync", "openai_session", "langgraph_sqlite")
@@ -475,6 +482,7 @@ CONTENDERS = {
             "the report lists the settings it ran with), the same data and operations",
             PostgresContender,
             PostgresContender.operations,
+            needs=(("psycopg", "psycopg", "postgres"), ("psycopg_pool", "psycopg-pool", "postgres")),
         ),
         ContenderInfo(
             "agentstate_full",
@@ -518,7 +526,7 @@ CONTENDERS = {
             "done to complete; no lease, no result",
             LiteQueuePeer,
             LiteQueuePeer.operations,
-            needs=(("litequeue", "litequeue"),),
+            needs=(("litequeue", "litequeue", "peers"),),
         ),
         ContenderInfo(
             "huey",
@@ -527,7 +535,7 @@ CONTENDERS = {
             HueyPeer,
             HueyPeer.operations,
             durability="full",
-            needs=(("huey", "huey"),),
+            needs=(("huey", "huey", "peers"),),
         ),
         ContenderInfo(
             "huey_nofsync",
@@ -535,7 +543,7 @@ CONTENDERS = {
             HueyNoFsyncPeer,
             HueyNoFsyncPeer.operations,
             durability="off",
-            needs=(("huey", "huey"),),
+            needs=(("huey", "huey", "peers"),),
         ),
         ContenderInfo(
             "openai_session",
@@ -544,7 +552,7 @@ CONTENDERS = {
             OpenAISessionPeer,
             OpenAISessionPeer.operations,
             durability="full",
-            needs=(("agents", "openai-agents"),),
+            needs=(("agents", "openai-agents", "peers"),),
         ),
         ContenderInfo(
             "agentstate_session",
@@ -553,7 +561,7 @@ CONTENDERS = {
             "(synchronous=NORMAL); async, one event loop",
             AgentStateSessionContender,
             AgentStateSessionContender.operations,
-            needs=(("agents", "openai-agents"),),
+            needs=(("agents", "openai-agents", "openai-agents"),),
         ),
         ContenderInfo(
             "langgraph_sqlite",
@@ -562,7 +570,7 @@ CONTENDERS = {
             LangGraphSqlitePeer,
             LangGraphSqlitePeer.operations,
             durability="full",
-            needs=(("langgraph.checkpoint.sqlite", "langgraph-checkpoint-sqlite"),),
+            needs=(("langgraph.checkpoint.sqlite", "langgraph-checkpoint-sqlite", "peers"),),
         ),
         ContenderInfo(
             "agentstate_langgraph",
@@ -571,7 +579,7 @@ CONTENDERS = {
             "(synchronous=NORMAL)",
             AgentStateSaverContender,
             AgentStateSaverContender.operations,
-            needs=(("langgraph.checkpoint.base", "langgraph-checkpoint"),),
+            needs=(("langgraph.checkpoint.base", "langgraph-checkpoint", "langgraph"),),
         ),
     )
 }
@@ -1746,7 +1754,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "  python scripts/bench.py --out bench-out            1k, 100k and 1M rows (~15 min on 2 cores)\n"
         "  python scripts/bench.py --out bench-out --quick    500 and 5k rows, under a minute\n"
         "  python scripts/bench.py --out bench-out --size 10M  10M rows (~15 GB of disk per contender; measures the disk\n                                                     where the file cache is smaller)\n"
-        "\ncontenders (the peers need the peers extra: pip install -e '.[bench,peers]'):\n"
+        "\ncontenders (by default every one whose packages are installed, each left out saying what it needs: the\n"
+        "peers need the peers extra, pip install -e '.[bench,peers]'; postgres the postgres extra and a server;\n"
+        "agentstate_langgraph the langgraph extra; agentstate_session the openai-agents extra):\n"
         + "\n".join(f"  {n:22} {c.summary}" for n, c in CONTENDERS.items())
         + "\n\noperations:\n"
         + "\n".join(f"  {op.name:23} {op.what}" for op in OPERATIONS),
@@ -1773,7 +1783,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--contenders",
         metavar="LIST",
-        help=f"comma-separated subset of: {', '.join(ORDER)} (default: all; described below). "
+        help=f"comma-separated subset of: {', '.join(ORDER)} (default: all whose packages are installed, the others "
+        "left out with a line saying so; a contender named here is required: exit 2 if it cannot run; described "
+        "below). "
         f"The peers ({', '.join(PEERS)}) are other libraries, from the peers extra; agentstate_full is "
         'agentstate with durability="full"',
     )
@@ -1807,76 +1819,100 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def fail(message: str) -> NoReturn:
+    """Stop before anything is built: the message on stderr and exit status 2 (a usage error, as
+    argparse's own)."""
+    print(f"bench.py: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
 def choose(text: str | None, allowed: Sequence[str], what: str) -> list[str]:
     if not text:
         return list(allowed)
     chosen = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [c for c in chosen if c not in allowed]
     if unknown:
-        raise SystemExit(f"bench.py: unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
+        fail(f"unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
     return [a for a in allowed if a in chosen]
 
 
-def check_dependencies(names: Iterable[str], postgres_url: str | None = None) -> None:
-    """Fail at once, with the fix, rather than minutes into a run."""
-    missing = []
-    for module in ("sqlalchemy", "matplotlib"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise SystemExit(f"bench.py: {', '.join(missing)} not installed: pip install -e '.[bench]'")
-    for name in names:
-        for module, package in CONTENDERS[name].needs:
-            try:
-                __import__(module)
-            except ImportError as exc:
-                others = ",".join(n for n in names if not CONTENDERS[n].needs)
-                raise SystemExit(
-                    f"bench.py: the {name} contender needs {package} ({exc}), from the peers extra: "
-                    f"pip install -e '.[bench,peers]', or leave out the contenders that need it with "
-                    f"--contenders {others}"
-                ) from exc
-    if "postgres" in names:
-        try:
-            import psycopg  # noqa: F401
-            import psycopg_pool  # noqa: F401
-        except ImportError as exc:
-            raise SystemExit(
-                f"bench.py: the postgres contender needs psycopg and psycopg-pool ({exc}): "
-                "pip install -e '.[postgres]', or leave it out with --contenders"
-            ) from exc
-        if not postgres_url:
-            from tests.postgres import server as servers
+def importable(module: str) -> bool:
+    """Whether ``module`` imports in this interpreter (what the contender's process will import)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
-            try:
-                servers.find_binaries()
-            except servers.Unavailable as exc:
-                raise SystemExit(
-                    f"bench.py: the postgres contender needs a server: give --postgres-url, or {exc}"
-                ) from exc
+
+def unavailable(name: str, postgres_url: str | None = None) -> str | None:
+    """What the contender needs that is missing here, with how to install it; None if it can run."""
+    for module, package, extra in CONTENDERS[name].needs:
+        if not importable(module):
+            return f"{package}, which is not installed (pip install -e '.[bench,{extra}]')"
+    if name == "postgres" and not postgres_url:
+        from tests.postgres import server as servers
+
+        try:
+            servers.find_binaries()
+        except servers.Unavailable:
+            return (
+                "a PostgreSQL server: give --postgres-url, or install PostgreSQL's binaries (the pgserver "
+                "wheel, pip install -e '.[test]', or the system's postgresql) for a throwaway one"
+            )
+    return None
+
+
+def select_contenders(text: str | None, postgres_url: str | None = None) -> list[str]:
+    """The contenders to run. By default every contender whose packages are installed, each of the
+    others left out with a line saying what it needs; the ones named in ``text`` (--contenders) are
+    all required: one that cannot run stops the bench (exit 2) with the extra to install."""
+    names = choose(text, ORDER, "contenders")
+    chosen: list[str] = []
+    for name in names:
+        why = unavailable(name, postgres_url)
+        if why is None:
+            chosen.append(name)
+        elif text:
+            fail(f"the {name} contender needs {why}; or leave {name} out of --contenders")
+        else:
+            log(f"leaving out {name}: it needs {why}")
+    return chosen
+
+
+def check_dependencies(names: Iterable[str]) -> None:
+    """Fail at once, with the fix, rather than minutes into a run (the contenders' own packages are
+    checked by :func:`select_contenders`)."""
+    names = list(names)
     if {"agentstate", "agentstate_full", "postgres"} & set(names):
         try:
             import agentstate.messages
             import agentstate.tasks  # noqa: F401
         except ImportError as exc:
-            raise SystemExit(
-                f"bench.py: the agentstate contender needs agentstate.tasks and agentstate.messages ({exc}); "
+            fail(
+                f"the agentstate contender needs agentstate.tasks and agentstate.messages ({exc}); "
                 "leave it out with --contenders orm_today,orm_indexed,raw_apsw,floor"
-            ) from exc
+            )
     for reader in ("agentstate_unmonitored", "agentstate_async"):
         if reader in names and "agentstate" not in names:
-            raise SystemExit(f"bench.py: {reader} reads agentstate's database: include agentstate")
+            fail(f"{reader} reads agentstate's database: include agentstate")
     if "floor" in names and not {"agentstate", "raw_apsw"} & set(names):
-        raise SystemExit("bench.py: the floor reads agentstate's (or raw_apsw's) database: include one of them")
+        fail("the floor reads agentstate's (or raw_apsw's) database: include one of them")
+
+
+def check_bench_extra() -> None:
+    """The bench extra (the ORM baselines' SQLAlchemy, the chart's matplotlib) is always required."""
+    missing = [module for module in ("sqlalchemy", "matplotlib") if not importable(module)]
+    if missing:
+        fail(f"{', '.join(missing)} not installed: pip install -e '.[bench]'")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    names = choose(args.contenders, ORDER, "contenders")
+    check_bench_extra()
+    names = select_contenders(args.contenders, args.postgres_url)
     ops = [OPERATION[o] for o in choose(args.operations, [op.name for op in OPERATIONS], "operations")]
-    check_dependencies(names, args.postgres_url)
+    check_dependencies(names)
     base = QUICK if args.quick else FULL
     budget = Budget(
         rounds=args.rounds or base.rounds,
