@@ -68,6 +68,8 @@ class Connection(apsw.Connection):
     """Where :mod:`agentstate.runner` reports query timings (None: monitoring off)."""
     writer_gate: gate.WriterGate | None = None
     """Where this connection's write transactions queue (see :mod:`agentstate.gate`)."""
+    busy_handler: PatientBusyHandler | None = None
+    """The busy handler installed by :func:`configure` (told how long the gate made a write wait)."""
     reader: Connection | None = None
     """An async connection's inline reader: a read-only connection to the same file, on which the
     Async classes run short reads on the event loop's thread (see :func:`read_async`)."""
@@ -281,7 +283,10 @@ def configure(conn: apsw.Connection, settings: Settings) -> None:
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     # Last: the busy_timeout pragma above installs SQLite's own handler, which this replaces.
-    conn.set_busy_handler(patient_busy_handler(busy_timeout_ms))
+    handler = patient_busy_handler(busy_timeout_ms)
+    conn.set_busy_handler(handler)
+    with contextlib.suppress(AttributeError):  # a plain apsw.Connection keeps no handler of ours
+        conn.busy_handler = handler  # type: ignore[attr-defined]
     if settings.background_checkpoints:
         checkpoint.attach(conn)
 
@@ -300,7 +305,7 @@ def yield_lock() -> None:
 _BUSY_SLEEPS_S = (0.001, 0.002, 0.005, 0.010)
 
 
-def patient_busy_handler(timeout_ms: int) -> Callable[[int], bool]:
+class PatientBusyHandler:
     """Wait for another connection's lock up to ``timeout_ms``, trying again after 1, 2, 5, then
     every 10 ms.
 
@@ -309,21 +314,26 @@ def patient_busy_handler(timeout_ms: int) -> Callable[[int], bool]:
     another process's append for 1.6 s (scripts/bench_retention.py). Polling finer than 10 ms
     cost four executors a third of their claim rate (measured with 0.1-1 ms); 10 ms keeps it.
     """
-    timeout = timeout_ms / 1000
-    started = 0.0
-    last = len(_BUSY_SLEEPS_S) - 1
 
-    def handler(prior_calls: int) -> bool:
-        nonlocal started
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout = timeout_ms / 1000
+        self.already_waited = 0.0
+        """Seconds this transaction already waited at the writer gate: the wait here is the rest."""
+        self._started = 0.0
+
+    def __call__(self, prior_calls: int) -> bool:
         now = time.monotonic()
         if prior_calls == 0:
-            started = now
-        if now - started >= timeout:
+            self._started = now - self.already_waited
+        if now - self._started >= self.timeout:
             return False  # SQLite then raises BUSY, which becomes DatabaseBusyError
-        time.sleep(_BUSY_SLEEPS_S[min(prior_calls, last)])
+        time.sleep(_BUSY_SLEEPS_S[min(prior_calls, len(_BUSY_SLEEPS_S) - 1)])
         return True
 
-    return handler
+
+def patient_busy_handler(timeout_ms: int) -> PatientBusyHandler:
+    """The busy handler agentstate installs (see :class:`PatientBusyHandler`)."""
+    return PatientBusyHandler(timeout_ms)
 
 
 def _set_file_pragma(conn: apsw.Connection, pragma: Pragma, timeout_ms: int) -> None:
@@ -732,15 +742,24 @@ def _begin(conn: apsw.Connection) -> str | None:
     A transaction first queues at the writer gate, then takes SQLite's lock."""
     if conn.get_autocommit():
         queue = getattr(conn, "writer_gate", None)
+        if queue is None:
+            conn.execute("BEGIN IMMEDIATE")
+            return None
         no_wait = getattr(conn, "no_wait", False)
-        if queue is not None and not queue.acquire(wait=not no_wait) and no_wait:
+        arrived = time.monotonic()
+        if not queue.acquire(wait=not no_wait) and no_wait:
             raise errors.DatabaseBusyError("another writer holds or awaits the lock (a no-wait connection)")
+        handler: PatientBusyHandler | None = getattr(conn, "busy_handler", None)
+        if handler is not None:  # the wait at the gate counts against the busy timeout
+            handler.already_waited = time.monotonic() - arrived
         try:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException:
-            if queue is not None:
-                queue.release()
+            queue.release()
             raise
+        finally:
+            if handler is not None:
+                handler.already_waited = 0.0
         return None
     name = f"agentstate_{next(_savepoints)}"
     conn.execute(f"SAVEPOINT {name}")  # a name we made, never user input

@@ -17,21 +17,32 @@ file: like ``flock`` they belong to one open file, not to the process, so two co
 one process queue like two processes; unlike ``flock`` they lock a byte range, so one file
 holds both. Where they do not exist there is no gate.
 
-A blocked lock request cannot time out, so the holder bounds the wait instead: a watchdog thread
-opens a gate held longer than its connection's busy timeout (a transaction stuck in user code,
-or waiting for another thread that waits for the gate), and the writers behind it go on to
-SQLite's own wait, which ends in a busy error as it always did. A thread never waits for a gate
-it already holds through another connection. The gate only orders writers; SQLite's lock still
-makes them exclusive, so connections that do not use it (the sqlite3 shell, an older agentstate)
-stay correct and simply do not queue.
+A blocked lock request cannot time out, and a holder that is stopped (SIGSTOP), or a program
+that is not agentstate's locking the file, would keep a blocked waiter forever. So a waiter never
+blocks in the kernel: it asks without waiting, sleeping a little longer between tries (50 µs
+doubling to 1 ms), and gives up at its connection's busy timeout; the time it spent counts
+against SQLite's own wait that follows, so a write waits about its busy timeout in all. A gate
+that made a writer give up is only tried, never waited for, until this connection gets it again.
+The holder bounds its side too: a watchdog thread opens a gate held longer than its connection's
+busy timeout (a transaction stuck in user code), so the writers behind go on to SQLite's lock,
+which ends in a busy error as it always did. A thread never waits for a gate it already holds
+through another connection. The gate only orders writers; SQLite's lock still makes them
+exclusive, so connections that do not use it (the sqlite3 shell, an older agentstate) stay
+correct and simply do not queue.
+
+The file is created private (the database's mode, whatever the umask) and must be a regular
+file owned by this user: one another user planted could be locked by them to stall every
+writer, so such a file is not used (a warning; writers then queue in SQLite alone).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
+import stat
 import struct
 import threading
 import time
@@ -48,9 +59,12 @@ GATE, TURNSTILE = 0, 1  # the byte each lock covers
 SLICE_S = 0.001
 # How often the watchdog looks for a gate held too long.
 WATCHDOG_INTERVAL_S = 0.5
+# A waiter's pauses between tries: short at first (a transaction takes ~100 µs), then longer
+# for a long one (a bulk load), so a wait costs little CPU and ends near its deadline.
+FIRST_PAUSE_S = 0.00005
+LONGEST_PAUSE_S = 0.001
 
 _F_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
-_F_SETLKW = getattr(fcntl, "F_OFD_SETLKW", None)
 
 
 def _request(kind: int, byte: int) -> bytes:
@@ -62,13 +76,12 @@ _LOCK = {byte: _request(fcntl.F_WRLCK, byte) for byte in (GATE, TURNSTILE)}
 _UNLOCK = {byte: _request(fcntl.F_UNLCK, byte) for byte in (GATE, TURNSTILE)}
 
 
-def _lock(fd: int, byte: int, *, wait: bool) -> bool:
-    """Write-lock one byte for this open file description; False if someone else holds it."""
+def _lock(fd: int, byte: int) -> bool:
+    """Write-lock one byte for this open file description, never waiting; False if someone else
+    holds it."""
     try:
-        fcntl.fcntl(fd, _F_SETLKW if wait else _F_SETLK, _LOCK[byte])  # type: ignore[arg-type]
+        fcntl.fcntl(fd, _F_SETLK, _LOCK[byte])  # type: ignore[arg-type]
     except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held elsewhere
-        if wait:
-            raise
         return False
     return True
 
@@ -77,16 +90,39 @@ def _unlock(fd: int, byte: int) -> None:
     fcntl.fcntl(fd, _F_SETLK, _UNLOCK[byte])  # type: ignore[arg-type]
 
 
+class ForeignGateFile(OSError):
+    """The gate file exists but is not a regular file of this user's: not to be trusted."""
+
+
 def _open_sidecar(path: str, mode: int) -> int:
     """Open the gate file, creating it with exactly ``mode`` (like the database, whatever the
-    umask); an existing one keeps its permissions."""
-    flags = os.O_RDWR | os.O_CLOEXEC
+    umask); an existing one keeps its permissions, but must be a regular file this user owns
+    (never followed through a symbolic link)."""
+    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+        created = True
     except FileExistsError:
-        return os.open(path, flags)
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ForeignGateFile(f"{path} is a symbolic link") from None
+            raise
+        created = False
     try:
-        os.fchmod(fd, mode)
+        if created:
+            os.fchmod(fd, mode)
+        else:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ForeignGateFile(f"{path} is not a regular file")
+            if info.st_uid != os.geteuid():
+                raise ForeignGateFile(
+                    f"{path} belongs to user id {info.st_uid}, not to this user ({os.geteuid()}): "
+                    "whoever owns it could stall every writer by locking it. Delete it (it is empty; "
+                    "agentstate makes a private one) while no process has the database open"
+                )
     except OSError:
         os.close(fd)
         raise
@@ -104,14 +140,15 @@ class WriterGate:
         self._held_since: float | None = None
         self._slice_started = -1e9
         self._closed = False
+        self._distrusted = False  # a wait for it timed out: try it, never wait for it, until it is had again
         with _registry_lock:
             _gates.add(self)
 
     def acquire(self, *, wait: bool = True) -> bool:
-        """Take the gate, waiting in line for it (``wait=False``: only if nobody writes and
-        nobody is in line). False (go on without it) when it was not taken: without ``wait``,
-        when it is busy; always, when this thread already holds the same file's gate through
-        another connection, or the lock request failed."""
+        """Take the gate, waiting in line for it for up to ``max_hold_s`` (``wait=False``: only
+        if nobody writes and nobody is in line). False (go on without it) when it was not taken:
+        it stayed busy that long (or, without ``wait``, was busy at all); this thread already
+        holds the same file's gate through another connection; or the lock request failed."""
         if self._held_since is not None or self._closed:
             return self._held_since is not None
         held = _held_here()
@@ -121,14 +158,15 @@ class WriterGate:
             now = time.monotonic()
             # Within its slice a connection goes straight back in if the gate is free; else it
             # queues, and its new slice starts when it gets in.
-            if not (now - self._slice_started < SLICE_S and _lock(self._fd, GATE, wait=False)):
-                if not self._pass(wait=False) and not (wait and self._pass(wait=True)):
+            if not (now - self._slice_started < SLICE_S and _lock(self._fd, GATE)):
+                if not self._pass() and not (wait and not self._distrusted and self._wait_in_line(now)):
                     return False
                 now = self._slice_started = time.monotonic()
         except OSError:
             if wait:
                 logger.warning("agentstate: the writer gate failed; writing without it", exc_info=True)
             return False
+        self._distrusted = False
         with self._lock:
             self._held_since = now
         held.add(self.ident)
@@ -156,15 +194,43 @@ class WriterGate:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
 
-    def _pass(self, *, wait: bool) -> bool:
-        """Through the turnstile to the gate, then open the turnstile behind. Without ``wait``,
-        only if nobody is in line and nobody writes (three system calls)."""
-        if not _lock(self._fd, TURNSTILE, wait=wait):
+    def _pass(self) -> bool:
+        """Through the turnstile to the gate, then open the turnstile behind, if nobody is in
+        line and nobody writes (three system calls)."""
+        if not _lock(self._fd, TURNSTILE):
             return False
         try:
-            return _lock(self._fd, GATE, wait=wait)
+            return _lock(self._fd, GATE)
         finally:
             _unlock(self._fd, TURNSTILE)
+
+    def _wait_in_line(self, since: float) -> bool:
+        """Take the turnstile (first in line), then the gate, trying each without blocking until
+        ``max_hold_s`` after ``since``; False, and the gate distrusted, if that ran out."""
+        deadline = since + self.max_hold_s
+        pause = FIRST_PAUSE_S
+        in_line = False
+        try:
+            while True:
+                in_line = in_line or _lock(self._fd, TURNSTILE)
+                if in_line and _lock(self._fd, GATE):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, LONGEST_PAUSE_S)
+        finally:
+            if in_line:
+                _unlock(self._fd, TURNSTILE)
+        self._distrusted = True
+        logger.warning(
+            "agentstate: the writer gate of %s stayed taken for %.1f s (a writer that is stopped or "
+            "hung, or another program locking the file); writing without it until it is free",
+            self._name(),
+            self.max_hold_s,
+        )
+        return False
 
     def open_if_stuck(self, now: float) -> None:
         """The watchdog's check: open the gate held past ``max_hold_s`` (the transaction goes on
@@ -240,6 +306,9 @@ def open_gate(database: str, mode: int, max_hold_s: float) -> WriterGate | None:
         return None
     try:
         return WriterGate(database, mode, max_hold_s)
+    except ForeignGateFile as exc:
+        logger.warning("agentstate: no writer gate for %s: %s; writers will poll SQLite's lock", database, exc)
+        return None
     except OSError as exc:
         logger.info("agentstate: no writer gate for %s (%s); writers will poll SQLite's lock", database, exc)
         return None

@@ -232,3 +232,131 @@ def test_the_writer_that_finishes_a_wal_copy_has_let_the_gate_go(db_path: Path, 
         del conn.wal_checkpoint
         conn.close()
     assert gate_held_during_copy == [False]
+
+
+def timed_write(conn: agentstate.engine.Connection, name: str) -> tuple[float, BaseException | None]:
+    """How long one write took, and what it raised (None: it went through)."""
+    started = time.monotonic()
+    try:
+        Agents(conn).create_planner(name)
+        return time.monotonic() - started, None
+    except errors.AgentStateError as exc:
+        return time.monotonic() - started, exc
+
+
+def run_bounded(call, timeout: float):  # type: ignore[no-untyped-def]
+    """Run ``call`` in a thread; fail (rather than hang the suite) if it outlives ``timeout``."""
+    outcome: list[object] = []
+    thread = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"the call was still waiting after {timeout} s"
+    return outcome[0]
+
+
+def test_a_stopped_holder_cannot_make_writers_wait_past_their_busy_timeout(db_path: Path) -> None:
+    """A SIGSTOPped process holding the gate cannot run its watchdog, so only the waiter can bound
+    its own wait: before, a writer with a 1 s busy timeout waited for as long as the holder stayed
+    stopped, blocked in the kernel's lock request."""
+    agentstate.connect(db_path).close()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path), "no-fork"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        os.kill(holder.pid, signal.SIGSTOP)
+        conn = agentstate.connect(db_path, busy_timeout_ms=1000)
+        try:
+            for name in ("a", "b"):  # the second finds the first's abandoned place in line
+                seconds, raised = run_bounded(lambda name=name: timed_write(conn, name), timeout=20)
+                assert isinstance(raised, errors.DatabaseBusyError), raised
+                assert seconds < 5, f"a writer with a 1 s busy timeout waited {seconds:.1f} s"
+        finally:
+            conn.close()
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.kill()
+        holder.wait()
+
+
+FOREIGN_LOCKER = textwrap.dedent(
+    """
+    import fcntl, os, struct, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    for byte in (0, 1):  # both of the gate's bytes, as another program might
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, byte, 1, 0))
+    print("locked", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_foreign_lock_on_the_gate_file_cannot_stall_writers(db_path: Path) -> None:
+    """Another program that merely locks ``<db>-lock`` holds no SQLite lock: a writer must get in
+    after about its busy timeout at most (before: it waited as long as the lock was held), and the
+    writes after it must not each wait that long again."""
+    agentstate.connect(db_path).close()
+    locker = subprocess.Popen(
+        [sys.executable, "-c", FOREIGN_LOCKER, str(db_path) + gate.SUFFIX], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        conn = agentstate.connect(db_path, busy_timeout_ms=1000)
+        try:
+            seconds, raised = run_bounded(lambda: timed_write(conn, "first"), timeout=20)
+            assert raised is None and seconds < 5, (seconds, raised)
+            for name in ("second", "third"):
+                seconds, raised = run_bounded(lambda name=name: timed_write(conn, name), timeout=20)
+                assert raised is None and seconds < 0.9, f"a later write waited {seconds:.2f} s for the lock again"
+        finally:
+            conn.close()
+    finally:
+        locker.kill()
+        locker.wait()
+    conn = agentstate.connect(db_path, busy_timeout_ms=1000)
+    try:  # the lock gone, the gate works again
+        assert conn.writer_gate is not None
+        assert timed_write(conn, "again")[1] is None
+    finally:
+        conn.close()
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making a file owned by another user needs root")
+NOBODY = 65534
+
+
+@needs_root
+def test_a_gate_file_planted_by_another_user_is_not_used(db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Whoever owns ``<db>-lock`` can lock it: one planted by another user (0666, say, in a shared
+    folder) let its owner stall every writer. It is refused with a warning naming the file, and
+    writes go on, queueing in SQLite alone."""
+    agentstate.connect(db_path).close()
+    lock_file = Path(str(db_path) + gate.SUFFIX)
+    lock_file.unlink()
+    lock_file.touch()
+    os.chown(lock_file, NOBODY, NOBODY)
+    os.chmod(lock_file, 0o666)
+    with caplog.at_level("WARNING", logger="agentstate"):
+        conn = agentstate.connect(db_path)
+    try:
+        assert conn.writer_gate is None
+        assert any(str(lock_file) in r.getMessage() and "belongs to user id 65534" in r.getMessage() for r in caplog.records)
+        Agents(conn).create_planner("p")
+    finally:
+        conn.close()
+
+
+def test_a_gate_file_that_is_a_symbolic_link_is_not_followed(db_path: Path, tmp_path: Path) -> None:
+    """A link planted at ``<db>-lock`` would have the gate open (and lock) a file of someone's
+    choosing."""
+    agentstate.connect(db_path).close()
+    lock_file = Path(str(db_path) + gate.SUFFIX)
+    lock_file.unlink()
+    target = tmp_path / "elsewhere"
+    target.write_text("not yours to lock")
+    lock_file.symlink_to(target)
+    conn = agentstate.connect(db_path)
+    try:
+        assert conn.writer_gate is None
+        Agents(conn).create_planner("p")
+    finally:
+        conn.close()
+    assert target.read_text() == "not yours to lock"
