@@ -295,6 +295,19 @@ def _demo(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------------------------
 
 
+def _days(text: str) -> float:
+    """An age in days, for argparse: 0 (everything until now) to retention.MAX_DAYS (100 years)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 <= value <= retention.MAX_DAYS:  # NaN and infinity fail this too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be from 0 (everything until now) to {retention.MAX_DAYS:,} days (100 years)"
+        )
+    return value
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -351,10 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "Delete recorded tasks older than N days with their events and worker messages (and, if asked, "
                       "old messages per stream and long task histories) in short transactions, then give the freed "
                       "space back to the file system. --dry-run counts what would go and writes nothing.")  # fmt: skip
-    cleanup.add_argument("--recorded-older-than-days", type=_positive(float), default=retention.DEFAULT_RECORDED_DAYS,
-                         metavar="DAYS", help="delete tasks recorded more than DAYS ago (default 30)")  # fmt: skip
+    cleanup.add_argument("--recorded-older-than-days", type=_days, default=retention.DEFAULT_RECORDED_DAYS,
+                         metavar="DAYS", help="delete tasks recorded more than DAYS ago (default 30; 0: every recorded task)")  # fmt: skip
     cleanup.add_argument("--keep-recorded", action="store_true", help="delete no tasks (only the rules below)")
-    cleanup.add_argument("--messages-older-than-days", type=_positive(float), metavar="DAYS",
+    cleanup.add_argument("--messages-older-than-days", type=_days, metavar="DAYS",
                          help="delete messages older than DAYS from every stream (its last message stays)")  # fmt: skip
     cleanup.add_argument("--keep-last-messages", type=_positive(int), metavar="N", help="keep only each stream's last N messages")
     cleanup.add_argument("--keep-last-events", type=_positive(int), metavar="N", help="keep only each task's last N events")

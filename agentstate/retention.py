@@ -28,7 +28,7 @@ from typing import Any
 from agentstate import engine, errors
 from agentstate.messages import STREAMS
 from agentstate.runner import run
-from agentstate.values import MAX_SECONDS, require_int, require_seconds, utc_after
+from agentstate.values import MAX_SECONDS, require_int, short, utc_after
 
 DEFAULT_RECORDED_DAYS = 30.0
 STREAMS_PER_TRANSACTION = 50
@@ -58,12 +58,21 @@ class CleanupReport:
         return asdict(self)
 
 
+MAX_DAYS = MAX_SECONDS // 86400
+"""The longest age a rule takes, in days: 36,500 (100 years)."""
+
+
 def _days(name: str, value: object) -> float | None:
+    """An age in days: 0 (everything until now) to :data:`MAX_DAYS`, checked in days."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise errors.InvalidTypeError(f"{name} must be a number of days, not {type(value).__name__}")
-    return require_seconds(name, value * 86400) / 86400
+    if not 0 <= value <= MAX_DAYS:  # NaN and infinity fail this too
+        raise errors.InvalidValueError(
+            f"{name} must be a number of days from 0 (everything until now) to {MAX_DAYS:,} (100 years), got {short(value)}"
+        )
+    return float(value)
 
 
 def cleanup(
@@ -77,7 +86,8 @@ def cleanup(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> CleanupReport:
-    """Apply the retention policy to the whole store; see the module docs. None skips a rule.
+    """Apply the retention policy to the whole store; see the module docs. None skips a rule;
+    an age of 0 days takes everything until now (a stream's last message still stays).
 
     :param batch_size: rows per write transaction (other writers wait at most one batch).
     :param dry_run: count what would go, write nothing.

@@ -194,3 +194,12 @@ def test_import_agentstate_loads_nothing_but_apsw() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['apsw']"
+
+
+def test_cleanup_with_zero_days_takes_every_recorded_task(store: Path) -> None:
+    """0 days: everything recorded until now (the flag refused it: 'must be more than 0')."""
+    dry = _json(["cleanup", str(store), "--recorded-older-than-days", "0", "--dry-run"])
+    assert dry["tasks_deleted"] == 60
+    real = _json(["cleanup", str(store), "--recorded-older-than-days", "0", "--messages-older-than-days", "0"])
+    assert real["tasks_deleted"] == 60
+    assert _json(["status", str(store)])["tasks_by_status"]["recorded"] == 0  # type: ignore[index]

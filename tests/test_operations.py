@@ -186,6 +186,17 @@ def test_cleanup_gives_the_space_back_to_the_file_system(file_db: apsw.Connectio
     assert seen[-1] == ("tasks", 400, 400) and len(seen) >= 4
 
 
+def test_cleanup_takes_zero_days_as_everything_until_now_and_checks_days_in_days(fresh_db: apsw.Connection) -> None:
+    Agents(fresh_db).create_planner("p")
+    _recorded(fresh_db, "p", 3)
+    assert agentstate.cleanup(fresh_db, recorded_older_than_days=0, messages_older_than_days=0).tasks_deleted == 3
+    for days in (36500.001, 1e9, 1e308, float("inf"), float("nan"), -1):
+        with pytest.raises(errors.InvalidValueError) as refused:
+            agentstate.cleanup(fresh_db, recorded_older_than_days=days)
+        assert "days" in str(refused.value) and "seconds" not in str(refused.value)
+        assert str(refused.value).endswith(f"got {days!r}")  # the value given, not it in seconds
+    assert agentstate.cleanup(fresh_db, recorded_older_than_days=36500, messages_older_than_days=36500).tasks_deleted == 0
+
 # --- deletes -------------------------------------------------------------------------------------
 
 
