@@ -17,7 +17,7 @@ from typing import Any, cast
 import pytest
 
 # The openai-agents extra. Imported here so that a CI without it fails on collection, loudly.
-from agents import Agent, RunConfig, RunContextWrapper, Runner, SessionSettings, TResponseInputItem
+from agents import Agent, RunConfig, RunContextWrapper, Runner, SessionSettings, SQLiteSession, TResponseInputItem
 from agents.memory import SessionABC
 from agents.testing import ScriptedModel, assistant_message
 
@@ -716,5 +716,46 @@ def test_a_message_that_is_not_an_item_is_named_when_read(db_path: Path) -> None
                 conn.close()
             with pytest.raises(errors.InvalidValueError, match="message 2 of conversation 'conv-1' is not an SDK item"):
                 await session.get_items()
+
+    run(main)
+
+
+# --- a file the SDK's own SQLiteSession wrote ---------------------------------------------------
+
+
+def test_a_file_holding_an_sqlitesession_history_is_named_not_silently_empty(
+    make_session: Callable[[], Awaitable[AgentStateSession]], db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pointing the session at the file SQLiteSession used keeps none of its history (a session
+    is an agentstate conversation): the first call logs a warning that says so, with the count
+    and how to copy it; once the conversation has items, or for another id, there is none."""
+
+    async def write_sdk_history() -> None:
+        old = SQLiteSession("conv-1", str(db_path))
+        try:
+            await old.add_items(items_of("from the SDK", "its answer"))
+        finally:
+            old.close()
+
+    async def main() -> None:
+        await write_sdk_history()
+        with caplog.at_level("WARNING", logger="agentstate"):
+            session = await make_session()
+            async with session:
+                assert await session.get_items() == []
+                assert await session.get_items() == []  # warned once per session, not per call
+                warned = [r.getMessage() for r in caplog.records if "SQLiteSession" in r.getMessage()]
+                assert len(warned) == 1, warned
+                assert "2 item(s)" in warned[0] and "agent_messages" in warned[0] and "'conv-1'" in warned[0]
+                assert "not carried over" in warned[0] and "add_items" in warned[0]
+                await session.add_items(items_of("new"))
+            caplog.clear()
+            again = await make_session()
+            async with again:
+                assert await again.get_items() == items_of("new")
+            other = AgentStateSession("conv-2", db_path)
+            async with other:
+                assert await other.get_items() == []
+        assert not [r for r in caplog.records if "SQLiteSession" in r.getMessage()]
 
     run(main)

@@ -59,12 +59,23 @@ as their content: every message of the stream is read back as one.
 ``agentstate.db`` (not ``:memory:``); an item holding a tuple, a set, a non-str dict key, NaN or
 text that is not valid Unicode (a lone surrogate) is refused rather than stored changed; a
 negative limit is refused rather than read as "all".
+
+**History is not carried over** from a file the SDK's ``SQLiteSession`` wrote: its items stay in
+its own tables (``agent_sessions``, ``agent_messages``), which this session never reads, so a
+session pointed at that file starts empty (agentstate adds its own tables to the file, next to
+the SDK's). The first call of a session whose conversation is empty while ``agent_messages``
+holds items for its id logs a warning on the ``agentstate`` logger saying so. To carry the
+history over, copy it once::
+
+    old = SQLiteSession("conv-1", "agents.db")
+    await session.add_items(await old.get_items())
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
 import weakref
@@ -88,6 +99,7 @@ from agentstate.postgres.handle import PostgresConnection, is_url
 from agentstate.values import from_json, iterable, require_int, require_str, short, to_json
 
 T = TypeVar("T")
+log = logging.getLogger("agentstate")
 
 STREAM: Stream = "router"
 """The message stream a session lives in: a conversation's."""
@@ -148,6 +160,34 @@ def _item(message: Message) -> TResponseInputItem:
     return cast(TResponseInputItem, item)
 
 
+# --- a file the SDK's own SQLiteSession wrote --------------------------------------------------
+
+SDK_MESSAGES = "agent_messages"
+"""The table where the SDK's ``SQLiteSession`` keeps items (its default name), keyed by ``session_id``."""
+
+
+def _sdk_items(conn: apsw.Connection, session_id: str) -> int:
+    """How many items the SDK's SQLiteSession keeps in this file for ``session_id``: 0 when the
+    file has none of its tables, or they are not the shape it makes."""
+    try:
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name IN ('agent_sessions', ?)", (SDK_MESSAGES,)
+        ).fetchall():
+            return 0
+        return int(conn.execute(f"SELECT count(*) FROM {SDK_MESSAGES} WHERE session_id = ?", (session_id,)).get)
+    except apsw.Error:  # not the SDK's table after all (no session_id column): nothing of its
+        return 0
+
+
+def _warn_not_carried_over(session_id: str, where: str, count: int) -> None:
+    log.warning(
+        "agentstate: %s holds %d item(s) of the OpenAI Agents SDK's SQLiteSession %r (table %s); they are not "
+        "carried over: AgentStateSession %r keeps its items in agentstate's conversation of that id, which is "
+        "empty. To carry them over, once: await session.add_items(await SQLiteSession(%r, path).get_items())",
+        where, count, session_id, SDK_MESSAGES, session_id, session_id,
+    )  # fmt: skip
+
+
 # --- where the calls run --------------------------------------------------------------------
 
 
@@ -163,6 +203,10 @@ class _Store(Protocol):
     async def pop(self, conversation_id: str) -> Message | None: ...
 
     async def clear(self, conversation_id: str) -> None: ...
+
+    async def sdk_items(self, conversation_id: str) -> int:
+        """Items the SDK's SQLiteSession left in this file for a conversation with none of its own."""
+        ...
 
 
 class _AsyncStore:
@@ -202,6 +246,11 @@ class _AsyncStore:
 
     async def clear(self, conversation_id: str) -> None:
         await self.log.clear(STREAM, conversation_id)
+
+    async def sdk_items(self, conversation_id: str) -> int:
+        if isinstance(self.conn, PostgresConnection) or await self.log.count(STREAM, conversation_id):
+            return 0
+        return await engine.call_async(self.conn, _sdk_items, self.conn, conversation_id)
 
 
 # Calls on one synchronous connection take turns, whichever sessions make them: two transactions
@@ -263,6 +312,14 @@ class _ThreadStore:
     async def clear(self, conversation_id: str) -> None:
         await self._write(self.log.clear, STREAM, conversation_id)
 
+    def _sdk_items(self, conversation_id: str) -> int:
+        if isinstance(self.conn, PostgresConnection) or self.log.count(STREAM, conversation_id):
+            return 0
+        return _sdk_items(self.conn, conversation_id)
+
+    async def sdk_items(self, conversation_id: str) -> int:
+        return await self._read(self._sdk_items, conversation_id)
+
 
 def _settings(value: object) -> SessionSettings:
     if value is None:
@@ -300,6 +357,9 @@ class AgentStateSession(SessionABC):
     Every method takes the SDK's optional ``wrapper`` keyword (the run's context) and ignores it:
     the session id alone names the history.
 
+    A file the SDK's ``SQLiteSession`` wrote keeps its items in the SDK's own tables: they are not
+    carried over (the session starts empty, and its first call logs a warning; see the module).
+
     :param session_id: the conversation's id (a non-empty str of at most 128 characters).
     :param db_path: a database path (created and migrated if needed), or an open connection.
     :param session_settings: the SDK's session settings (``limit``: the default for
@@ -319,6 +379,7 @@ class AgentStateSession(SessionABC):
         self.session_id = _session_id(session_id)
         self.session_settings = _settings(session_settings)
         self._closed = False
+        self._looked_for_sdk_items = False
         self._guard = threading.Lock()
         # With a path: the connection opening, or open, on each event loop the session runs on.
         self._opened: dict[asyncio.AbstractEventLoop, asyncio.Future[_AsyncStore]] = {}
@@ -344,6 +405,17 @@ class AgentStateSession(SessionABC):
     # --- connections ----------------------------------------------------------------------------
 
     async def _store(self) -> _Store:
+        store = await self._connected()
+        if not self._looked_for_sdk_items:  # once per session: a history the SDK left in the file
+            self._looked_for_sdk_items = True
+            with engine.translating():
+                count = await store.sdk_items(self.session_id)
+            if count:
+                where = self.db_path if self.db_path is not None else "the connection's database file"
+                _warn_not_carried_over(self.session_id, where, count)
+        return store
+
+    async def _connected(self) -> _Store:
         if self._closed:
             raise errors.AgentStateError(f"AgentStateSession {self.session_id!r} is closed")
         if isinstance(self._given, _AsyncStore):
