@@ -150,7 +150,8 @@ def _made_by_apply_script(tmp_path: Path) -> Path:
 
 def test_sqlite_shell_shows_every_table_and_index(tmp_path: Path) -> None:
     shell = shutil.which("sqlite3")
-    assert shell, "the sqlite3 shell is needed (apt-get install sqlite3; .ci/run installs it)"
+    if shell is None:  # .ci/run installs it, so CI always runs this
+        pytest.skip("needs the sqlite3 shell (Debian 12's is SQLite 3.40): apt-get install sqlite3")
     path = _made_by_apply_script(tmp_path)
     schema = subprocess.run([shell, str(path), ".schema"], check=True, capture_output=True, text=True).stdout
     for name in (
