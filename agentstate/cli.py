@@ -164,7 +164,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    warn = None if args.warn_mb is None else int(args.warn_mb * 1_000_000)
+    warn = None if args.warn_mb is None else max(1, int(args.warn_mb * 1_000_000))
     with _open(args.path, current=False) as conn:
         found = health.stats(conn, largest=args.largest, warn_above_bytes=warn)
 
@@ -295,30 +295,44 @@ def _demo(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------------------------
 
 
-def _days(text: str) -> float:
-    """An age in days, for argparse: 0 (everything until now) to retention.MAX_DAYS (100 years)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if not 0 <= value <= retention.MAX_DAYS:  # NaN and infinity fail this too
-        raise argparse.ArgumentTypeError(
-            f"{text!r} must be from 0 (everything until now) to {retention.MAX_DAYS:,} days (100 years)"
-        )
-    return value
+MAX_COUNT = 2**63 - 1
+"""The most a count flag takes: what SQLite's 64-bit integers (and the Python API) take."""
+MAX_DEMO_TASKS = 100_000
+"""The demo builds its tasks in memory: a bound that keeps it a demo."""
+MAX_WARN_MB = 1_000_000_000
+"""A petabyte, as AGENTSTATE_SIZE_WARNING_MB allows."""
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+def _number(kind: type[int] | type[float], low: int, high: int, unit: str, *, above: bool = False,
+            low_note: str = "", high_note: str = "") -> Callable[[str], Any]:  # fmt: skip
+    """An argparse type: a number of ``unit`` from ``low`` (or more than it, ``above``) to ``high``.
+
+    Checked while the arguments are parsed, so a bad one is a usage error (exit 2) in the flag's
+    own unit. A whole number may be written ``1e3``; NaN and infinity are out of every range.
+    """
+    whole = kind is int
+
     def parse(text: str) -> Any:
         try:
-            value = kind(text)
+            number: float = int(text) if whole else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-        return value
+            try:
+                number = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if whole else ''}number of {unit}") from None
+            if whole and number.is_integer():
+                number = int(number)
+        if not (low < number if above else low <= number) or not number <= high:  # NaN fails both
+            bounds = f"more than {low:,} and at most" if above else f"from {low:,}{low_note} to"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bounds} {high:,} {unit}{high_note}")
+        if whole and not isinstance(number, int):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {unit}")
+        return number
 
     return parse
+
+
+_days = _number(float, 0, retention.MAX_DAYS, "days", low_note=" (everything until now)", high_note=" (100 years)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,8 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Size and health in full: file, WAL and free pages, rows per table, tasks per status and "
                     "planner, expired leases, the oldest pending task, stream counts and the largest streams. "
                     "Counting rows reads whole indexes (about a second per ten million rows), never blocking writers.")  # fmt: skip
-    stats.add_argument("--largest", type=int, default=5, metavar="N", help="list the N largest streams and planners (default 5)")
-    stats.add_argument("--warn-mb", type=_positive(float), metavar="MB",
+    stats.add_argument("--largest", type=_number(int, 1, MAX_COUNT, "streams"), default=5, metavar="N", help="list the N largest streams and planners (default 5)")
+    stats.add_argument("--warn-mb", type=_number(float, 0, MAX_WARN_MB, "MB", above=True, high_note=" (a petabyte)"), metavar="MB",
                        help="warn when the file passes MB (default: $AGENTSTATE_SIZE_WARNING_MB, else 100)")  # fmt: skip
 
     cleanup = command("cleanup", _cleanup, "retention: delete old recorded tasks, old messages and long histories",
@@ -369,9 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument("--keep-recorded", action="store_true", help="delete no tasks (only the rules below)")
     cleanup.add_argument("--messages-older-than-days", type=_days, metavar="DAYS",
                          help="delete messages older than DAYS from every stream (its last message stays)")  # fmt: skip
-    cleanup.add_argument("--keep-last-messages", type=_positive(int), metavar="N", help="keep only each stream's last N messages")
-    cleanup.add_argument("--keep-last-events", type=_positive(int), metavar="N", help="keep only each task's last N events")
-    cleanup.add_argument("--batch-size", type=_positive(int), default=1000, metavar="N",
+    cleanup.add_argument("--keep-last-messages", type=_number(int, 1, MAX_COUNT, "messages"), metavar="N", help="keep only each stream's last N messages")
+    cleanup.add_argument("--keep-last-events", type=_number(int, 1, MAX_COUNT, "events"), metavar="N", help="keep only each task's last N events")
+    cleanup.add_argument("--batch-size", type=_number(int, 1, MAX_COUNT, "rows"), default=1000, metavar="N",
                          help="rows per write transaction (default 1000): other writers wait at most one batch")  # fmt: skip
     cleanup.add_argument("--dry-run", action="store_true", help="count what would be deleted; write nothing")
 
@@ -397,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                    json_out=False, path=False)  # fmt: skip
     demo.add_argument("--db", default=DEFAULT_PATH, metavar="PATH",
                       help=f"database file, or a postgresql:// URL (default: {DEFAULT_PATH})")  # fmt: skip
-    demo.add_argument("--tasks", type=_positive(int), default=20, metavar="N", help="tasks to create and run (default: 20)")
+    demo.add_argument("--tasks", type=_number(int, 1, MAX_DEMO_TASKS, "tasks"), default=20, metavar="N",
+                      help=f"tasks to create and run (default: 20, at most {MAX_DEMO_TASKS:,})")  # fmt: skip
     return parser
 
 
