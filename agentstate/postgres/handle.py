@@ -85,7 +85,7 @@ class PostgresConnection:
         is_async: bool = False,
     ) -> None:
         try:
-            import psycopg_pool
+            import psycopg_pool  # noqa: F401  # the extra's presence, checked first
         except ImportError:
             raise errors.AgentStateError(
                 "a postgresql:// URL needs the postgres extra: pip install 'agentstate[postgres]'"
@@ -93,7 +93,7 @@ class PostgresConnection:
         from psycopg import ProgrammingError
         from psycopg.conninfo import conninfo_to_dict
 
-        from agentstate.postgres import connection
+        from agentstate.postgres import connection, pool
 
         try:
             conninfo_to_dict(url)  # refused at once, not retried until connect_timeout_s
@@ -115,7 +115,7 @@ class PostgresConnection:
         if synchronous_commit:
             options.append("-c synchronous_commit=on")
         kwargs = {"autocommit": True, "application_name": application_name, "options": " ".join(options)}
-        self.pool = psycopg_pool.ConnectionPool(
+        self.pool = pool.Pool(
             url,
             min_size=1,
             max_size=pool_size,

@@ -64,6 +64,8 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     folder: Path | None = None
     _databases: list[str] = field(default_factory=list)
+    _command: list[str] = field(default_factory=list)  # how the postmaster was started, for restart()
+    _user: dict[str, object] = field(default_factory=dict)
 
     def conninfo(self, dbname: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_conninfo, dbname=dbname)
@@ -93,6 +95,22 @@ class Server:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
         with contextlib.suppress(ValueError):
             self._databases.remove(name)
+
+    def restart(self, down_s: float = 0.5) -> None:
+        """Fast-shut the server down (every client's connection breaks), leave it down for
+        ``down_s`` seconds, start it again on the same data, and return once it takes connections."""
+        if self.process is None or self.folder is None:
+            raise Unavailable("an AGENTSTATE_TEST_POSTGRES_URL server cannot be restarted by the tests")
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=30)
+        time.sleep(down_s)
+        log = self.folder / "server.log"
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                self._command, cwd=self.folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                **self._user,  # type: ignore[call-overload]
+            )  # fmt: skip
+        _wait_ready(self, log)
 
     def stop(self) -> None:
         if self.process is None:  # an external server: drop what the tests made
@@ -204,26 +222,34 @@ def start(settings: Mapping[str, str] | None = None) -> Server:
         )  # type: ignore[call-overload]
     port = int(chosen.get("port", 5432))
     admin = psycopg.conninfo.make_conninfo(host=str(folder), port=port, user="postgres", dbname="postgres")
-    server = Server(admin, origin, process=process, folder=folder)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            text = log.read_text(errors="replace")[-4000:]
-            server.stop()
-            raise Unavailable(f"postgres ({origin}) exited at start:\n{text}")
-        try:
-            with psycopg.connect(admin, connect_timeout=2) as conn:
-                server.version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-            break
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                server.stop()
-                raise Unavailable(
-                    f"postgres ({origin}) did not accept connections in {START_TIMEOUT_S:.0f} s"
-                ) from None
-            time.sleep(0.05)
+    server = Server(admin, origin, process=process, folder=folder, _command=args, _user=user)
+    try:
+        _wait_ready(server, log)
+    except Unavailable:
+        server.stop()
+        raise
     server.started_in_s = time.monotonic() - begin
     return server
+
+
+def _wait_ready(server: Server, log: Path) -> None:
+    """Wait until the server's postmaster takes connections (it must not exit first)."""
+    assert server.process is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if server.process.poll() is not None:
+            text = log.read_text(errors="replace")[-4000:]
+            raise Unavailable(f"postgres ({server.origin}) exited at start:\n{text}")
+        try:
+            with psycopg.connect(server.admin_conninfo, connect_timeout=2) as conn:
+                server.version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"postgres ({server.origin}) did not accept connections in {START_TIMEOUT_S:.0f} s"
+                ) from None
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager

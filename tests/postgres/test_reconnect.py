@@ -1,0 +1,149 @@
+"""The PostgreSQL handle across a server restart, and when the server is not there or says no.
+
+A server of this module's own (tests/postgres/server.py), so that restarting it disturbs no
+other test. Clients are handles in threads, each named by ``application_name`` so that
+``pg_stat_activity`` tells their server connections apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+import agentstate
+from agentstate import errors
+from tests.engines import fresh_database
+from tests.postgres import server as servers
+
+CLIENTS = 3
+RESTARTS = 3
+DEADLINE_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[servers.Server]:
+    try:
+        server = servers.start()
+    except servers.Unavailable as exc:
+        pytest.fail(f"no PostgreSQL server for tests/postgres: {exc}")
+    try:
+        if server.process is None:
+            pytest.skip("AGENTSTATE_TEST_POSTGRES_URL names a server these tests cannot restart")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_url(own_server: servers.Server) -> Iterator[str]:
+    name, _ = fresh_database(own_server, None)
+    agentstate.connect(own_server.url(name), pool_size=1).close()  # migrated
+    yield own_server.url(name)
+    own_server.drop_database(name)
+
+
+def server_connections(server: servers.Server, prefix: str) -> dict[str, int]:
+    """Client backends per application_name starting with ``prefix``."""
+    with psycopg.connect(server.admin_conninfo, autocommit=True) as admin:
+        found = admin.execute(
+            "SELECT application_name, count(*) FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' AND application_name LIKE %s GROUP BY 1",
+            (prefix + "%",),
+        ).fetchall()
+    return {str(name): int(n) for name, n in found}
+
+
+class Client(threading.Thread):
+    """One single-threaded agent: reads in a loop on a handle of its own, through restarts."""
+
+    def __init__(self, url: str, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.conn: Any = agentstate.connect(url, application_name=name)
+        self.stop = threading.Event()
+        self.last_ok = 0.0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        agents = agentstate.Agents(self.conn)
+        try:
+            while not self.stop.is_set():
+                agents.list_planners()  # a read: repeated by agentstate across the restart
+                self.last_ok = time.monotonic()
+                time.sleep(0.005)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def test_a_restart_leaves_each_client_the_connections_it_held(own_server: servers.Server, own_url: str) -> None:
+    """Each restart left every single-threaded client one more server connection (psycopg_pool
+    replaced the broken one and also grew for the call waiting on that replacement): 9 clients
+    held 9, 18, 27 ... connections after 0, 1, 2 ... restarts."""
+    clients = [Client(own_url, f"restart-client-{i}") for i in range(CLIENTS)]
+    for client in clients:
+        client.start()
+    seen: list[dict[str, int]] = []
+    pooled: list[list[int]] = []
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not all(c.last_ok for c in clients):
+            assert time.monotonic() < deadline, "the clients did not start working"
+            time.sleep(0.01)
+        before = server_connections(own_server, "restart-client-")
+        seen.append(before)
+        assert before == {c.name: 1 for c in clients}
+        for _ in range(RESTARTS):
+            own_server.restart(down_s=0.5)
+            restarted = time.monotonic()
+            deadline = restarted + DEADLINE_S
+            while not all(c.last_ok > restarted for c in clients):
+                assert [c.error for c in clients if c.error] == []
+                assert time.monotonic() < deadline, "the clients did not carry on after the restart"
+                time.sleep(0.01)
+            time.sleep(1.5)  # a connection the pool was still opening would show by now
+            seen.append(server_connections(own_server, "restart-client-"))
+            pooled.append([c.conn.pool.get_stats()["pool_size"] for c in clients])
+        print(f"\nserver connections of {CLIENTS} clients, at start and after each restart: {seen}")
+        assert seen == [before] * (RESTARTS + 1)
+        assert pooled == [[1] * CLIENTS] * RESTARTS  # and none on its way
+        assert [c.error for c in clients if c.error] == []
+    finally:
+        for client in clients:
+            client.stop.set()
+        for client in clients:
+            client.join(10)
+            client.conn.close()
+
+
+def test_a_call_waiting_for_the_connection_that_broke_gets_a_new_one_at_once(
+    own_server: servers.Server, own_url: str
+) -> None:
+    """The broken connection's place is given up, not replaced: a call already waiting for it
+    (the handle's one connection, held across a restart by a session that does not retry) must
+    still get a new one at once, not after waiting out connect_timeout_s (10 s)."""
+    conn = agentstate.connect(own_url, pool_size=1, connect_timeout_s=10, application_name="restart-shared")
+    waiting, done = threading.Event(), []
+
+    def wait_for_the_connection() -> None:
+        waiting.set()
+        done.append(agentstate.Agents(conn).list_planners())
+
+    try:
+        with pytest.raises(errors.ConnectionLostError), conn.session() as session:
+            session.execute("SELECT 1")
+            reader = threading.Thread(target=wait_for_the_connection, daemon=True)
+            reader.start()
+            assert waiting.wait(5)
+            own_server.restart(down_s=0.2)
+            session.execute("SELECT 1")  # the connection broke with the restart
+        given_back = time.monotonic()
+        reader.join(15)
+        assert done == [[]]
+        assert time.monotonic() - given_back < 5, "the waiting call waited out connect_timeout_s"
+        assert server_connections(own_server, "restart-shared") == {"restart-shared": 1}
+    finally:
+        conn.close()
