@@ -83,11 +83,17 @@ class Connection(apsw.Connection):
     """How many :func:`write_async` blocks are open on this async connection (reads inside one
     must see its uncommitted writes, so they go to the worker thread)."""
 
+    closed: bool = False
+    """Whether :meth:`close` (or :meth:`aclose`) has run: a second one does nothing."""
+
     def close(self, force: bool = False) -> None:
+        if self.closed:
+            return
         if os.getpid() == getattr(self, "pid", None) and not self.is_async:
             optimize(self)
         checkpoint.detach(self)
         super().close(force)
+        self.closed = True
         if self.writer_gate is not None:
             self.writer_gate.close()
         for side in (self.reader, self.writer):
@@ -97,6 +103,9 @@ class Connection(apsw.Connection):
 
     async def aclose(self) -> None:
         """Close an async connection (see :meth:`close`)."""
+        if self.closed:
+            return
+        self.closed = True
         if os.getpid() == getattr(self, "pid", None):
             with contextlib.suppress(Exception):
                 await self.async_run(optimize, self)  # type: ignore[attr-defined]
@@ -420,7 +429,41 @@ def database_path(path: object) -> str:
         raise errors.InvalidValueError(f"path {filename!r} is not valid Unicode (it holds a lone surrogate)") from None
     if os.path.isdir(filename):
         raise errors.InvalidValueError(f"path {filename!r} is a directory: give the database file's path inside it")
+    if filename != ":memory:" and not filename.startswith("file:"):
+        _require_short_enough(filename)
     return filename
+
+
+# SQLite opens <name>-journal and <name>-wal beside the database: the longest suffix it adds.
+_LONGEST_SUFFIX = len("-journal")
+_NAME_MAX = 255  # bytes in one file name, on every file system Linux and macOS mount by default
+
+
+def _require_short_enough(filename: str) -> None:
+    """Refuse a name whose -journal or -wal file could not exist, before SQLite creates anything:
+    otherwise SQLite creates the database file, then fails to open the journal with 'unable to
+    open database file'."""
+    name = len(os.path.basename(filename).encode())
+    if name + _LONGEST_SUFFIX > _NAME_MAX:
+        raise errors.InvalidValueError(
+            f"the database's file name is {name} bytes: SQLite adds '-journal' and '-wal' to it, and a file "
+            f"name may have {_NAME_MAX}, so it can be at most {_NAME_MAX - _LONGEST_SUFFIX}"
+        )
+    longest = _longest_path()
+    full = len(os.path.abspath(filename).encode())
+    if full + _LONGEST_SUFFIX > longest:
+        raise errors.InvalidValueError(
+            f"the database's full path is {full} bytes: SQLite's files beside it need '-journal' more and "
+            f"SQLite takes paths of up to {longest} bytes, so it can be at most {longest - _LONGEST_SUFFIX}; "
+            "use a shorter folder"
+        )
+
+
+@cache
+def _longest_path() -> int:
+    """The longest path the default VFS takes (SQLite's unix VFS: 512 bytes)."""
+    default = apsw.vfs_names()[0]
+    return next((int(d["mxPathname"]) for d in apsw.vfs_details() if d["zName"] == default), 512)
 
 
 @cache
@@ -470,19 +513,75 @@ def open_connection(
     """
     check_sqlite_version()
     filename = database_path(path)
+    existed = os.path.lexists(filename)
     try:
         conn = Connection(filename, flags=_open_flags(readonly, create), statementcachesize=STATEMENT_CACHE_SIZE)
     except apsw.Error as exc:
+        _remove_if_created(filename, existed)
         raise translate(exc, f"opening {filename!r}") from exc
+    full = conn.filename or filename
     try:
+        if not conn.readonly("main"):
+            refuse_foreign_files(conn.filename)
         _prepare(conn, settings or Settings())
     except BaseException as exc:
         with contextlib.suppress(apsw.Error):  # the error that matters is the first one
             conn.close()
         if isinstance(exc, apsw.Error):
-            raise translate(exc, f"opening {filename!r}") from exc
+            raise translate(exc, f"opening {filename!r}", path=full) from exc
         raise
     return conn
+
+
+def _remove_if_created(filename: str, existed: bool) -> None:
+    """After a failed open: remove the empty file SQLite may have created for it."""
+    with contextlib.suppress(OSError):
+        if not existed and os.path.getsize(filename) == 0:
+            os.unlink(filename)
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def refuse_foreign_files(filename: str) -> None:
+    """Refuse files another user planted where the database and SQLite's own files go.
+
+    An empty (or headerless) database file that another user owns was made by them, not by
+    SQLite for us: written to, it and its -wal and -shm (which SQLite gives the database's owner)
+    stay theirs to read. A -wal, -shm or -journal file beside the database must belong to the
+    database's owner (or to this user). A real database of another user's (a service's, shared
+    through its group) is opened as it is.
+    """
+    if not filename:
+        return  # a memory database
+    me = os.geteuid()
+    try:
+        info = os.stat(filename)
+    except FileNotFoundError:
+        return
+    if info.st_uid != me and stat.S_ISREG(info.st_mode) and not _has_sqlite_header(filename):
+        raise errors.ForeignFileError(
+            f"{filename} is an empty or non-SQLite file that belongs to user id {info.st_uid}, not to this "
+            f"user ({me}): agentstate would write every conversation into a file that user can read. Delete it "
+            "(or ask its owner to), or choose another path"
+        )
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            side = os.lstat(filename + suffix)
+            if side.st_uid not in (me, info.st_uid) or stat.S_ISLNK(side.st_mode):
+                raise errors.ForeignFileError(
+                    f"{filename}{suffix} belongs to user id {side.st_uid}, not to the database's owner "
+                    f"({info.st_uid}){' and is a symbolic link' if stat.S_ISLNK(side.st_mode) else ''}: SQLite "
+                    "would write the database's pages into it. Delete it while no process has the database open"
+                )
+
+
+def _has_sqlite_header(filename: str) -> bool:
+    try:
+        with open(filename, "rb") as file:
+            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return True  # unreadable: SQLite's own open reports that
 
 
 async def open_async_connection(
@@ -491,16 +590,22 @@ async def open_async_connection(
     """Open a connection in apsw's async mode: its calls run on a worker thread of its own."""
     check_sqlite_version()
     filename = database_path(path)
+    existed = os.path.lexists(filename)
     try:
         conn = await _as_async(filename, _open_flags(readonly, create))
     except apsw.Error as exc:
+        _remove_if_created(filename, existed)
         raise translate(exc, f"opening {filename!r}") from exc
+    full = filename
     try:
+        full = await run_async(conn, getattr, conn, "filename")
+        if not readonly:
+            refuse_foreign_files(full)
         await run_async(conn, _prepare, conn, settings or Settings())
     except BaseException as exc:
         await conn.aclose()  # its worker thread too
         if isinstance(exc, apsw.Error):
-            raise translate(exc, f"opening {filename!r}") from exc
+            raise translate(exc, f"opening {filename!r}", path=full) from exc
         raise
     return conn
 
@@ -899,8 +1004,12 @@ _BUSY_FIX = {
 }
 
 
-def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
-    """The agentstate error for an apsw exception; the caller chains it with ``from exc``."""
+def translate(exc: apsw.Error, context: str = "", *, path: str = "") -> errors.AgentStateError:
+    """The agentstate error for an apsw exception; the caller chains it with ``from exc``.
+
+    :param path: the database file, when the error came from opening it (so a read-only or
+        unopenable file can be explained by its permissions).
+    """
     where = f"{context}: " if context else ""
     message = str(exc).removeprefix(f"{type(exc).__name__}: ")
     code = getattr(exc, "extendedresult", None)
@@ -925,8 +1034,11 @@ def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
             f"{where}{message}: a table is locked by another statement on this same connection "
             "(an unfinished read, or a schema change under it); finish or close that cursor first"
         )
+    if isinstance(exc, apsw.ConnectionClosedError):
+        return errors.ConnectionClosedError(f"{where}the connection is closed: open a new one with agentstate.connect()")
     if isinstance(exc, apsw.ReadOnlyError):
-        return errors.ReadOnlyError(f"{where}{message}: this connection was opened read-only")
+        cause = _why_not_writable(path) if path else None
+        return errors.ReadOnlyError(f"{where}{message}: {cause or 'this connection was opened read-only'}")
     if isinstance(exc, apsw.NotADBError):
         return errors.DatabaseCorruptError(f"{where}{message}: the file is not an SQLite database")
     if isinstance(exc, apsw.CorruptError):
@@ -941,5 +1053,24 @@ def translate(exc: apsw.Error, context: str = "") -> errors.AgentStateError:
             f"{where}{message}: the operating system failed a read, write or sync of the database files"
         )
     if isinstance(exc, apsw.CantOpenError):
-        return errors.AgentStateError(f"{where}{message}: check that the path exists and is writable")
+        cause = (_why_not_writable(path) if path else None) or "check that the path exists and is writable"
+        return errors.AgentStateError(f"{where}{message}: {cause}")
     return errors.AgentStateError(f"{where}{type(exc).__name__}: {message}")
+
+
+def _why_not_writable(path: str) -> str | None:
+    """What this user may not do to a database file or its folder, in words (None: nothing)."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return (
+            f"{path} is not writable by this user (its mode is {stat.S_IMODE(os.stat(path).st_mode):o}): "
+            "run as its owner, or open it with readonly=True"
+            + ("" if os.access(folder, os.W_OK) else f" once its -shm file exists (the folder {folder} is not writable either)")
+        )
+    if not os.access(folder, os.W_OK):
+        return (
+            f"the folder {folder} is not writable by this user, and SQLite must create the database's -wal and "
+            "-shm files there (even to read a WAL database, until they exist): run as the folder's owner, or let "
+            "that user open the database first"
+        )
+    return None

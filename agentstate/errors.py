@@ -77,6 +77,12 @@ class ConnectionLostError(AgentStateError):
         self.outcome_unknown = outcome_unknown
 
 
+class ConnectionRejectedError(AgentStateError):
+    """PostgreSQL only: the server answered and refused the connection (no such database or
+    role, a wrong password, no pg_hba.conf entry). Waiting cannot help, so it is not retried: fix
+    the URL, or the server's roles and pg_hba.conf."""
+
+
 class DatabaseCorruptError(AgentStateError):
     """The file is damaged, truncated, or not an SQLite database at all."""
 
@@ -94,7 +100,17 @@ class WrongProcessError(AgentStateError):
 
 
 class ReadOnlyError(AgentStateError):
-    """A write was attempted through a read-only connection."""
+    """A write was attempted through a read-only connection, or the files (or their folder) are
+    not writable by this user."""
+
+
+class ConnectionClosedError(AgentStateError):
+    """The connection was closed: open a new one."""
+
+
+class ForeignFileError(AgentStateError):
+    """A file agentstate would create or write beside the database (or an empty database file)
+    belongs to another user, who could read or stall what is written to it: refused, untouched."""
 
 
 class InUseError(AgentStateError):
