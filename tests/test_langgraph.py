@@ -18,7 +18,7 @@ import apsw
 import pytest
 
 # The langgraph extra. Imported here so that a CI without it fails on collection, loudly.
-from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, empty_checkpoint
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -413,3 +413,142 @@ def test_unreadable_rows_and_closed_connections_raise_agentstate_errors(db_path:
     with pytest.raises(errors.AgentStateError) as raised:
         saver.get_tuple(config)
     assert isinstance(raised.value.__cause__, apsw.Error)
+
+
+# --- parent chains that loop ---------------------------------------------------------------------
+
+WALK_TIMEOUT_S = 10
+
+
+def _stopped(config: Any) -> None:
+    raise RuntimeError("stopped by the test: the walk ran over its time")
+
+
+def within(seconds: float, call: Any, walker: Any = None) -> Any:
+    """``call()`` in a thread of its own: its result, or a failure (not a hang) if it runs over.
+    A ``walker`` (a saver whose parent walk ``call`` runs) is then stopped, its next get_tuple
+    raising, so that its connection can be closed."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=target, daemon=True)
+    runner.start()
+    runner.join(seconds)
+    if runner.is_alive():
+        if walker is not None:
+            walker.get_tuple = _stopped
+            runner.join(seconds)
+        pytest.fail(f"still running after {seconds} s: the walk goes round the parent cycle forever")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def put_parent_cycle(saver: AgentStateSaver) -> tuple[str, str]:
+    """Checkpoint A, B under A, then A put again under B (LangGraph's savers replace a re-put id):
+    A's parent is B and B's is A. Each has a write to channel "x", and neither a value of "x", so
+    a walk for "x" finds no seed to stop at."""
+    a, b = empty_checkpoint(), empty_checkpoint()
+    config_a = saver.put(thread("loop"), a, {"step": 0, "run_id": "run-1"}, {})
+    saver.put_writes(config_a, [("x", "from a")], "task-a")
+    config_b = saver.put(config_a, b, {"step": 1, "run_id": "run-1"}, {})
+    saver.put_writes(config_b, [("x", "from b")], "task-b")
+    assert saver.put(config_b, a, {"step": 2, "run_id": "run-1"}, {}) == config_a
+    assert saver.get_tuple(config_a).parent_config == config_b  # type: ignore[union-attr]
+    return a["id"], b["id"]
+
+
+HISTORY_KINDS = ["sync", "sync saver, async call", "async", "async saver, sync call"]
+
+
+@pytest.mark.parametrize("kind", HISTORY_KINDS)
+def test_the_delta_history_walk_ends_on_a_checkpoint_put_under_its_own_child(kind: str, db_url: str) -> None:
+    """get_delta_channel_history (and its async twin) walks a checkpoint's parents; on a loop it
+    stops where the chain comes back (as LangGraph's SqliteSaver does), each checkpoint once."""
+    with AgentStateSaver.from_conn_string(db_url) as setup:
+        a, b = put_parent_cycle(setup)
+
+    def histories(saver: Any) -> list[Any]:
+        return [
+            saver.get_delta_channel_history(config=thread("loop", checkpoint_id=target), channels=["x"])
+            for target in (a, b)
+        ]
+
+    async def ahistories(saver: Any) -> list[Any]:
+        return [
+            await asyncio.wait_for(
+                saver.aget_delta_channel_history(config=thread("loop", checkpoint_id=target), channels=["x"]),
+                WALK_TIMEOUT_S,
+            )
+            for target in (a, b)
+        ]
+
+    if kind == "sync":
+        with AgentStateSaver.from_conn_string(db_url) as saver:
+            found = within(WALK_TIMEOUT_S, lambda: histories(saver), saver)
+    elif kind == "sync saver, async call":
+        with AgentStateSaver.from_conn_string(db_url) as saver:
+            found = asyncio.run(ahistories(saver))
+    else:
+
+        async def main() -> list[Any]:
+            async with AsyncAgentStateSaver.from_conn_string(db_url) as saver:
+                if kind == "async":
+                    return await ahistories(saver)
+                return await asyncio.to_thread(within, WALK_TIMEOUT_S, lambda: histories(saver), saver)
+
+        found = asyncio.run(main())
+    # A's history: its parent B's write, then back at A (the target): the end. B's: A's write.
+    assert found == [{"x": {"writes": [("task-b", "x", "from b")]}}, {"x": {"writes": [("task-a", "x", "from a")]}}]
+
+
+def test_the_savers_own_calls_end_on_a_parent_cycle(db_url: str) -> None:
+    """list, copy_thread, prune and delete_for_runs never follow parents: a loop changes nothing."""
+    with AgentStateSaver.from_conn_string(db_url) as saver:
+        a, b = put_parent_cycle(saver)
+        assert within(WALK_TIMEOUT_S, lambda: ids_of(saver.list(thread("loop")))) == [b, a]
+        within(WALK_TIMEOUT_S, lambda: saver.copy_thread("loop", "copy"))
+        assert ids_of(saver.list(thread("copy"))) == [b, a]
+        within(WALK_TIMEOUT_S, lambda: saver.prune(["copy"], strategy="keep_latest"))
+        assert ids_of(saver.list(thread("copy"))) == [b]
+        within(WALK_TIMEOUT_S, lambda: saver.delete_for_runs(["run-1"]))
+        assert ids_of(saver.list(thread("loop"))) == ids_of(saver.list(thread("copy"))) == []
+
+
+def test_a_delta_channel_graph_resumes_and_its_history_is_langgraphs_own(db_url: str) -> None:
+    """On a chain without a loop, the saver's walk gives what BaseCheckpointSaver's does, for every
+    checkpoint of a graph whose state is a DeltaChannel (beta in LangGraph) with snapshots."""
+    delta = pytest.importorskip("langgraph.channels.delta")
+
+    def extend(state: list[str] | None, batches: Any) -> list[str]:
+        return [*(state or []), *(item for batch in batches for item in batch)]
+
+    # The functional form: its annotation is evaluated here, where `delta` is.
+    Log = TypedDict("Log", {"log": Annotated[list[str], delta.DeltaChannel(extend, snapshot_frequency=3)]})  # noqa: UP013
+
+    builder = StateGraph(Log)
+    builder.add_node("reply", lambda state: {"log": [f"reply {len(state['log'])}"]})
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    expected = [text for turn in range(7) for text in (f"turn {turn}", f"reply {2 * turn + 1}")]
+    with AgentStateSaver.from_conn_string(db_url) as saver:
+        graph = builder.compile(checkpointer=saver)
+        for turn in range(7):
+            graph.invoke({"log": [f"turn {turn}"]}, thread("delta"))
+        assert graph.get_state(thread("delta")).values == {"log": expected}
+        configs = [t.config for t in saver.list(thread("delta"))]
+        assert len(configs) == 21
+        for config in configs:
+            ours = saver.get_delta_channel_history(config=config, channels=["log"])
+            assert ours == BaseCheckpointSaver.get_delta_channel_history(saver, config=config, channels=["log"])
+
+    async def resume() -> Any:
+        async with AsyncAgentStateSaver.from_conn_string(db_url) as asaver:
+            return await builder.compile(checkpointer=asaver).ainvoke({"log": ["more"]}, thread("delta"))
+
+    assert asyncio.run(resume()) == {"log": [*expected, "more", "reply 15"]}

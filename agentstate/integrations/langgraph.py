@@ -34,6 +34,10 @@ checkpoint_id); a task's writes are keyed by (task_id, idx) under it, so a retri
   nothing but :class:`~agentstate.errors.AgentStateError` escapes, as from all of agentstate.
 - ``prune(strategy="keep_latest")`` and ``delete_for_runs`` delete exactly what they name; they
   do not keep the ancestors a ``DeltaChannel`` (beta in LangGraph) replays its history from.
+- ``put`` of an id already stored replaces it (as LangGraph's savers do), so a checkpoint put
+  again under its own descendant has a parent chain that loops. ``get_delta_channel_history``
+  (and its async twin) reads each ancestor once and ends where the chain comes back, as
+  LangGraph's SqliteSaver does; no other call follows parents.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 try:
@@ -63,6 +67,9 @@ except ImportError as exc:  # the langgraph extra is not installed
     raise ImportError(
         f"agentstate.integrations.langgraph needs LangGraph: pip install 'agentstate[langgraph]' ({exc})"
     ) from exc
+
+if TYPE_CHECKING:  # DeltaChannel support (beta) is in langgraph-checkpoint 4.1+ only
+    from langgraph.checkpoint.base import DeltaChannelHistory, PendingWrite
 
 from agentstate import engine, errors
 from agentstate.database import connect, connect_async
@@ -353,6 +360,64 @@ def _prune(conn: SyncConnection, thread_ids: object, strategy: object) -> None:
             run(conn, checkpoints, {"thread_id": thread_id})
 
 
+# --- the delta-channel history walk ---------------------------------------------------------------
+
+
+class _History:
+    """LangGraph's ``get_delta_channel_history`` walk (BaseCheckpointSaver's, step for step: a
+    checkpoint's parents, nearest first, collecting each one's pending writes to the channels
+    asked for until each channel finds its value), remembering the checkpoints it has been to.
+    A checkpoint put again under its own descendant (``put`` replaces a re-put id, as LangGraph's
+    savers do) makes its parent chain a loop; the walk ends where the chain comes back, as in
+    LangGraph's SqliteSaver, instead of going round forever."""
+
+    def __init__(self, channels: Sequence[str]) -> None:
+        self.channels = list(channels)
+        self.collected: dict[str, list[PendingWrite]] = {channel: [] for channel in self.channels}
+        self.seeds: dict[str, Any] = {}
+        self.remaining = set(self.channels)
+        self.seen: set[str] = set()
+
+    def start(self, target: CheckpointTuple | None) -> RunnableConfig | None:
+        """The first parent to read (None: no walk), from the checkpoint the history is of."""
+        if target is None:
+            return None
+        self.seen.add(target.config["configurable"]["checkpoint_id"])
+        return self._parent(target)
+
+    def step(self, ancestor: CheckpointTuple | None) -> RunnableConfig | None:
+        """Take in one ancestor; the next one to read, or None when the walk is over."""
+        if ancestor is None:  # deleted (pruned): the chain ends here
+            return None
+        for write in reversed(ancestor.pending_writes or ()):
+            if write[1] in self.remaining:
+                self.collected[write[1]].append(write)
+        values = ancestor.checkpoint["channel_values"]
+        for channel in [c for c in self.remaining if c in values]:
+            self.seeds[channel] = values[channel]
+            self.remaining.discard(channel)
+        return self._parent(ancestor)
+
+    def _parent(self, checkpoint: CheckpointTuple) -> RunnableConfig | None:
+        parent = checkpoint.parent_config
+        if parent is None or not self.remaining:
+            return None
+        parent_id = parent["configurable"]["checkpoint_id"]
+        if parent_id in self.seen:  # the chain loops: every checkpoint on it is read
+            return None
+        self.seen.add(parent_id)
+        return parent
+
+    def result(self) -> dict[str, DeltaChannelHistory]:
+        history: dict[str, DeltaChannelHistory] = {}
+        for channel in self.channels:
+            entry: DeltaChannelHistory = {"writes": self.collected[channel][::-1]}  # oldest first
+            if channel in self.seeds:
+                entry["seed"] = self.seeds[channel]
+            history[channel] = entry
+        return history
+
+
 # --- the savers -------------------------------------------------------------------------------
 
 
@@ -418,6 +483,32 @@ class _Saver(BaseCheckpointSaver[str]):
         """The async form of :meth:`AgentStateSaver.prune`."""
         await self._write(_prune, engine.materialise(thread_ids), strategy)
 
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """For each channel, the pending writes of the checkpoint's ancestors back to the nearest
+        that holds the channel's value (its ``seed``), oldest first: LangGraph's own walk over
+        ``get_tuple`` and ``parent_config``, each ancestor read once, so that a parent chain
+        that loops (a checkpoint put again under its own descendant) ends where it comes back."""
+        if not channels:
+            return {}
+        walk = _History(channels)
+        parent = walk.start(self.get_tuple(config))
+        while parent is not None:
+            parent = walk.step(self.get_tuple(parent))
+        return walk.result()
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """The async form of :meth:`get_delta_channel_history`."""
+        if not channels:
+            return {}
+        walk = _History(channels)
+        parent = walk.start(await self.aget_tuple(config))
+        while parent is not None:
+            parent = walk.step(await self.aget_tuple(parent))
+        return walk.result()
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The version after ``current``: a zero-padded counter and a random fraction, as
@@ -533,6 +624,7 @@ class AgentStateSaver(_Saver):
         if cancelled:
             raise asyncio.CancelledError
         return result
+
 
 class AsyncAgentStateSaver(_Saver):
     """A LangGraph checkpointer for asyncio, on a connection from :func:`agentstate.connect_async`::
