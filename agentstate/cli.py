@@ -72,12 +72,69 @@ class Progress:
             sys.stderr.write("\n")
 
 
-@contextmanager
-def _open(path: str, *, current: bool = True) -> Iterator[engine.SyncConnection]:
-    """A connection to an existing store: ``current`` requires its schema to be up to date."""
+def _require_file(path: str) -> None:
     if not Path(path).exists() and not path.startswith("file:"):
         raise errors.AgentStateError(f"{path}: no such database (create one with 'agentstate migrate {path}')")
-    conn = database.connect(path, migrate=False) if current else engine.open_connection(path, create=False)
+
+
+def _in_wal_mode(path: str) -> bool:
+    """Whether the file's header says WAL (bytes 18 and 19 are 2; 1 is a rollback journal)."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(20)
+    except OSError:
+        return False  # a file: URI, say; SQLite opens it read-only and says what is wrong
+    return header[:16] == b"SQLite format 3\0" and header[18:20] == b"\2\2"
+
+
+@contextmanager
+def _inspect(path: str) -> Iterator[engine.SyncConnection]:
+    """A connection that reads the file at ``path`` and changes nothing in it or beside it.
+
+    No journal-mode switch, no chmod, no writer-gate lock file, no background checkpointer, and
+    no statement that writes (query_only also keeps the PRAGMA optimize of close from writing
+    statistics). A file in WAL mode is opened read-write all the same, so that SQLite, when this is
+    the last connection, removes the -wal and -shm files a reader needs, as it does for every
+    connection; any other file (a rollback journal, an empty file) is opened read-only, which
+    creates nothing at all.
+    """
+    _require_file(path)
+    settings = engine.Settings(background_checkpoints=False, writer_gate=False)
+    wal = _in_wal_mode(path)
+    conn = engine.open_connection(path, readonly=not wal, settings=settings, create=False)
+    try:
+        with engine.translating(f"opening {path}"):
+            if wal:
+                conn.pragma("query_only", True)
+        yield conn
+    finally:
+        conn.close()
+
+
+def _is_agentstate(conn: engine.SyncConnection) -> bool:
+    with engine.translating("reading the schema"):
+        found = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'")
+        return found.fetchall() != []
+
+
+def _require_agentstate(conn: engine.SyncConnection, path: str) -> None:
+    if not _is_agentstate(conn):
+        raise errors.SchemaError(
+            f"{path} is not an agentstate database (it holds no agentstate schema): "
+            f"run 'agentstate migrate {path}' to create the schema"
+        )
+
+
+@contextmanager
+def _open(path: str) -> Iterator[engine.SyncConnection]:
+    """A connection to an existing store whose schema is up to date, for commands that write.
+
+    The file is first looked at without changing it, so a file that is not an agentstate store
+    is refused before a byte of it (its journal mode, say) is changed.
+    """
+    with _inspect(path) as conn:
+        _require_agentstate(conn, path)
+    conn = database.connect(path, migrate=False)
     try:
         yield conn
     finally:
@@ -115,9 +172,11 @@ def _migrate(args: argparse.Namespace) -> int:
             state_applied: list[dict[str, Any]] = []
             pending = [m.filename for m in known]
             version = 0
+            foreign = False
         else:
-            with _open(args.path, current=False) as conn:
+            with _inspect(args.path) as conn:
                 state = migrations.status(conn, known)
+                foreign = not _is_agentstate(conn)
             version = state.version
             state_applied = [
                 {"version": r.version, "name": r.name, "applied_at": r.applied_at, "sha256": r.sha256} for r in state.applied
@@ -125,7 +184,8 @@ def _migrate(args: argparse.Namespace) -> int:
             pending = [m.filename for m in state.pending]
         data = {"path": str(path), "schema_version": version, "applied": state_applied, "pending": pending}
         _emit(args, data, lambda: [
-            f"{path}: schema version {version}, {len(pending)} pending",
+            f"{path}: schema version {version}" + (" (not an agentstate database yet)" if foreign else "")
+            + f", {len(pending)} pending",
             *(f"  applied  {r['version']:04d}_{r['name']}.sql  {r['applied_at']}  sha256 {r['sha256'][:12]}" for r in state_applied),
             *(f"  pending  {name}" for name in pending),
         ])  # fmt: skip
@@ -144,7 +204,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    with _open(args.path, current=False) as conn:
+    with _inspect(args.path) as conn:
+        _require_agentstate(conn, args.path)
         pending = [m.filename for m in migrations.status(conn).pending]
         found = health.stats(conn, full=False)
     data = {**found.to_dict(), "pending_migrations": pending}
@@ -165,7 +226,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     warn = None if args.warn_mb is None else max(1, int(args.warn_mb * 1_000_000))
-    with _open(args.path, current=False) as conn:
+    with _inspect(args.path) as conn:
+        _require_agentstate(conn, args.path)
         found = health.stats(conn, largest=args.largest, warn_above_bytes=warn)
 
     def lines() -> list[str]:
@@ -231,7 +293,8 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     problems: list[str] = []
-    with _open(args.path, current=False) as conn:
+    with _inspect(args.path) as conn:
+        _require_agentstate(conn, args.path)
         with engine.translating("integrity_check"):
             integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
             orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
