@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import apsw
+
 from agentstate import database, engine, errors, health, migrations, plans, queries, retention
 from agentstate.backup import backup as copy_database
 from agentstate.engine import DEFAULT_PATH
@@ -291,27 +293,54 @@ def _backup(args: argparse.Namespace) -> int:
     return OK
 
 
-def _check(args: argparse.Namespace) -> int:
-    problems: list[str] = []
-    with _inspect(args.path) as conn:
-        _require_agentstate(conn, args.path)
+def _integrity(conn: engine.SyncConnection) -> list[str]:
+    """``PRAGMA integrity_check``'s findings, one line each (none when it says ok). On some damage
+    SQLite raises SQLITE_CORRUPT after the lines that name it: those lines are kept."""
+    lines: list[str] = []
+    try:
         with engine.translating("integrity_check"):
-            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if integrity != ["ok"]:
-            problems += [f"integrity: {line}" for line in integrity]
-        problems += [f"foreign key: {table} row {rowid} points at a missing {parent}" for table, rowid, parent, _ in orphans]
+            for (text,) in conn.execute("PRAGMA integrity_check"):
+                lines += [line for line in str(text).splitlines() if line != "*** in database main ***"]
+    except errors.DatabaseCorruptError as exc:
+        lines.append(f"integrity_check stopped: {exc.__cause__ or exc}")
+    return [] if lines == ["ok"] else lines
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        version, problems = _check_file(args.path)
+    except errors.DatabaseCorruptError as exc:
+        if isinstance(exc.__cause__, apsw.NotADBError):
+            raise  # not an SQLite file at all (or its header is gone): refused, exit 1
+        # Damage where SQLite reads first (the schema): integrity_check cannot even start.
+        version, problems = None, [f"integrity: {exc.__cause__ or exc}: SQLite cannot read the schema, so "
+                                   "integrity_check cannot run; restore the file from a backup"]  # fmt: skip
+    data = {"path": args.path, "ok": not problems, "schema_version": version, "problems": problems}
+    _emit(args, data, lambda: [f"{args.path}: {'ok' if not problems else f'{len(problems)} problem(s)'}", *problems])
+    return OK if not problems else PROBLEMS
+
+
+def _check_file(path: str) -> tuple[int | None, list[str]]:
+    problems: list[str] = []
+    version: int | None = None
+    with _inspect(path) as conn:
+        _require_agentstate(conn, path)
+        problems += [f"integrity: {line}" for line in _integrity(conn)]
+        try:
+            with engine.translating("foreign_key_check"):
+                orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
+            problems += [f"foreign key: {table} row {rowid} points at a missing {parent}"
+                         for table, rowid, parent, _ in orphans]  # fmt: skip
+        except errors.DatabaseCorruptError as exc:
+            problems.append(f"foreign key: foreign_key_check stopped: {exc.__cause__ or exc}")
         try:
             state = migrations.status(conn)
             version = state.version
             if state.pending:
                 problems.append(f"schema: {len(state.pending)} migration(s) pending: run 'agentstate migrate'")
-        except errors.SchemaError as exc:
-            version = None
+        except (errors.SchemaError, errors.DatabaseCorruptError) as exc:
             problems.append(f"schema: {exc}")
-    data = {"path": args.path, "ok": not problems, "schema_version": version, "problems": problems}
-    _emit(args, data, lambda: [f"{args.path}: {'ok' if not problems else f'{len(problems)} problem(s)'}", *problems])
-    return OK if not problems else PROBLEMS
+    return version, problems
 
 
 def _check_plans(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import apsw
 import pytest
 
 import agentstate
@@ -138,3 +139,39 @@ def test_a_file_that_is_not_sqlite_is_refused_in_one_line(tmp_path: Path) -> Non
         done = run([*command, str(path)])
         assert done.returncode == 1 and done.stderr.count("\n") == 1 and "not an SQLite database" in done.stderr
         assert _snapshot(path) == before
+
+
+def _damage_a_leaf_page(path: Path, table: str) -> int:
+    """Overwrite the middle of one of ``table``'s leaf pages with garbage; returns its number."""
+    conn = apsw.Connection(str(path))
+    try:
+        page_size = conn.pragma("page_size")
+        pages = [p for p, in conn.execute("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", (table,))]
+    finally:
+        conn.close()
+    assert len(pages) > 3 and not Path(f"{path}-wal").exists()
+    page = pages[len(pages) // 2]
+    with open(path, "r+b") as file:
+        file.seek((page - 1) * page_size)
+        file.write(b"\xff" * 200)
+    return page
+
+
+def test_check_reports_a_damaged_page_in_integrity_checks_own_words(tmp_path: Path) -> None:
+    path = _store(tmp_path / "files")
+    page = _damage_a_leaf_page(path, "workers")
+    done = run(["check", str(path)])
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert f"page {page}" in done.stdout.lower() and "btreeInitPage" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr
+    found = json.loads(run(["check", str(path), "--json"]).stdout)
+    assert found["ok"] is False and any(f"page {page}" in p.lower() for p in found["problems"])
+
+
+def test_check_reports_a_damaged_schema_page_as_a_problem(tmp_path: Path) -> None:
+    path = _store(tmp_path / "files")
+    with open(path, "r+b") as file:  # page 1 after the file header: sqlite_schema's b-tree
+        file.seek(100)
+        file.write(b"\x05" * 300)
+    done = run(["check", str(path)])
+    assert done.returncode == 3 and "malformed" in done.stdout and done.stderr == "", (done.stdout, done.stderr)
