@@ -3,6 +3,10 @@
 A router takes a user's request, hands it to a planner, the planner splits it into tasks,
 an executor claims and runs them (one in four fails validation once and is retried), the
 planner records the outcomes, and every step leaves messages in the streams.
+
+The demo may run on a database that holds other work: it makes agents of its own (named with a
+suffix unique to the run) and its executor claims only its own planner's tasks, so it never
+claims, completes, fails or sweeps anyone else's.
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ from agentstate.messages import MessageLog
 from agentstate.migrations import status
 from agentstate.postgres.handle import PostgresConnection
 from agentstate.tasks import TaskManager
-from agentstate.values import new_id
+from agentstate.values import new_id, require_int
 
 
 def run(path: Path | str, *, tasks: int = 20) -> None:
     """Create or open the database at ``path`` (a file, or a ``postgresql://`` URL) and run one
-    conversation through it."""
+    conversation of ``tasks`` tasks (at least 1) through it, touching nothing it did not create.
+
+    :raises InvalidTypeError: ``tasks`` is not an int.
+    :raises InvalidValueError: ``tasks`` is less than 1.
+    """
+    tasks = require_int("tasks", tasks, minimum=1)
     started = time.perf_counter()
     conn = connect(path)
     try:
@@ -44,9 +53,14 @@ def run(path: Path | str, *, tasks: int = 20) -> None:
         log.append("planner", planner.planner_id, role="assistant", content=f"Split the request into {tasks} tasks.")
         print(f"planner    {planner.planner_id} created {tasks} tasks: {tm.counts()}")
 
-        executor = TaskManager(conn)  # claims across every planner
+        # The executor claims this run's planner's tasks only: the database may hold others' work.
+        executor = TaskManager(conn, planner.planner_id, actor="executor-1")
         done = failed = 0
         every = max(10, tasks // 10)
+
+        def progress() -> None:
+            print(f"executor   {done} completed, {failed} failed validation and retried", flush=True)
+
         claim = executor.claim("executor-1", lease_seconds=30)
         while claim is not None:
             step = claim.task.task_context["step"]
@@ -60,7 +74,9 @@ def run(path: Path | str, *, tasks: int = 20) -> None:
                 done += 1
                 claim = executor.complete_and_claim_next(claim, result={"step": step, "value": step * step})
             if (done + failed) % every == 0:  # about ten progress lines, whatever the size
-                print(f"executor   {done} completed, {failed} failed validation and retried", flush=True)
+                progress()
+        if (done + failed) % every:  # the last line gives the final figures
+            progress()
 
         recorded = 0
         while (task := tm.get_completed_task()) is not None:
