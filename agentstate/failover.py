@@ -16,7 +16,10 @@ may simply be made again depends on what it had done:
   be checked with ``get_task``).
 
 Repeats go on, with a growing pause, until ``connect(failover_timeout_s=...)`` has passed since
-the first failure. On SQLite none of this applies: the wrapper calls straight through.
+the first failure. A server that answers and refuses a new connection for good (the database
+was dropped, the password changed: :class:`~agentstate.errors.ConnectionRejectedError`) is not
+waited for: that is raised at once. On SQLite none of this applies: the wrapper calls straight
+through.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -94,6 +95,7 @@ class PostgresConnection:
         from psycopg.conninfo import conninfo_to_dict
 
         from agentstate.postgres import connection, pool
+        from agentstate.postgres.translate import refusal
 
         try:
             conninfo_to_dict(url)  # refused at once, not retried until connect_timeout_s
@@ -115,6 +117,8 @@ class PostgresConnection:
         if synchronous_commit:
             options.append("-c synchronous_commit=on")
         kwargs = {"autocommit": True, "application_name": application_name, "options": " ".join(options)}
+        begin = time.monotonic()
+        pool.reach(url, kwargs, connect_timeout_s, _redacted(url))  # a refusal fails here, at once
         self.pool = pool.Pool(
             url,
             min_size=1,
@@ -128,11 +132,14 @@ class PostgresConnection:
         self._local = threading.local()
         self._executor: ThreadPoolExecutor | None = None
         try:
-            self.pool.open(wait=True, timeout=connect_timeout_s)
+            self.pool.open(wait=True, timeout=max(1.0, connect_timeout_s - (time.monotonic() - begin)))
         except Exception as exc:
             self.pool.close()
+            failure = self.pool.last_failure
+            if failure is not None and (rejected := refusal(failure)) is not None:
+                raise rejected from None
             raise errors.ConnectionLostError(
-                f"could not connect to {_redacted(url)} within {connect_timeout_s} s: {exc}"
+                f"could not connect to {_redacted(url)} within {connect_timeout_s} s: {failure or exc}"
             ) from None
 
     def __repr__(self) -> str:
@@ -177,15 +184,23 @@ class PostgresConnection:
             raise errors.WrongProcessError(
                 "this PostgreSQL handle was opened in another process (before os.fork()); open a new one here"
             )
+        from psycopg import OperationalError
         from psycopg_pool import PoolTimeout
+
+        from agentstate.postgres.translate import refusal
 
         try:
             conn = self.pool.getconn()
         except PoolTimeout as exc:
+            failure = self.pool.last_failure
+            if failure is not None and (rejected := refusal(failure)) is not None:
+                raise rejected from None
             raise errors.ConnectionLostError(
                 f"no connection to {_redacted(self.url)} within {self.pool.timeout} s (the server is down, "
                 f"failing over, or all {self.pool.max_size} pooled connections are busy): {exc}"
             ) from None
+        except OperationalError as exc:  # the pool failed this wait: the server refused a new connection
+            raise (refusal(exc) or errors.ConnectionLostError(f"no connection to {_redacted(self.url)}: {exc}")) from None
         try:
             yield conn
         finally:

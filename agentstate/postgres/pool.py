@@ -1,22 +1,83 @@
 """The handle's pool of psycopg connections: psycopg_pool's, with what agentstate changes.
 
+- :func:`reach` connects once before the pool opens, so that a server that refuses the
+  connection for good (no such database or role, a wrong password: see
+  :func:`agentstate.postgres.translate.refusal`) fails ``connect()`` at once with its reason. The
+  pool retries every failure until its timeout and then says only that it timed out.
 - A connection that comes back broken (the server restarted, crashed, or failed over) is closed
   and its place given up, not replaced at once. psycopg_pool replaced it, and a call waiting for
   that replacement (agentstate repeats calls across a lost connection) made the pool grow by one
   more: every restart left each client one connection more than it used, up to ``pool_size``.
   Now the next call that finds no connection grows the pool again, to what is in use.
+- When the server refuses a new connection for good after the handle had reached it (the
+  database was dropped, the password changed), the calls waiting for one fail at once with that
+  refusal instead of waiting out ``connect_timeout_s``, and agentstate does not repeat them.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import time
 from typing import Any
 
-from psycopg.pq import TransactionStatus  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
+import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
+from psycopg.conninfo import conninfo_to_dict  # type: ignore[import-not-found, unused-ignore]
+from psycopg.pq import TransactionStatus  # type: ignore[import-not-found, unused-ignore]
 from psycopg_pool import ConnectionPool  # type: ignore[import-not-found, unused-ignore]
+
+from agentstate import errors
+from agentstate.postgres.translate import refusal
+
+_PAUSES_S = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def reach(url: str, kwargs: dict[str, Any], timeout_s: float, shown: str) -> None:
+    """Connect to ``url`` once (and close): raises the server's refusal at once, and
+    :class:`~agentstate.errors.ConnectionLostError` if no server answered within ``timeout_s``
+    (``shown`` is the URL without its password, for the message)."""
+    deadline = time.monotonic() + timeout_s
+    own_timeout = "connect_timeout" in conninfo_to_dict(url)  # the URL's, per host tried, wins
+    for attempt in itertools.count():
+        left = deadline - time.monotonic()
+        try:
+            params: dict[str, Any] = dict(kwargs)
+            if not own_timeout:
+                params["connect_timeout"] = max(2, math.ceil(left))  # libpq's least is 2 s
+            psycopg.connect(url, **params).close()
+            return
+        except psycopg.OperationalError as exc:
+            if (rejected := refusal(exc)) is not None:
+                raise rejected from None
+            if time.monotonic() >= deadline:
+                raise errors.ConnectionLostError(f"could not connect to {shown} within {timeout_s} s: {exc}") from None
+        time.sleep(min(_PAUSES_S[min(attempt, len(_PAUSES_S) - 1)], max(0.0, deadline - time.monotonic())))
 
 
 class Pool(ConnectionPool):  # type: ignore[misc, unused-ignore]
-    """A psycopg_pool ``ConnectionPool`` that does not grow across a lost connection."""
+    """A psycopg_pool ``ConnectionPool`` that does not grow across a lost connection, and
+    fails its waiting calls when the server refuses a new connection for good."""
+
+    last_failure: Exception | None = None
+    """The newest failed attempt to open a connection, until one succeeds."""
+
+    def _connect(self, timeout: float | None = None) -> Any:
+        try:
+            conn = super()._connect(timeout)
+        except Exception as exc:
+            self.last_failure = exc
+            if refusal(exc) is not None:
+                self._fail_waiting(exc)
+            raise
+        self.last_failure = None
+        return conn
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        with self._lock:
+            if self._pool or self._nconns > 1:  # another connection may still come back to serve them
+                return
+            while self._waiting:
+                self._waiting.popleft().fail(exc)
 
     def _return_connection(self, conn: Any, *args: Any, **kwargs: Any) -> None:
         if conn.pgconn.transaction_status != TransactionStatus.UNKNOWN:

@@ -8,6 +8,8 @@ InvalidValueError. What only a network database has, a connection that broke, is
 
 from __future__ import annotations
 
+import re
+
 import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
 from psycopg import errors as pg  # type: ignore[import-not-found, unused-ignore]
 
@@ -55,3 +57,51 @@ def translate(exc: BaseException, context: str = "", *, committing: bool = False
             )
         return errors.ConnectionLostError(f"{where}the connection to PostgreSQL broke ({message}); nothing was committed")
     return errors.AgentStateError(f"{where}{type(exc).__name__}: {message}")
+
+
+# --- connecting --------------------------------------------------------------------------------
+
+# What libpq says of each server a connect tried ('connection to server at "h" (addr), port 5432
+# failed: ...' or 'connection to server on socket "/dir/.s.PGSQL.5432" failed: ...').
+_ATTEMPT = re.compile(
+    r'connection to server (?:at "(?P<host>[^"]*)"(?: \([^)]*\))?, port (?P<port>\d+)'
+    r'|on socket "(?P<socket>[^"]*)") failed: (?P<reason>[^\n]*)'
+)
+# A server's answers that waiting cannot change (SQLSTATE in the comment). psycopg gives no
+# SQLSTATE for a failed connect, so these are the server's English messages: in another language
+# a refusal is not recognised and is retried until the timeout, as before.
+_REFUSALS = (
+    (re.compile(r'database "[^"]*" does not exist'), "create the database, or fix its name in the URL"),  # 3D000
+    (re.compile(r'role "[^"]*" does not exist'), "fix the user in the URL, or create the role"),  # 28000
+    (re.compile(r'role "[^"]*" is not permitted to log in'), "ALTER ROLE ... LOGIN, or use another role"),  # 28000
+    (re.compile(r"authentication failed for user"), "check the user and password (URL, PGPASSWORD or ~/.pgpass)"),  # 28P01
+    (re.compile(r"no password supplied"), "give a password (URL, PGPASSWORD or ~/.pgpass)"),  # libpq
+    (re.compile(r"no pg_hba\.conf entry|pg_hba\.conf rejects"), "the server's pg_hba.conf does not let this in"),  # 28000
+    (re.compile(r"permission denied for database"), "GRANT CONNECT ON DATABASE to the role"),  # 42501
+    (re.compile(r"is not currently accepting connections"), "the database does not allow connections"),  # 55000
+)
+
+
+def connect_failures(exc: BaseException) -> list[tuple[str, str]]:
+    """``(host:port, reason)`` for each server a failed connect tried (a Unix socket's folder
+    stands for the host), without repeats; one ``("", message)`` if libpq named none."""
+    found: list[tuple[str, str]] = []
+    for match in _ATTEMPT.finditer(str(exc)):
+        host, port = match["host"], match["port"]
+        if match["socket"]:
+            folder, _, name = match["socket"].rpartition("/")
+            host, port = folder or "/", name.rpartition(".")[2]
+        item = (f"{host}:{port}", match["reason"].strip().removeprefix("FATAL:").strip())
+        if item not in found:
+            found.append(item)
+    return found or [("", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)]
+
+
+def refusal(exc: BaseException) -> errors.ConnectionRejectedError | None:
+    """The server's refusal of a connection for good, or None when trying again may help."""
+    for where, reason in connect_failures(exc):
+        for pattern, fix in _REFUSALS:
+            if pattern.search(reason):
+                at = f" at {where}" if where else ""
+                return errors.ConnectionRejectedError(f"PostgreSQL{at} refused the connection: {reason} ({fix})")
+    return None

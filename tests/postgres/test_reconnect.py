@@ -147,3 +147,63 @@ def test_a_call_waiting_for_the_connection_that_broke_gets_a_new_one_at_once(
         assert server_connections(own_server, "restart-shared") == {"restart-shared": 1}
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def password_role(own_server: servers.Server) -> str:
+    """A role that must give its password (scram-sha-256), whoever else is trusted."""
+    assert own_server.folder is not None
+    with psycopg.connect(own_server.admin_conninfo, autocommit=True) as admin:
+        admin.execute("CREATE ROLE pwuser LOGIN PASSWORD 'right'")
+        hba = own_server.folder / "data" / "pg_hba.conf"
+        hba.write_text("local all pwuser scram-sha-256\n" + hba.read_text())
+        admin.execute("SELECT pg_reload_conf()")
+    return "pwuser"
+
+
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    return url.replace("postgresql://postgres@", f"postgresql://{user}{':' + password if password else ''}@", 1)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "reason"),
+    [
+        ("no such database", 'database "agentstate_nowhere" does not exist'),
+        ("no such role", 'role "nobody_here" does not exist'),
+        ("wrong password", 'password authentication failed for user "pwuser"'),
+    ],
+)
+def test_a_permanent_refusal_fails_at_once_with_its_own_error(
+    own_server: servers.Server, password_role: str, refusal: str, reason: str
+) -> None:
+    """It looked like a lost connection: ConnectionLostError after connect_timeout_s (10 s)."""
+    url = {
+        "no such database": own_server.url("agentstate_nowhere"),
+        "no such role": with_user(own_server.url("postgres"), "nobody_here"),
+        "wrong password": with_user(own_server.url("postgres"), password_role, "wrong"),
+    }[refusal]
+    begin = time.monotonic()
+    with pytest.raises(errors.ConnectionRejectedError, match=reason) as caught:
+        agentstate.connect(url, connect_timeout_s=10)
+    assert time.monotonic() - begin < 3, "retried as if the server were unreachable"
+    assert "wrong" not in str(caught.value)  # the password is never shown
+
+
+def test_a_refusal_after_the_server_was_reached_is_not_retried_either(
+    own_server: servers.Server, own_url: str
+) -> None:
+    """A call across a lost connection is repeated for failover_timeout_s; once the server says
+    the database is gone, repeating cannot help."""
+    conn = agentstate.connect(own_url, failover_timeout_s=30)
+    try:
+        agents = agentstate.Agents(conn)
+        assert agents.list_planners() == []
+        name = psycopg.conninfo.conninfo_to_dict(own_url)["dbname"]
+        with psycopg.connect(own_server.admin_conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
+        begin = time.monotonic()
+        with pytest.raises(errors.ConnectionRejectedError, match="does not exist"):
+            agents.list_planners()
+        assert time.monotonic() - begin < 5, "retried for failover_timeout_s"
+    finally:
+        conn.close()
