@@ -105,7 +105,11 @@ def _copy(source: apsw.Connection, target: Path, step: int, progress: Progress |
                 pages = 0
                 with copy.backup("main", source, "main") as job:
                     while not job.done:
-                        job.step(step)
+                        try:
+                            job.step(step)
+                        except apsw.Error as exc:
+                            _in_sqlite_words(exc)
+                            raise
                         pages = job.page_count
                         if progress is not None:
                             progress(pages - job.remaining, pages)
@@ -116,6 +120,34 @@ def _copy(source: apsw.Connection, target: Path, step: int, progress: Progress |
             if own and not source.get_autocommit():
                 source.execute("COMMIT")
     return BackupReport(str(target), pages, target.stat().st_size, version, time.perf_counter() - started)
+
+
+# sqlite3_errstr() of the primary result codes a copy can fail with (apsw does not expose it).
+_SQLITE_WORDS = {
+    apsw.SQLITE_FULL: "database or disk is full",
+    apsw.SQLITE_IOERR: "disk I/O error",
+    apsw.SQLITE_CORRUPT: "database disk image is malformed",
+    apsw.SQLITE_NOTADB: "file is not a database",
+    apsw.SQLITE_CANTOPEN: "unable to open database file",
+    apsw.SQLITE_READONLY: "attempt to write a readonly database",
+    apsw.SQLITE_PERM: "access permission denied",
+    apsw.SQLITE_NOMEM: "out of memory",
+    apsw.SQLITE_BUSY: "database is locked",
+    apsw.SQLITE_LOCKED: "database table is locked",
+}
+
+
+def _in_sqlite_words(exc: apsw.Error) -> None:
+    """Give a failed backup step's exception SQLite's words for what failed.
+
+    apsw takes the message of a failed step from the destination connection, which recorded no
+    error of its own (the backup object holds it): SQLite's text for "no error", "not an error".
+    A full disk read "not an error: the disk or quota is full".
+    """
+    message = str(exc).removeprefix(f"{type(exc).__name__}: ")
+    if message in ("", "not an error"):
+        code = getattr(exc, "result", -1)
+        exc.args = (_SQLITE_WORDS.get(code) or apsw.mapping_result_codes.get(code, f"SQLite error {code}"),)
 
 
 def _create_private(target: Path, overwrite: bool, mode: int) -> None:

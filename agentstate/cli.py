@@ -1,6 +1,7 @@
 """The ``agentstate`` command: look after a store from the terminal, cron or CI.
 
-Every read command takes ``--json`` (one JSON document on stdout). Exit status: 0 success,
+Every command but ``demo`` takes ``--json``: one compact line of JSON on stdout per run, so a
+cron job's ``>> log`` is a file of JSON lines. Exit status: 0 success,
 1 an error (one line on stderr saying what and what to do), 2 a usage error, 3 a check that
 found problems (``check``, ``check-plans``). Long work shows progress on stderr when it is a
 terminal. Only the standard library and apsw are needed.
@@ -28,7 +29,7 @@ from agentstate.postgres import handle as postgres
 OK, ERROR, USAGE, PROBLEMS = 0, 1, 2, 3
 
 EPILOG = """exit status: 0 success, 1 error (the reason on stderr), 2 usage error, 3 problems found
-by check or check-plans.  Every read command takes --json.  Run 'agentstate COMMAND --help'."""
+by check or check-plans.  --json prints one line of JSON.  Run 'agentstate COMMAND --help'."""
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -36,7 +37,7 @@ by check or check-plans.  Every read command takes --json.  Run 'agentstate COMM
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], lines: Callable[[], list[str]]) -> None:
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=False))
+        print(json.dumps(data, separators=(",", ":")))  # one line per run: a log of runs is JSON lines
     else:
         print("\n".join(lines()))
 
@@ -146,63 +147,69 @@ def _open(path: str) -> Iterator[engine.SyncConnection]:
 # --- commands ------------------------------------------------------------------------------------
 
 
+def _announce(args: argparse.Namespace) -> Callable[[migrations.Migration], None] | None:
+    """A line per migration as it is applied, in text mode (--json prints one line at the end)."""
+    return None if args.json else lambda m: print(f"applied  {m.filename}", flush=True)
+
+
+def _show_list(args: argparse.Namespace, where: dict[str, Any], state: migrations.MigrationStatus | None,
+               note: str = "") -> int:  # fmt: skip
+    """``migrate --list``: what is applied and what is pending (``state`` None: a file not there yet)."""
+    version = 0 if state is None else state.version
+    applied: list[dict[str, Any]] = [] if state is None else [
+        {"version": r.version, "name": r.name, "applied_at": r.applied_at, "sha256": r.sha256} for r in state.applied
+    ]  # fmt: skip
+    pending = [m.filename for m in (migrations.discover() if state is None else state.pending)]
+    prefix = f"{where['path']}: " if "path" in where else ""
+    _emit(args, {**where, "schema_version": version, "applied": applied, "pending": pending}, lambda: [
+        f"{prefix}schema version {version}{note}, {len(pending)} pending",
+        *(f"  applied  {r['version']:04d}_{r['name']}.sql  {r['applied_at']}  sha256 {r['sha256'][:12]}" for r in applied),
+        *(f"  pending  {name}" for name in pending),
+    ])  # fmt: skip
+    return OK
+
+
+def _show_applied(args: argparse.Namespace, where: dict[str, Any], version: int, applied: list[migrations.Migration]) -> int:
+    prefix = f"{where['path']}: " if "path" in where else ""
+    _emit(args, {**where, "schema_version": version, "applied": [m.filename for m in applied]}, lambda: [
+        f"{prefix}migrated to schema version {version} ({len(applied)} applied)" if applied else
+        f"{prefix}already at schema version {version}, nothing to apply"
+    ])  # fmt: skip
+    return OK
+
+
 def _migrate_postgres(args: argparse.Namespace) -> int:
-    """``agentstate migrate URL``: the same, on PostgreSQL (an advisory lock serialises migrators)."""
+    """``agentstate migrate URL``: the same, on PostgreSQL (an advisory lock serialises migrators).
+    The output never shows the URL, which may hold a password."""
+    where = {"engine": "postgresql"}
     with postgres.PostgresConnection(args.path, pool_size=1) as conn:
         if args.list:
-            state = migrations.status(conn)
-            print(f"schema version {state.version}, {len(state.pending)} pending")
-            for r in state.applied:
-                print(f"  applied  {r.version:04d}_{r.name}.sql  {r.applied_at}  sha256 {r.sha256[:12]}")
-            for m in state.pending:
-                print(f"  pending  {m.filename}")
-            return OK
-        applied = migrations.migrate(conn, on_apply=lambda m: print(f"applied  {m.filename}", flush=True))
+            return _show_list(args, where, migrations.status(conn))
+        applied = migrations.migrate(conn, on_apply=_announce(args))
         version = migrations.status(conn).version
-    print(f"migrated to schema version {version} ({len(applied)} applied)" if applied else
-          f"already at schema version {version}, nothing to apply")  # fmt: skip
-    return OK
+    return _show_applied(args, where, version, applied)
 
 
 def _migrate(args: argparse.Namespace) -> int:
     if postgres.is_url(args.path):
         return _migrate_postgres(args)
     path = Path(args.path)
+    where = {"path": str(path)}
     known = migrations.discover()
     if args.list:
         if not path.exists():
-            state_applied: list[dict[str, Any]] = []
-            pending = [m.filename for m in known]
-            version = 0
-            foreign = False
-        else:
-            with _inspect(args.path) as conn:
-                state = migrations.status(conn, known)
-                foreign = not _is_agentstate(conn)
-            version = state.version
-            state_applied = [
-                {"version": r.version, "name": r.name, "applied_at": r.applied_at, "sha256": r.sha256} for r in state.applied
-            ]
-            pending = [m.filename for m in state.pending]
-        data = {"path": str(path), "schema_version": version, "applied": state_applied, "pending": pending}
-        _emit(args, data, lambda: [
-            f"{path}: schema version {version}" + (" (not an agentstate database yet)" if foreign else "")
-            + f", {len(pending)} pending",
-            *(f"  applied  {r['version']:04d}_{r['name']}.sql  {r['applied_at']}  sha256 {r['sha256'][:12]}" for r in state_applied),
-            *(f"  pending  {name}" for name in pending),
-        ])  # fmt: skip
-        return OK
+            return _show_list(args, where, None)
+        with _inspect(args.path) as conn:
+            state = migrations.status(conn, known)
+            foreign = not _is_agentstate(conn)
+        return _show_list(args, where, state, " (not an agentstate database yet)" if foreign else "")
     conn = engine.open_connection(path)
     try:
-        applied = migrations.migrate(conn, known, on_apply=lambda m: print(f"applied  {m.filename}", flush=True))
+        applied = migrations.migrate(conn, known, on_apply=_announce(args))
         version = migrations.status(conn, known).version
     finally:
         conn.close()
-    if applied:
-        print(f"{path}: migrated to schema version {version} ({len(applied)} applied)")
-    else:
-        print(f"{path}: already at schema version {version}, nothing to apply")
-    return OK
+    return _show_applied(args, where, version, applied)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -280,6 +287,11 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    _require_file(args.path)
+    dest = Path(args.dest)
+    if not args.overwrite and dest.exists() and not dest.samefile(args.path):
+        # before the API's own refusal, which names its parameter (overwrite=True), not the flag
+        raise errors.InvalidValueError(f"{dest} exists: choose a new file, or pass --overwrite to replace it")
     progress = Progress(args.quiet)
     with _open(args.path) as conn:
         report = copy_database(
@@ -442,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("path", metavar="PATH", help="the database file" + (
                 " (or a postgresql:// URL)" if name == "migrate" else ""))  # fmt: skip
         if json_out:
-            sub.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+            sub.add_argument("--json", action="store_true", help="print one line of JSON instead of text")
         sub.add_argument("--quiet", action="store_true", help="no progress display")
         sub.set_defaults(run=run)
         return sub
