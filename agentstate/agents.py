@@ -155,8 +155,10 @@ class Agents:
             try:
                 row = run(self._conn, table.create, params)
             except errors.DuplicateError as exc:
+                also = " (or get_or_create_conversation())" if table is CONVERSATIONS else ""
                 raise errors.DuplicateError(
-                    f"{table.kind} {params['id']!r} already exists: pick another id, or get() it"
+                    f"{table.kind} {params['id']!r} already exists: pick another id, or read it with "
+                    f"get_{table.kind}(){also}"
                 ) from exc
         return table.build(row)
 

@@ -1,0 +1,279 @@
+"""Every code block of the README runs as written.
+
+The README's fenced blocks are read from the file itself: each ```python block runs as a program
+of its own with this venv's python in a fresh temporary folder, and all of them also run one
+after another in one folder (as a reader trying them in order would); each ```sh block runs with
+bash (``-e -o pipefail``) in a fresh folder, with this venv's ``bin`` first on PATH (the venv
+activated, as the README asks); a ```crontab block's command runs with its absolute paths made
+relative. A block that needs PostgreSQL gets a fresh database of the test session's server (see
+tests/conftest.py) in ``AGENTSTATE_POSTGRES_URL``, which is where the README's block reads it.
+
+A block that cannot run here (it installs, or runs the whole suite) carries an HTML comment
+``<!-- not run: reason -->`` on the line right above it; each is reported as a skip with that
+reason, and there may be only a few. Plain ``` blocks (diagrams, sample output) are not code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import agentstate
+from agentstate import errors
+from tests import engines
+from tests.postgres import server as servers
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+VENV_BIN = Path(sys.executable).parent
+TIMEOUT_S = 120
+MAX_NOT_RUN = 5
+"""Blocks that may be marked ``<!-- not run: ... -->``: a few, each with its reason."""
+PG_URL_VARIABLE = "AGENTSTATE_POSTGRES_URL"
+RUNNABLE = ("python", "sh", "crontab")
+"""Languages the test runs; a plain fence (no language) is a diagram or sample output."""
+
+_FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)\s*$")
+_NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->\s*$")
+_HEADING = re.compile(r"^#+\s+(?P<title>.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int
+    """The line of its opening fence (1-based)."""
+    lang: str
+    code: str
+    heading: str
+    not_run: str | None
+    """The reason in a ``<!-- not run: reason -->`` right above it, if there is one."""
+
+    @property
+    def name(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", self.heading.lower()).strip("-") or "top"
+        return f"{self.lang}-{slug}-line{self.line}"
+
+    @property
+    def needs_postgres(self) -> bool:
+        return PG_URL_VARIABLE in self.code
+
+
+def read_blocks(text: str) -> list[Block]:
+    """The README's fenced blocks, in order (indented ones, inside a list item, included)."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    heading = ""
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if found := _HEADING.match(line):
+            heading = found["title"]
+        fence = _FENCE.match(line)
+        if fence is None:
+            index += 1
+            continue
+        start, indent = index, fence["indent"]
+        index += 1
+        while index < len(lines) and lines[index].rstrip() != f"{indent}```":
+            index += 1
+        assert index < len(lines), f"README.md line {start + 1}: the block is never closed"
+        body = textwrap.dedent("\n".join(lines[start + 1 : index])) + "\n"
+        above = next((lines[i] for i in range(start - 1, -1, -1) if lines[i].strip()), "")
+        marked = _NOT_RUN.match(above)
+        blocks.append(Block(start + 1, fence["lang"], body, heading, marked["reason"] if marked else None))
+        index += 1
+    return blocks
+
+
+BLOCKS = read_blocks(README.read_text(encoding="utf-8"))
+TO_RUN = [block for block in BLOCKS if block.lang in RUNNABLE and block.not_run is None]
+NOT_RUN = [block for block in BLOCKS if block.not_run is not None]
+PYTHON = [block for block in TO_RUN if block.lang == "python"]
+
+
+def _env(pg_url: str | None = None) -> dict[str, str]:
+    """The environment of a shell with this venv activated (and the PostgreSQL URL, if any)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", PG_URL_VARIABLE)}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV_BIN.parent)
+    if pg_url is not None:
+        env[PG_URL_VARIABLE] = pg_url
+    return env
+
+
+def _crontab_commands(code: str) -> str:
+    """A crontab's commands (the five schedule fields dropped), absolute paths made relative."""
+    commands = []
+    for line in code.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            command = line.split(None, 5)[5]
+            commands.append(re.sub(r"(?<![\w.])/(?:[\w.-]+/)*([\w.-]+)", r"\1", command))
+    return "agentstate migrate agents.db >/dev/null\n" + "\n".join(commands) + "\n"
+
+
+def run_block(block: Block, folder: Path, pg_url: str | None) -> None:
+    """Run one block in ``folder``; fails the test with its output if it exits non-zero."""
+    if block.lang == "python":
+        script = folder / f"readme_line{block.line}.py"
+        script.write_text(block.code, encoding="utf-8")
+        args = [sys.executable, script.name]
+    elif block.lang == "sh":
+        args = ["bash", "-e", "-o", "pipefail", "-c", block.code]
+    else:
+        args = ["bash", "-e", "-o", "pipefail", "-c", _crontab_commands(block.code)]
+    done = subprocess.run(args, cwd=folder, env=_env(pg_url), capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, (
+        f"README.md line {block.line} ({block.lang}, under {block.heading!r}) exited {done.returncode}:\n"
+        f"{block.code}\n--- stdout ---\n{done.stdout[-3000:]}\n--- stderr ---\n{done.stderr[-5000:]}"
+    )
+
+
+@pytest.fixture
+def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database's URL (the test session's server)."""
+    server: servers.Server = request.getfixturevalue("pg_server")
+    name, _ = engines.fresh_database(server, request.getfixturevalue("pg_template"))
+    yield server.url(name)
+    server.drop_database(name)
+
+
+def _needs_missing_module(block: Block) -> None:
+    """The Prometheus block needs prometheus-client, which no extra installs: say so, by name."""
+    if "prometheus_client" in block.code and importlib.util.find_spec("prometheus_client") is None:
+        pytest.skip(f"README.md line {block.line} needs prometheus-client: pip install prometheus-client")
+
+
+@pytest.mark.parametrize("block", TO_RUN, ids=[block.name for block in TO_RUN])
+def test_block_runs_in_a_fresh_folder(block: Block, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    _needs_missing_module(block)
+    pg_url = request.getfixturevalue("pg_database") if block.needs_postgres else None
+    run_block(block, tmp_path, pg_url)
+
+
+def test_python_blocks_run_one_after_another_in_one_folder(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    pg_url = request.getfixturevalue("pg_database") if any(block.needs_postgres for block in PYTHON) else None
+    for block in PYTHON:
+        if "prometheus_client" in block.code and importlib.util.find_spec("prometheus_client") is None:
+            continue  # reported by its own test, which skips saying so
+        run_block(block, tmp_path, pg_url)
+
+
+@pytest.mark.parametrize("block", NOT_RUN, ids=[block.name for block in NOT_RUN])
+def test_block_marked_not_run(block: Block) -> None:
+    pytest.skip(f"README.md line {block.line} ({block.lang}): not run: {block.not_run}")
+
+
+def test_the_readme_has_blocks_of_known_kinds_only() -> None:
+    assert len(PYTHON) >= 5 and any(block.lang == "sh" for block in TO_RUN)
+    unknown = [(block.line, block.lang) for block in BLOCKS if block.lang and block.lang not in RUNNABLE]
+    assert not unknown, f"README blocks in a language this test cannot run (line, language): {unknown}"
+    assert len(NOT_RUN) <= MAX_NOT_RUN, [(block.line, block.not_run) for block in NOT_RUN]
+
+
+def test_the_migrations_table_names_every_migration_file() -> None:
+    files = {path.name for path in (ROOT / "schema" / "sqlite").glob("[0-9][0-9][0-9][0-9]_*.sql")}
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Schema and migrations") :]
+    section = section[: section.index("\n## ", 1)]
+    listed = set(re.findall(r"^\| `(\d{4}_[\w.]+\.sql)` \|", section, flags=re.MULTILINE))
+    assert listed == files, f"missing from the README's table: {sorted(files - listed)}; not files: {sorted(listed - files)}"
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    """The README says its test command is the one CI runs: .ci/run holds it (pip's -q aside)."""
+    commands = [line for block in BLOCKS for line in block.code.splitlines() if "-m pytest" in line]
+    assert len(commands) == 1, commands
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").replace(" -q ", " ")
+    assert commands[0].strip() in ci.splitlines()
+
+
+@pytest.mark.parametrize("kind", ["conversation", "router", "planner"])
+def test_a_duplicate_id_names_a_method_that_exists(tmp_path: Path, kind: str) -> None:
+    """The README's first blocks, run twice, end in this message: what it tells you to call must exist."""
+    conn = agentstate.connect(tmp_path / "agents.db")
+    try:
+        agents = agentstate.Agents(conn)
+        create = getattr(agents, f"create_{kind}")
+        create(f"{kind}-1")
+        with pytest.raises(errors.DuplicateError) as raised:
+            create(f"{kind}-1")
+    finally:
+        conn.close()
+    named = re.findall(r"(\w+)\(\)", str(raised.value))
+    assert named, str(raised.value)
+    for method in named:
+        assert callable(getattr(agentstate.Agents, method, None)), (method, str(raised.value))
+    assert f"get_{kind}" in named
+
+
+# --- scripts/try_postgres.py, the README's "try it on your machine" -----------------------------------
+
+TRY_POSTGRES = [sys.executable, str(ROOT / "scripts" / "try_postgres.py"), "--tasks", "3"]
+
+
+@pytest.fixture
+def server_temp() -> Iterator[Path]:
+    """A system temp folder of the script's own (its server's data directory goes in it); under
+    root the server runs as another user, so it must be a folder that user can enter."""
+    folder = Path(tempfile.mkdtemp(prefix="agentstate-try-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_try_postgres_prints_no_url_of_a_server_it_deleted(server_temp: Path) -> None:
+    done = subprocess.run(
+        TRY_POSTGRES, env={**os.environ, "TMPDIR": str(server_temp)}, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    assert done.returncode == 0, done.stderr
+    assert "agentstate-pg-" not in done.stdout, done.stdout  # the server's URL names its socket folder
+    assert "deleted" in done.stdout.splitlines()[-1], done.stdout
+    assert list(server_temp.iterdir()) == []  # its data directory is gone
+
+
+def test_try_postgres_keep_prints_the_url_and_sigterm_stops_the_server(server_temp: Path) -> None:
+    help_text = subprocess.run([*TRY_POSTGRES, "--help"], capture_output=True, text=True, timeout=TIMEOUT_S).stdout
+    assert "--keep" in help_text and "SIGTERM" in help_text
+    script = subprocess.Popen(
+        [*TRY_POSTGRES, "--keep"],
+        env={**os.environ, "TMPDIR": str(server_temp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert script.stdout is not None
+        lines = []
+        for line in script.stdout:
+            lines.append(line)
+            if "keeps running at" in line:
+                break
+        found = re.search(r"(postgresql://\S+)", lines[-1])
+        assert found, "".join(lines)
+        url = found[1].rstrip(";,")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM workers").fetchone() == (3,)
+        script.send_signal(signal.SIGTERM)
+        rest = script.communicate(timeout=60)[0]
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait()
+    assert script.returncode == 0, "".join(lines) + rest
+    assert "stopped" in rest, rest
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2).close()
+    assert list(server_temp.iterdir()) == []
