@@ -150,25 +150,32 @@ def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
     server.drop_database(name)
 
 
-def _needs_missing_module(block: Block) -> None:
-    """The Prometheus block needs prometheus-client, which no extra installs: say so, by name."""
+def _missing(block: Block) -> str | None:
+    """Why a block cannot run in this venv: the Prometheus block needs prometheus-client (no
+    extra installed it, once), and the reason says so with the install line."""
     if "prometheus_client" in block.code and importlib.util.find_spec("prometheus_client") is None:
-        pytest.skip(f"README.md line {block.line} needs prometheus-client: pip install prometheus-client")
+        return f"README.md line {block.line} needs prometheus-client: pip install prometheus-client"
+    return None
 
 
 @pytest.mark.parametrize("block", TO_RUN, ids=[block.name for block in TO_RUN])
 def test_block_runs_in_a_fresh_folder(block: Block, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    _needs_missing_module(block)
+    if reason := _missing(block):
+        pytest.skip(reason)
     pg_url = request.getfixturevalue("pg_database") if block.needs_postgres else None
     run_block(block, tmp_path, pg_url)
 
 
 def test_python_blocks_run_one_after_another_in_one_folder(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     pg_url = request.getfixturevalue("pg_database") if any(block.needs_postgres for block in PYTHON) else None
+    left_out = []
     for block in PYTHON:
-        if "prometheus_client" in block.code and importlib.util.find_spec("prometheus_client") is None:
-            continue  # reported by its own test, which skips saying so
+        if reason := _missing(block):
+            left_out.append(reason)
+            continue
         run_block(block, tmp_path, pg_url)
+    if left_out:  # the others ran and passed; say which did not run, and why
+        pytest.skip(f"the other blocks ran in order and passed; left out: {'; '.join(left_out)}")
 
 
 @pytest.mark.parametrize("block", NOT_RUN, ids=[block.name for block in NOT_RUN])
