@@ -38,6 +38,7 @@ from agentstate.values import (
     new_id,
     optional_str,
     require_int,
+    require_age,
     require_seconds,
     require_str,
     text,
@@ -361,9 +362,9 @@ class TaskManager:
         """Retention: delete this planner's tasks recorded more than ``older_than_seconds`` ago
         (every planner's, on a TaskManager without a planner_id), with their events and worker
         messages, in short transactions of ``batch_size``; then hand the freed pages back to the
-        file system. Returns how many tasks went."""
+        file system. Returns how many tasks went. ``older_than_seconds=0``: every recorded task."""
         params: dict[str, Any] = {
-            "before": utc_after(-require_seconds("older_than_seconds", older_than_seconds)),
+            "before": utc_after(-require_age("older_than_seconds", older_than_seconds)),
             "limit": require_int("batch_size", batch_size, minimum=1),
         }
         query = "tasks.purge_recorded_any"

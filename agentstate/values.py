@@ -229,6 +229,13 @@ def require_int(name: str, value: object, *, minimum: int | None = None) -> int:
 MAX_SECONDS = 100 * 365 * 86400
 
 
+def require_age(name: str, value: object) -> float:
+    """Check an age in seconds: 0 (everything until now) to :data:`MAX_SECONDS`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return require_seconds(name, value)
+
+
 def require_seconds(name: str, value: object) -> float:
     """Check a positive duration in seconds, at most :data:`MAX_SECONDS`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

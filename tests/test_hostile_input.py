@@ -807,7 +807,7 @@ TASK_LINES: list[tuple[str, tuple[Param, ...]]] = [
     ("history", (text("worker_id", *WORKERS),)),
     ("retry", (text("worker_id", W_FAILED, W_FINAL, W_PENDING, UNKNOWN),)),
     ("record", (text("worker_id", W_COMPLETED, W_FAILED, W_RECORDED, W_PENDING, UNKNOWN),)),
-    ("purge_recorded", (seconds("older_than_seconds", 60, DAY, 1e-3), integer("batch_size", OMIT, 1, 1000, kw=True))),
+    ("purge_recorded", (custom("older_than_seconds", (60, DAY, 1e-3, 0), tuple(v for v in SECONDS if not (isinstance(v, (int, float)) and v == 0)), kw=True), integer("batch_size", OMIT, 1, 1000, kw=True))),
     ("claim", (text("owner", OWNER, "executor-2"), seconds("lease_seconds", OMIT, 60, 0.5))),
     ("claim_many", (text("owner", OWNER, "executor-2"), integer("limit", 2, 1, 10), seconds("lease_seconds", OMIT, 60))),
     ("complete_many", (custom("results", RESULTS_OK, RESULTS_BAD),)),

@@ -198,6 +198,20 @@ def test_list_tasks_pages_without_offset(tm: TaskManager) -> None:
     assert seen == [t.worker_id for t in sorted(made, key=lambda t: (t.created_at, t.worker_id))]
 
 
+def test_purge_recorded_of_age_zero_takes_every_recorded_task(tm: TaskManager) -> None:
+    """0 means "everything recorded until now", as for cleanup (it was refused as not positive)."""
+    task = tm.create_task()
+    claim = tm.claim("e")
+    assert claim is not None
+    tm.complete(claim)
+    tm.record(task.worker_id)
+    open_task = tm.create_task()
+    assert tm.purge_recorded(older_than_seconds=0) == 1
+    with pytest.raises(errors.NotFoundError):
+        tm.get_task(task.worker_id)
+    assert tm.get_task(open_task.worker_id).task_status == "pending"
+
+
 def test_purge_recorded_deletes_old_tasks_with_their_events(tm: TaskManager) -> None:
     old = tm.create_task()
     claim = tm.claim("e")
