@@ -33,6 +33,7 @@ from agentstate.monitor import Monitor
 
 T = TypeVar("T")
 _savepoints = itertools.count(1)
+_pools = itertools.count(1)
 
 DEFAULT_POOL_SIZE = 10
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -45,15 +46,22 @@ def is_url(path: object) -> bool:
 
 
 def _redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without user or password, with every host's port (libpq's default if none was
+    given), for messages and logs: ``postgresql://db1:5432,db2:5432/agents``."""
     try:
         from psycopg.conninfo import conninfo_to_dict
 
         parts = conninfo_to_dict(url)
     except Exception:
         return "postgresql://..."
-    host = str(parts.get("host", ""))
-    return f"postgresql://{host}/{parts.get('dbname', '')}" if host and "/" not in host else f"postgresql:///{parts.get('dbname', '')}"
+    db = parts.get("dbname", "")
+    hosts = str(parts.get("host") or os.environ.get("PGHOST", "")).split(",")
+    ports = str(parts.get("port") or os.environ.get("PGPORT") or "5432").split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports
+    if len(ports) != len(hosts) or any(not h or h.startswith("/") for h in hosts):  # a Unix socket: no URL form
+        named = f"host={','.join(hosts)}&" if any(hosts) else ""
+        return f"postgresql:///{db}?{named}port={','.join(ports)}"
+    return f"postgresql://{','.join(f'[{h}]:{p}' if ':' in h else f'{h}:{p}' for h, p in zip(hosts, ports, strict=True))}/{db}"
 
 
 class PostgresConnection:
@@ -95,7 +103,7 @@ class PostgresConnection:
         from psycopg.conninfo import conninfo_to_dict
 
         from agentstate.postgres import connection, pool
-        from agentstate.postgres.translate import refusal
+        from agentstate.postgres.translate import connect_cause, refusal
 
         try:
             conninfo_to_dict(url)  # refused at once, not retried until connect_timeout_s
@@ -121,13 +129,14 @@ class PostgresConnection:
         pool.reach(url, kwargs, connect_timeout_s, _redacted(url))  # a refusal fails here, at once
         self.pool = pool.Pool(
             url,
+            shown=_redacted(url),
             min_size=1,
             max_size=pool_size,
             kwargs=kwargs,
             configure=connection.configure,
             timeout=connect_timeout_s,
             open=False,
-            name=application_name,
+            name=f"{application_name}#{next(_pools)}",  # unique: its warnings are recognised by name
         )
         self._local = threading.local()
         self._executor: ThreadPoolExecutor | None = None
@@ -138,8 +147,9 @@ class PostgresConnection:
             failure = self.pool.last_failure
             if failure is not None and (rejected := refusal(failure)) is not None:
                 raise rejected from None
+            cause = connect_cause(failure) if failure is not None else str(exc)
             raise errors.ConnectionLostError(
-                f"could not connect to {_redacted(url)} within {connect_timeout_s} s: {failure or exc}"
+                f"could not connect to {_redacted(url)} within {connect_timeout_s} s: {cause}"
             ) from None
 
     def __repr__(self) -> str:
@@ -187,7 +197,7 @@ class PostgresConnection:
         from psycopg import OperationalError
         from psycopg_pool import PoolTimeout
 
-        from agentstate.postgres.translate import refusal
+        from agentstate.postgres.translate import connect_cause, refusal
 
         try:
             conn = self.pool.getconn()
@@ -195,12 +205,18 @@ class PostgresConnection:
             failure = self.pool.last_failure
             if failure is not None and (rejected := refusal(failure)) is not None:
                 raise rejected from None
+            why = (
+                f"the server cannot be reached: {connect_cause(failure)}"
+                if failure is not None
+                else f"all {self.pool.max_size} pooled connections were busy, or the server was slow to answer"
+            )
             raise errors.ConnectionLostError(
-                f"no connection to {_redacted(self.url)} within {self.pool.timeout} s (the server is down, "
-                f"failing over, or all {self.pool.max_size} pooled connections are busy): {exc}"
+                f"no connection to {_redacted(self.url)} within {self.pool.timeout} s ({why}): {exc}"
             ) from None
         except OperationalError as exc:  # the pool failed this wait: the server refused a new connection
-            raise (refusal(exc) or errors.ConnectionLostError(f"no connection to {_redacted(self.url)}: {exc}")) from None
+            raise (
+                refusal(exc) or errors.ConnectionLostError(f"no connection to {_redacted(self.url)}: {connect_cause(exc)}")
+            ) from None
         try:
             yield conn
         finally:

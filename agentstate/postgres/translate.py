@@ -105,3 +105,23 @@ def refusal(exc: BaseException) -> errors.ConnectionRejectedError | None:
                 at = f" at {where}" if where else ""
                 return errors.ConnectionRejectedError(f"PostgreSQL{at} refused the connection: {reason} ({fix})")
     return None
+
+
+def _nothing_listens(reason: str) -> bool:
+    return reason.startswith(("Connection refused", "No such file or directory"))  # TCP; a Unix socket
+
+
+def nothing_listens(exc: BaseException) -> bool:
+    """Whether no server listened at any address a failed connect tried (nothing answered)."""
+    failures = connect_failures(exc)
+    return all(where and _nothing_listens(reason) for where, reason in failures)
+
+
+def connect_cause(exc: BaseException) -> str:
+    """What a failed connect met, per server tried: ``127.0.0.1:5432: connection refused``."""
+    said = []
+    for where, reason in connect_failures(exc):
+        if _nothing_listens(reason):  # the same to the caller whatever the socket: nothing listens
+            reason = "connection refused" + ("" if reason.startswith("Connection") else f" ({reason.lower()})")
+        said.append(f"{where}: {reason}" if where else reason)
+    return "; ".join(said)

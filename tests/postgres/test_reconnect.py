@@ -7,6 +7,8 @@ other test. Clients are handles in threads, each named by ``application_name`` s
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -207,3 +209,70 @@ def test_a_refusal_after_the_server_was_reached_is_not_retried_either(
         assert time.monotonic() - begin < 5, "retried for failover_timeout_s"
     finally:
         conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_server_fails_naming_host_port_and_the_cause(caplog: pytest.LogCaptureFixture) -> None:
+    """It took connect_timeout_s (10 s), logged a psycopg_pool warning per attempt, and named
+    the URL without its port, with "Connection refused" only in those warnings."""
+    port = free_port()
+    begin = time.monotonic()
+    with caplog.at_level("DEBUG"), pytest.raises(errors.ConnectionLostError) as caught:
+        agentstate.connect(f"postgresql://agent:secret@127.0.0.1:{port}/agents", connect_timeout_s=10)
+    assert time.monotonic() - begin < 5, "a refused connection was retried until connect_timeout_s"
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message and "connection refused" in message, message
+    assert "secret" not in message
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_missing_unix_socket_is_named_too(tmp_path: Any) -> None:
+    with pytest.raises(errors.ConnectionLostError) as caught:
+        agentstate.connect(f"postgresql:///agents?host={tmp_path}&port=6543", connect_timeout_s=10)
+    assert f"{tmp_path}:6543" in str(caught.value) and "connection refused" in str(caught.value)
+
+
+def test_a_restart_is_logged_once_not_per_reconnection_attempt(
+    own_server: servers.Server, own_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """psycopg_pool logged a warning per failed attempt (and per broken connection) of each
+    client; the handle says once that the server cannot be reached, and carries on."""
+    client = Client(own_url, "restart-logged")
+    client.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not client.last_ok:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with caplog.at_level("INFO"):
+            own_server.restart(down_s=1.5)  # long enough for more than one reconnection attempt
+            restarted = time.monotonic()
+            while client.last_ok <= restarted:
+                assert client.error is None and time.monotonic() < restarted + DEADLINE_S
+                time.sleep(0.01)
+        pool_warnings = [r.getMessage() for r in caplog.records if r.name == "psycopg.pool" and r.levelno >= logging.WARNING]
+        assert pool_warnings == []
+        said = [r.getMessage() for r in caplog.records if r.name == "agentstate.postgres" and r.levelno >= logging.WARNING]
+        assert len(said) == 1 and "cannot be reached" in said[0], said
+    finally:
+        client.stop.set()
+        client.join(10)
+        client.conn.close()
+
+
+def test_a_server_that_answers_nothing_is_waited_for_until_connect_timeout_s() -> None:
+    """Only "nothing listens" fails early: a server that took the connection but does not
+    answer (overloaded, or a black-holed network) may yet answer, so connect() waits for it."""
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)  # the kernel completes the handshake; nobody ever answers
+        port = mute.getsockname()[1]
+        begin = time.monotonic()
+        with pytest.raises(errors.ConnectionLostError, match=f"127.0.0.1:{port}.*within 3"):
+            agentstate.connect(f"postgresql://127.0.0.1:{port}/agents", connect_timeout_s=3)
+        assert time.monotonic() - begin >= 2.5, "gave up on a server that had not refused"
