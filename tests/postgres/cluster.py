@@ -4,7 +4,8 @@ A store that claims "a committed write survives losing the primary" has to be sh
 real failover: the primary dies without warning (SIGKILL of the postmaster and every backend,
 no shutdown checkpoint, no goodbye to clients), the standby is promoted, and clients that name
 both nodes in one libpq URL find the new primary. This module sets that up on this machine with
-the same binaries and rules as tests/postgres/server.py (``find_binaries()``; under root every
+the same binaries and rules as tests/postgres/server.py (``find_binaries()``, copied where
+``nobody`` can run them if need be; under root every
 process runs as ``nobody``; Unix sockets only; one fresh temp folder, deleted after).
 
 - The primary: ``initdb``, then ``postgres`` with ``wal_level=replica`` and
@@ -45,7 +46,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from tests.postgres.server import Unavailable, _run_as, find_binaries
+from tests.postgres.server import Unavailable, _run_as, find_binaries, runnable_binaries
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -189,8 +190,9 @@ def start_cluster() -> Cluster:
     for tool in ("initdb", "postgres", "pg_basebackup"):
         if not (bindir / tool).exists():
             raise Unavailable(f"no {tool} in {bindir} ({origin})")
-    folder = Path(tempfile.mkdtemp(prefix="agentstate-pgcluster-"))
     owner = _run_as()
+    bindir = runnable_binaries(bindir, owner)
+    folder = Path(tempfile.mkdtemp(prefix="agentstate-pgcluster-"))
     if owner is not None:
         os.chown(folder, *owner)
     nodes = {}

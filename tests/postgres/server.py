@@ -14,12 +14,16 @@ Where it comes from, first found wins:
 The server gets a fresh data directory under the system temp folder (``initdb --locale=C``,
 trust authentication), listens on a Unix socket in that folder only (no TCP port to collide on),
 and runs with fsync off: it is thrown away. PostgreSQL refuses to run as root, so under root it
-runs as ``nobody`` (``AGENTSTATE_TEST_POSTGRES_USER`` to choose another user). Stopping it is a
-fast shutdown (SIGINT) of the one postmaster this module started, then the folder is deleted.
+runs as ``nobody`` (``AGENTSTATE_TEST_POSTGRES_USER`` to choose another user). That user may
+not be able to reach the binaries (a clone under /root or another 0700 folder holds the venv,
+and so pgserver's): then the install tree (bin, lib, share) is copied once per test session into
+a temp folder everyone can read, and run from there (:func:`runnable_binaries`). Stopping it is
+a fast shutdown (SIGINT) of the one postmaster this module started, then the folder is deleted.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import os
@@ -159,6 +163,52 @@ def find_binaries() -> tuple[Path, str]:
     )
 
 
+_copies: dict[Path, Path] = {}  # a bin folder -> its copy that the server's user can run
+
+
+def runnable_binaries(bindir: Path, owner: tuple[int, int] | None) -> Path:
+    """``bindir``, or a copy of its install tree the server's user can run if it cannot.
+
+    PostgreSQL finds its lib and share folders relative to its binaries, and the wheel's
+    binaries find their shared libraries in ``site-packages/pgserver.libs`` (auditwheel's RPATH
+    ``$ORIGIN/../../../pgserver.libs``). So the copy keeps that layout: the bin folder's parent's
+    ``bin``, ``lib`` and ``share`` two levels down, and a ``<package>.libs`` beside the package,
+    readable by everyone, in a temp folder deleted when the test session ends.
+    """
+    if owner is None or _can_run(bindir, owner):
+        return bindir
+    if bindir not in _copies:
+        folder = Path(tempfile.mkdtemp(prefix="agentstate-pgbin-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        install = bindir.parent  # .../site-packages/pgserver/pginstall
+        tree = folder / install.parent.name / install.name
+        for part in ("bin", "lib", "share"):
+            if (install / part).is_dir():
+                shutil.copytree(install / part, tree / part, symlinks=True)
+        libs = install.parent.parent / f"{install.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, folder / libs.name, symlinks=True)
+        for path in [folder, *folder.rglob("*")]:  # whatever the umask the wheel was installed with
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o555 if path.is_dir() or mode & 0o100 else mode | 0o444)
+        if not _can_run(tree / "bin", owner):
+            raise Unavailable(f"the PostgreSQL binaries in {bindir} cannot be run as uid {owner[0]}, even copied to {tree}")
+        _copies[bindir] = tree / "bin"
+    return _copies[bindir]
+
+
+def _can_run(bindir: Path, owner: tuple[int, int]) -> bool:
+    try:
+        subprocess.run(
+            [str(bindir / "postgres"), "--version"], check=True, capture_output=True, timeout=30,
+            user=owner[0], group=owner[1], extra_groups=[],
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
 def _run_as() -> tuple[int, int] | None:
     """The (uid, gid) to run the server as: None unless we are root."""
     if os.geteuid() != 0:
@@ -183,8 +233,9 @@ def start(settings: Mapping[str, str] | None = None) -> Server:
             version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         return Server(url, "AGENTSTATE_TEST_POSTGRES_URL", version, time.monotonic() - begin)
     bindir, origin = find_binaries()
-    folder = Path(tempfile.mkdtemp(prefix="agentstate-pg-"))
     owner = _run_as()
+    bindir = runnable_binaries(bindir, owner)
+    folder = Path(tempfile.mkdtemp(prefix="agentstate-pg-"))
     user: dict[str, object] = {}
     if owner is not None:
         os.chown(folder, *owner)
