@@ -121,9 +121,10 @@ def test_the_longest_name_allowed_works(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_closing_twice_and_using_a_closed_connection_raise_agentstates_error(db_path: Path) -> None:
-    """Before: the second close() raised apsw.ConnectionClosedError (PostgreSQL: a no-op)."""
-    conn = agentstate.connect(db_path)
+def test_closing_twice_and_using_a_closed_connection_raise_agentstates_error(db_url: str) -> None:
+    """The same on both engines. Before: the second close() raised apsw.ConnectionClosedError on
+    SQLite (PostgreSQL: a no-op), and a call after it the base AgentStateError on PostgreSQL."""
+    conn = agentstate.connect(db_url)
     conn.close()
     conn.close()  # a no-op, as on PostgreSQL
     with pytest.raises(errors.ConnectionClosedError, match="closed"):
@@ -132,9 +133,9 @@ def test_closing_twice_and_using_a_closed_connection_raise_agentstates_error(db_
         Agents(conn).create_planner("p")
 
 
-def test_an_async_connection_after_aclose(db_path: Path) -> None:
+def test_an_async_connection_after_aclose(db_url: str) -> None:
     async def main() -> None:
-        conn = await agentstate.connect_async(db_path)
+        conn = await agentstate.connect_async(db_url)
         agents = agentstate.AsyncAgents(conn)
         await agents.create_planner("p")
         await conn.aclose()

@@ -189,7 +189,7 @@ class PostgresConnection:
     @contextlib.contextmanager
     def _pooled(self) -> Iterator[Any]:
         if self.pool.closed:
-            raise errors.AgentStateError("the connection is closed")
+            raise errors.ConnectionClosedError("the connection is closed: open a new one with agentstate.connect()")
         if os.getpid() != self.pid:  # the pool's sockets are the parent's: sharing them mixes protocols
             raise errors.WrongProcessError(
                 "this PostgreSQL handle was opened in another process (before os.fork()); open a new one here"
@@ -263,7 +263,7 @@ class PostgresConnection:
         """Run a synchronous call on this handle's threads (what apsw's async connections do on
         their worker): the generated Async classes rely on it."""
         if self.pool.closed:
-            raise errors.AgentStateError("the connection is closed")
+            raise errors.ConnectionClosedError("the connection is closed: open a new one with agentstate.connect()")
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.pool.max_size, thread_name_prefix="agentstate-pg")
         future: Future[T] = self._executor.submit(self._on_worker, call, *args, **kwargs)
