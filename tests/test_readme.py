@@ -1,16 +1,18 @@
-"""Every code block of the README runs as written.
+"""Every code block of the README and of the docs/ pages runs as written.
 
-The README's fenced blocks are read from the file itself: each ```python block runs as a program
-of its own with this venv's python in a fresh temporary folder, and all of them also run one
-after another in one folder (as a reader trying them in order would); each ```sh block runs with
+The fenced blocks are read from README.md and every docs/*.md page: each ```python block runs as
+a program of its own with this venv's python in a fresh temporary folder, and each page's python
+blocks also run one after another in one folder of that page's own (as a reader trying them in
+order would); each ```sh block runs with
 bash (``-e -o pipefail``) in a fresh folder, with this venv's ``bin`` first on PATH (the venv
 activated, as the README asks); a ```crontab block's command runs with its absolute paths made
 relative. A block that needs PostgreSQL gets a fresh database of the test session's server (see
-tests/conftest.py) in ``AGENTSTATE_POSTGRES_URL``, which is where the README's block reads it.
+tests/conftest.py) in ``AGENTSTATE_POSTGRES_URL``, which is where docs/postgres.md's block reads it.
 
 A block that cannot run here (it installs, or runs the whole suite) carries an HTML comment
 ``<!-- not run: reason -->`` on the line right above it; each is reported as a skip with that
-reason, and there may be only a few. Plain ``` blocks (diagrams, sample output) are not code.
+reason, and there may be only a few per page. Plain ``` blocks (diagrams, sample output) are not
+code. README.md links every docs/ page, and every relative link in them names a file that exists.
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ from tests.postgres import server as servers
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+"""README.md first, then the docs/ pages: every fenced block of each is checked here."""
 VENV_BIN = Path(sys.executable).parent
 TIMEOUT_S = 120
 MAX_NOT_RUN = 5
-"""Blocks that may be marked ``<!-- not run: ... -->``: a few, each with its reason."""
+"""Blocks of one page that may be marked ``<!-- not run: ... -->``: a few, each with its reason."""
 PG_URL_VARIABLE = "AGENTSTATE_POSTGRES_URL"
 RUNNABLE = ("python", "sh", "crontab")
 """Languages the test runs; a plain fence (no language) is a diagram or sample output."""
@@ -49,10 +54,13 @@ RUNNABLE = ("python", "sh", "crontab")
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)\s*$")
 _NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->\s*$")
 _HEADING = re.compile(r"^#+\s+(?P<title>.+?)\s*$")
+_LINK = re.compile(r"\]\((?P<target>[^)#\s]+)(?:#[^)]*)?\)")
 
 
 @dataclass(frozen=True)
 class Block:
+    page: str
+    """The file it is in, relative to the repository: ``README.md``, ``docs/tasks.md``."""
     line: int
     """The line of its opening fence (1-based)."""
     lang: str
@@ -64,15 +72,21 @@ class Block:
     @property
     def name(self) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", self.heading.lower()).strip("-") or "top"
-        return f"{self.lang}-{slug}-line{self.line}"
+        return f"{Path(self.page).stem}-{self.lang}-{slug}-line{self.line}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.page} line {self.line}"
 
     @property
     def needs_postgres(self) -> bool:
         return PG_URL_VARIABLE in self.code
 
 
-def read_blocks(text: str) -> list[Block]:
-    """The README's fenced blocks, in order (indented ones, inside a list item, included)."""
+def read_blocks(page: Path) -> list[Block]:
+    """A page's fenced blocks, in order (indented ones, inside a list item, included)."""
+    name = page.relative_to(ROOT).as_posix()
+    text = page.read_text(encoding="utf-8")
     blocks: list[Block] = []
     lines = text.splitlines()
     heading = ""
@@ -89,19 +103,25 @@ def read_blocks(text: str) -> list[Block]:
         index += 1
         while index < len(lines) and lines[index].rstrip() != f"{indent}```":
             index += 1
-        assert index < len(lines), f"README.md line {start + 1}: the block is never closed"
+        assert index < len(lines), f"{name} line {start + 1}: the block is never closed"
         body = textwrap.dedent("\n".join(lines[start + 1 : index])) + "\n"
         above = next((lines[i] for i in range(start - 1, -1, -1) if lines[i].strip()), "")
         marked = _NOT_RUN.match(above)
-        blocks.append(Block(start + 1, fence["lang"], body, heading, marked["reason"] if marked else None))
+        blocks.append(Block(name, start + 1, fence["lang"], body, heading, marked["reason"] if marked else None))
         index += 1
     return blocks
 
 
-BLOCKS = read_blocks(README.read_text(encoding="utf-8"))
+BLOCKS_OF = {page.relative_to(ROOT).as_posix(): read_blocks(page) for page in PAGES}
+BLOCKS = [block for blocks in BLOCKS_OF.values() for block in blocks]
 TO_RUN = [block for block in BLOCKS if block.lang in RUNNABLE and block.not_run is None]
 NOT_RUN = [block for block in BLOCKS if block.not_run is not None]
-PYTHON = [block for block in TO_RUN if block.lang == "python"]
+PYTHON_OF = {
+    page: [block for block in blocks if block.lang == "python" and block.not_run is None]
+    for page, blocks in BLOCKS_OF.items()
+}
+IN_ORDER = [page for page, blocks in PYTHON_OF.items() if len(blocks) > 1]
+"""Pages with more than one python block: those run one after another in one folder too."""
 
 
 def _env(pg_url: str | None = None) -> dict[str, str]:
@@ -127,7 +147,7 @@ def _crontab_commands(code: str) -> str:
 def run_block(block: Block, folder: Path, pg_url: str | None) -> None:
     """Run one block in ``folder``; fails the test with its output if it exits non-zero."""
     if block.lang == "python":
-        script = folder / f"readme_line{block.line}.py"
+        script = folder / f"{Path(block.page).stem}_line{block.line}.py"
         script.write_text(block.code, encoding="utf-8")
         args = [sys.executable, script.name]
     elif block.lang == "sh":
@@ -136,7 +156,7 @@ def run_block(block: Block, folder: Path, pg_url: str | None) -> None:
         args = ["bash", "-e", "-o", "pipefail", "-c", _crontab_commands(block.code)]
     done = subprocess.run(args, cwd=folder, env=_env(pg_url), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 0, (
-        f"README.md line {block.line} ({block.lang}, under {block.heading!r}) exited {done.returncode}:\n"
+        f"{block.where} ({block.lang}, under {block.heading!r}) exited {done.returncode}:\n"
         f"{block.code}\n--- stdout ---\n{done.stdout[-3000:]}\n--- stderr ---\n{done.stderr[-5000:]}"
     )
 
@@ -154,7 +174,7 @@ def _missing(block: Block) -> str | None:
     """Why a block cannot run in this venv: the Prometheus block needs prometheus-client (no
     extra installed it, once), and the reason says so with the install line."""
     if "prometheus_client" in block.code and importlib.util.find_spec("prometheus_client") is None:
-        return f"README.md line {block.line} needs prometheus-client: pip install prometheus-client"
+        return f"{block.where} needs prometheus-client: pip install prometheus-client"
     return None
 
 
@@ -166,10 +186,14 @@ def test_block_runs_in_a_fresh_folder(block: Block, tmp_path: Path, request: pyt
     run_block(block, tmp_path, pg_url)
 
 
-def test_python_blocks_run_one_after_another_in_one_folder(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    pg_url = request.getfixturevalue("pg_database") if any(block.needs_postgres for block in PYTHON) else None
+@pytest.mark.parametrize("page", IN_ORDER)
+def test_python_blocks_run_one_after_another_in_one_folder(
+    page: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    blocks = PYTHON_OF[page]
+    pg_url = request.getfixturevalue("pg_database") if any(block.needs_postgres for block in blocks) else None
     left_out = []
-    for block in PYTHON:
+    for block in blocks:
         if reason := _missing(block):
             left_out.append(reason)
             continue
@@ -180,28 +204,45 @@ def test_python_blocks_run_one_after_another_in_one_folder(tmp_path: Path, reque
 
 @pytest.mark.parametrize("block", NOT_RUN, ids=[block.name for block in NOT_RUN])
 def test_block_marked_not_run(block: Block) -> None:
-    pytest.skip(f"README.md line {block.line} ({block.lang}): not run: {block.not_run}")
+    pytest.skip(f"{block.where} ({block.lang}): not run: {block.not_run}")
 
 
-def test_the_readme_has_blocks_of_known_kinds_only() -> None:
-    assert len(PYTHON) >= 5 and any(block.lang == "sh" for block in TO_RUN)
-    unknown = [(block.line, block.lang) for block in BLOCKS if block.lang and block.lang not in RUNNABLE]
-    assert not unknown, f"README blocks in a language this test cannot run (line, language): {unknown}"
-    assert len(NOT_RUN) <= MAX_NOT_RUN, [(block.line, block.not_run) for block in NOT_RUN]
+def test_the_pages_have_blocks_of_known_kinds_only() -> None:
+    assert len(PYTHON_OF["README.md"]) >= 2 and any(block.lang == "sh" for block in TO_RUN)
+    assert sum(len(blocks) for blocks in PYTHON_OF.values()) >= 5
+    unknown = [(block.where, block.lang) for block in BLOCKS if block.lang and block.lang not in RUNNABLE]
+    assert not unknown, f"blocks in a language this test cannot run (where, language): {unknown}"
+    for page, blocks in BLOCKS_OF.items():
+        marked = [(block.where, block.not_run) for block in blocks if block.not_run is not None]
+        assert len(marked) <= MAX_NOT_RUN, (page, marked)
+
+
+def test_the_readme_links_every_docs_page_and_every_link_is_there() -> None:
+    pages = sorted(DOCS.glob("*.md"))
+    assert len(pages) >= 10, pages
+    linked = {(ROOT / target).resolve() for target in _LINK.findall(README.read_text(encoding="utf-8"))}
+    unlinked = [page.name for page in pages if page.resolve() not in linked]
+    assert not unlinked, f"docs/ pages README.md does not link: {unlinked}"
+    broken = []
+    for page in PAGES:
+        for target in _LINK.findall(page.read_text(encoding="utf-8")):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append((page.relative_to(ROOT).as_posix(), target))
+    assert not broken, f"relative links to files that do not exist (page, link): {broken}"
 
 
 def test_the_migrations_table_names_every_migration_file() -> None:
     files = {path.name for path in (ROOT / "schema" / "sqlite").glob("[0-9][0-9][0-9][0-9]_*.sql")}
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Schema and migrations") :]
-    section = section[: section.index("\n## ", 1)]
-    listed = set(re.findall(r"^\| `(\d{4}_[\w.]+\.sql)` \|", section, flags=re.MULTILINE))
-    assert listed == files, f"missing from the README's table: {sorted(files - listed)}; not files: {sorted(listed - files)}"
+    text = (DOCS / "schema.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(\d{4}_[\w.]+\.sql)` \|", text, flags=re.MULTILINE))
+    assert listed == files, (
+        f"missing from docs/schema.md's table: {sorted(files - listed)}; not files: {sorted(listed - files)}"
+    )
 
 
 def test_ci_runs_the_readmes_test_command() -> None:
     """The README says its test command is the one CI runs: .ci/run holds it (pip's -q aside)."""
-    commands = [line for block in BLOCKS for line in block.code.splitlines() if "-m pytest" in line]
+    commands = [line for block in BLOCKS_OF["README.md"] for line in block.code.splitlines() if "-m pytest" in line]
     assert len(commands) == 1, commands
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").replace(" -q ", " ")
     assert commands[0].strip() in ci.splitlines()
