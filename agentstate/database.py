@@ -113,7 +113,7 @@ def connect(
 
     :param path: a file path, ``":memory:"``, or an SQLite ``file:`` URI; or a
         ``postgresql://`` URL, which returns a :class:`~agentstate.postgres.handle.PostgresConnection`
-        the managers take alike (see README, *Several hosts: PostgreSQL*).
+        the managers take alike (see docs/postgres.md).
     :param readonly: open without write access; the schema must already be current.
     :param migrate: apply pending migrations (the default); if False, pending ones raise.
     :param durability: ``"normal"`` (synchronous=NORMAL) or ``"full"`` (every commit fsynced).
@@ -125,7 +125,7 @@ def connect(
         ``AGENTSTATE_SLOW_QUERY_MS``, else 100; 0 logs every query).
     :param on_query: called as ``on_query(name, seconds, rows)`` after every named query.
     :param writer_gate: queue this connection's write transactions in arrival order at the
-        file's writer gate (``<path>-lock``; see README, *Threads, processes and async*). False
+        file's writer gate (``<path>-lock``; see docs/concurrency.md). False
         leaves writers to poll SQLite's lock only: more peak throughput under contention, and a
         long tail (a few writers waiting hundreds of milliseconds).
     :param pool_size, connect_timeout_s, statement_timeout_ms, application_name,

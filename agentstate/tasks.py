@@ -173,7 +173,7 @@ class TaskManager:
     """Create, find and move the tasks of one planner (or, with ``planner_id=None``, claim any).
 
     Every method is one short transaction; none leaves one open. Share the connection only
-    within one thread (see README: threads and processes).
+    within one thread (see docs/concurrency.md).
     """
 
     SWEEP_INTERVAL_S: float = 1.0

@@ -1,4 +1,4 @@
-"""The PostgreSQL engine: ``agentstate.connect("postgresql://...")`` (see README, *Several hosts*).
+"""The PostgreSQL engine: ``agentstate.connect("postgresql://...")`` (see docs/postgres.md).
 
 :mod:`agentstate.runner` and :mod:`agentstate.engine` dispatch here when given a
 :class:`~agentstate.postgres.handle.PostgresConnection`; the managers never know. Its parts:
