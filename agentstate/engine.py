@@ -513,11 +513,9 @@ def open_connection(
     """
     check_sqlite_version()
     filename = database_path(path)
-    existed = os.path.lexists(filename)
     try:
         conn = Connection(filename, flags=_open_flags(readonly, create), statementcachesize=STATEMENT_CACHE_SIZE)
     except apsw.Error as exc:
-        _remove_if_created(filename, existed)
         raise translate(exc, f"opening {filename!r}") from exc
     full = conn.filename or filename
     try:
@@ -531,13 +529,6 @@ def open_connection(
             raise translate(exc, f"opening {filename!r}", path=full) from exc
         raise
     return conn
-
-
-def _remove_if_created(filename: str, existed: bool) -> None:
-    """After a failed open: remove the empty file SQLite may have created for it."""
-    with contextlib.suppress(OSError):
-        if not existed and os.path.getsize(filename) == 0:
-            os.unlink(filename)
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -590,11 +581,9 @@ async def open_async_connection(
     """Open a connection in apsw's async mode: its calls run on a worker thread of its own."""
     check_sqlite_version()
     filename = database_path(path)
-    existed = os.path.lexists(filename)
     try:
         conn = await _as_async(filename, _open_flags(readonly, create))
     except apsw.Error as exc:
-        _remove_if_created(filename, existed)
         raise translate(exc, f"opening {filename!r}") from exc
     full = filename
     try:
