@@ -87,7 +87,7 @@ def _in_wal_mode(path: str) -> bool:
             header = file.read(20)
     except OSError:
         return False  # a file: URI, say; SQLite opens it read-only and says what is wrong
-    return header[:16] == b"SQLite format 3\0" and header[18:20] == b"\2\2"
+    return header.startswith(engine.SQLITE_HEADER) and header[18:20] == b"\2\2"
 
 
 @contextmanager

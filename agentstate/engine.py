@@ -531,7 +531,8 @@ def open_connection(
     return conn
 
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
 
 
 def refuse_foreign_files(filename: str) -> None:
@@ -570,7 +571,7 @@ def refuse_foreign_files(filename: str) -> None:
 def _has_sqlite_header(filename: str) -> bool:
     try:
         with open(filename, "rb") as file:
-            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+            return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
         return True  # unreadable: SQLite's own open reports that
 
