@@ -125,11 +125,11 @@ class PostgresConnection:
         if synchronous_commit:
             options.append("-c synchronous_commit=on")
         kwargs = {"autocommit": True, "application_name": application_name, "options": " ".join(options)}
-        begin = time.monotonic()
-        pool.reach(url, kwargs, connect_timeout_s, _redacted(url))  # a refusal fails here, at once
+        begin, shown = time.monotonic(), _redacted(url)
+        pool.reach(url, kwargs, connect_timeout_s, shown)  # a refusal fails here, at once
         self.pool = pool.Pool(
             url,
-            shown=_redacted(url),
+            shown=shown,
             min_size=1,
             max_size=pool_size,
             kwargs=kwargs,
@@ -149,7 +149,7 @@ class PostgresConnection:
                 raise rejected from None
             cause = connect_cause(failure) if failure is not None else str(exc)
             raise errors.ConnectionLostError(
-                f"could not connect to {_redacted(url)} within {connect_timeout_s} s: {cause}"
+                f"could not connect to {shown} within {connect_timeout_s} s: {cause}"
             ) from None
 
     def __repr__(self) -> str:
