@@ -1,0 +1,1 @@
+"""The SQLite engine (apsw): the embedded default."""
