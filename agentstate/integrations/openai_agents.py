@@ -74,14 +74,10 @@ history over, copy it once::
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import os
 import threading
-import weakref
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, cast
 
 import apsw
 from agents.items import TResponseInputItem
@@ -89,236 +85,17 @@ from agents.memory.session import SessionABC
 from agents.memory.session_settings import SessionSettings, coerce_session_settings, resolve_session_limit
 from agents.run_context import RunContextWrapper
 
+# Its parts: _openai_agents_items (SDK items as messages and back), _openai_agents_stores (where the
+# calls run), _openai_agents_sdk_tables (items the SDK's SQLiteSession left in the file).
 from agentstate import engine, errors
-from agentstate.agents import MAX_ID_LENGTH, Agents
-from agentstate.aio import AsyncAgents, AsyncMessageLog
+from agentstate.agents import MAX_ID_LENGTH
 from agentstate.database import connect_async
 from agentstate.engine import DEFAULT_PATH, AsyncConnection, SyncConnection
-from agentstate.messages import MAX_ROLE_LENGTH, Message, MessageLog, NewMessage, Stream
+from agentstate.integrations._openai_agents_items import _items, _message
+from agentstate.integrations._openai_agents_sdk_tables import _warn_not_carried_over
+from agentstate.integrations._openai_agents_stores import _AsyncStore, _Store, _ThreadStore
 from agentstate.postgres.handle import PostgresConnection, is_url
-from agentstate.values import from_json, iterable, require_int, require_str, short, to_json
-
-T = TypeVar("T")
-log = logging.getLogger("agentstate")
-
-STREAM: Stream = "router"
-"""The message stream a session lives in: a conversation's."""
-DEFAULT_ROLE = "item"
-"""The role of an item that has no usable ``role`` or ``type``."""
-
-
-# --- items ----------------------------------------------------------------------------------
-
-
-def _role(item: dict[str, Any]) -> str:
-    """The message role for an item: its role, else its type, else :data:`DEFAULT_ROLE`. Only a
-    label (the item itself is the metadata), so one agentstate cannot store is replaced."""
-    for key in ("role", "type"):
-        value = item.get(key)
-        if isinstance(value, str) and 0 < len(value) <= MAX_ROLE_LENGTH and value.isprintable():
-            return value
-    return DEFAULT_ROLE
-
-
-def _message(index: int, item: object) -> NewMessage:
-    """An SDK item as the message that stores it, refused unless JSON gives it back exactly."""
-    if not isinstance(item, dict):
-        raise errors.InvalidTypeError(f"item {index} must be a dict (an SDK input item), not {type(item).__name__}")
-    encoded = to_json(f"item {index}", item)  # InvalidValueError: not JSON, NaN, a lone surrogate
-    if from_json(encoded) != item:
-        raise errors.InvalidValueError(
-            f"item {index} would not come back from JSON as given (it holds a tuple, a set, a dict key that "
-            f"is not a str, or another value JSON turns into something else): {short(item)}"
-        )
-    return NewMessage(_role(item), encoded)
-
-
-def _items(messages: list[Message]) -> list[TResponseInputItem]:
-    """The stored items, decoded with one parser call for the whole page (each stored content
-    was checked as JSON when it was added; a message someone else added is checked here)."""
-    if not messages:
-        return []
-    try:
-        items = json.loads(f"[{','.join(message.content for message in messages)}]")
-    except ValueError:
-        items = None
-    if not isinstance(items, list) or len(items) != len(messages) or not all(type(i) is dict for i in items):
-        items = [_item(message) for message in messages]  # finds the message that is not an item
-    return cast(list[TResponseInputItem], items)
-
-
-def _item(message: Message) -> TResponseInputItem:
-    try:
-        item = json.loads(message.content)
-    except ValueError:
-        item = None
-    if type(item) is not dict:
-        raise errors.InvalidValueError(
-            f"message {message.position} of conversation {message.stream_id!r} is not an SDK item: its "
-            f"content is not a JSON object ({short(message.content)}); the session's stream holds items only"
-        )
-    return cast(TResponseInputItem, item)
-
-
-# --- a file the SDK's own SQLiteSession wrote --------------------------------------------------
-
-SDK_MESSAGES = "agent_messages"
-"""The table where the SDK's ``SQLiteSession`` keeps items (its default name), keyed by ``session_id``."""
-
-
-def _sdk_items(conn: apsw.Connection, session_id: str) -> int:
-    """How many items the SDK's SQLiteSession keeps in this file for ``session_id``: 0 when the
-    file has none of its tables, or they are not the shape it makes."""
-    try:
-        if not conn.execute(
-            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name IN ('agent_sessions', ?)", (SDK_MESSAGES,)
-        ).fetchall():
-            return 0
-        return int(conn.execute(f"SELECT count(*) FROM {SDK_MESSAGES} WHERE session_id = ?", (session_id,)).get)
-    except apsw.Error:  # not the SDK's table after all (no session_id column): nothing of its
-        return 0
-
-
-def _warn_not_carried_over(session_id: str, where: str, count: int) -> None:
-    log.warning(
-        "agentstate: %s holds %d item(s) of the OpenAI Agents SDK's SQLiteSession %r (table %s); they are not "
-        "carried over: AgentStateSession %r keeps its items in agentstate's conversation of that id, which is "
-        "empty. To carry them over, once: await session.add_items(await SQLiteSession(%r, path).get_items())",
-        where, count, session_id, SDK_MESSAGES, session_id, session_id,
-    )  # fmt: skip
-
-
-# --- where the calls run --------------------------------------------------------------------
-
-
-class _Store(Protocol):
-    """One conversation's stream on one connection, awaitable; no lock wait on the event loop's thread."""
-
-    async def latest(self, conversation_id: str, limit: int) -> list[Message]: ...
-
-    async def all(self, conversation_id: str) -> list[Message]: ...
-
-    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None: ...
-
-    async def pop(self, conversation_id: str) -> Message | None: ...
-
-    async def clear(self, conversation_id: str) -> None: ...
-
-    async def sdk_items(self, conversation_id: str) -> int:
-        """Items the SDK's SQLiteSession left in this file for a conversation with none of its own."""
-        ...
-
-
-class _AsyncStore:
-    """On a connection from :func:`agentstate.connect_async`: agentstate's Async classes, whose
-    writes settle before a cancellation is raised."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-        self.loop = getattr(getattr(conn, "async_controller", None), "loop", None)  # PostgreSQL: any loop
-        self.log = AsyncMessageLog(conn)
-        self.agents = AsyncAgents(conn)
-
-    def check_loop(self) -> None:
-        """Refuse a call from another event loop before it is sent: its answer could not arrive."""
-        if isinstance(self.loop, asyncio.AbstractEventLoop) and self.loop is not asyncio.get_running_loop():
-            raise errors.InvalidValueError(
-                "AgentStateSession was given an async connection of another event loop: a connection from "
-                "connect_async() answers on the loop it was opened on; pass a path instead (the session then "
-                "opens a connection on each loop it runs on)"
-            )
-
-    async def latest(self, conversation_id: str, limit: int) -> list[Message]:
-        return await self.log.latest(STREAM, conversation_id, limit)
-
-    async def all(self, conversation_id: str) -> list[Message]:
-        return await self.log.all(STREAM, conversation_id)
-
-    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
-        try:
-            await self.log.append_many(STREAM, conversation_id, messages)
-        except errors.NotFoundError:  # the first write: make the conversation (racing writers share it)
-            await self.agents.get_or_create_conversation(conversation_id)
-            await self.log.append_many(STREAM, conversation_id, messages)
-
-    async def pop(self, conversation_id: str) -> Message | None:
-        return await self.log.pop_last(STREAM, conversation_id)
-
-    async def clear(self, conversation_id: str) -> None:
-        await self.log.clear(STREAM, conversation_id)
-
-    async def sdk_items(self, conversation_id: str) -> int:
-        if isinstance(self.conn, PostgresConnection) or await self.log.count(STREAM, conversation_id):
-            return 0
-        return await engine.call_async(self.conn, _sdk_items, self.conn, conversation_id)
-
-
-# Calls on one synchronous connection take turns, whichever sessions make them: two transactions
-# interleaved on one connection would be one transaction.
-_turns: weakref.WeakKeyDictionary[apsw.Connection, threading.Lock] = weakref.WeakKeyDictionary()
-_turns_guard = threading.Lock()
-
-
-def _turn_of(conn: apsw.Connection) -> threading.Lock:
-    with _turns_guard:
-        lock = _turns.get(conn)
-        if lock is None:
-            lock = _turns[conn] = threading.Lock()
-        return lock
-
-
-class _ThreadStore:
-    """On a connection from :func:`agentstate.connect`: the synchronous classes, each call on a
-    thread of asyncio's default executor, one call at a time on the connection."""
-
-    def __init__(self, conn: SyncConnection) -> None:
-        self.conn = conn
-        self.turn = _turn_of(conn)
-        self.log = MessageLog(conn)
-        self.agents = Agents(conn)
-
-    def _call(self, call: Callable[..., T], *args: Any) -> T:
-        with self.turn:
-            return call(*args)
-
-    async def _read(self, call: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(self._call, call, *args)
-
-    async def _write(self, call: Callable[..., T], *args: Any) -> T:
-        result, cancelled = await engine.settled(asyncio.to_thread(self._call, call, *args))
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
-
-    def _append(self, conversation_id: str, messages: list[NewMessage]) -> None:
-        try:
-            self.log.append_many(STREAM, conversation_id, messages)
-        except errors.NotFoundError:
-            self.agents.get_or_create_conversation(conversation_id)
-            self.log.append_many(STREAM, conversation_id, messages)
-
-    async def latest(self, conversation_id: str, limit: int) -> list[Message]:
-        return await self._read(self.log.latest, STREAM, conversation_id, limit)
-
-    async def all(self, conversation_id: str) -> list[Message]:
-        return await self._read(self.log.all, STREAM, conversation_id)
-
-    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
-        await self._write(self._append, conversation_id, messages)
-
-    async def pop(self, conversation_id: str) -> Message | None:
-        return await self._write(self.log.pop_last, STREAM, conversation_id)
-
-    async def clear(self, conversation_id: str) -> None:
-        await self._write(self.log.clear, STREAM, conversation_id)
-
-    def _sdk_items(self, conversation_id: str) -> int:
-        if isinstance(self.conn, PostgresConnection) or self.log.count(STREAM, conversation_id):
-            return 0
-        return _sdk_items(self.conn, conversation_id)
-
-    async def sdk_items(self, conversation_id: str) -> int:
-        return await self._read(self._sdk_items, conversation_id)
+from agentstate.values import iterable, require_int, require_str
 
 
 def _settings(value: object) -> SessionSettings:

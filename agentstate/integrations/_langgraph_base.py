@@ -1,0 +1,132 @@
+"""What both LangGraph savers share: LangGraph's text channel versions, the delta-channel
+history, and the ``a*`` methods, each a read or a write the saver runs where it runs its calls."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+
+if TYPE_CHECKING:  # DeltaChannel support (beta) is in langgraph-checkpoint 4.1+ only
+    from langgraph.checkpoint.base import DeltaChannelHistory
+
+from agentstate import engine
+from agentstate.integrations._langgraph_configs import _Listing
+from agentstate.integrations._langgraph_history import _History
+from agentstate.integrations._langgraph_operations import (
+    _copy_thread,
+    _delete_for_runs,
+    _delete_thread,
+    _get_tuple,
+    _page,
+    _prune,
+    _put,
+    _put_writes,
+)
+
+T = TypeVar("T")
+
+
+class _Saver(BaseCheckpointSaver[str]):
+    """What both savers share: LangGraph's text channel versions, and the ``a*`` methods, each a
+    read or a write that the saver runs where it runs its calls (``_read``, ``_write``)."""
+
+    async def _read(self, operation: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def _write(self, operation: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The async form of :meth:`AgentStateSaver.get_tuple`."""
+        return await self._read(_get_tuple, self.serde, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """The async form of :meth:`AgentStateSaver.list`."""
+        listing: _Listing | None = _Listing.of(config, filter, before, limit)
+        while listing is not None:
+            page = await self._read(_page, self.serde, listing)
+            for item in page:
+                yield item
+            listing = listing.after(page)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """The async form of :meth:`AgentStateSaver.put`."""
+        return await self._write(_put, self.serde, config, checkpoint, metadata)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        """The async form of :meth:`AgentStateSaver.put_writes`."""
+        await self._write(_put_writes, self.serde, config, engine.materialise(writes), task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """The async form of :meth:`AgentStateSaver.delete_thread`."""
+        await self._write(_delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """The async form of :meth:`AgentStateSaver.delete_for_runs`."""
+        await self._write(_delete_for_runs, engine.materialise(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """The async form of :meth:`AgentStateSaver.copy_thread`."""
+        await self._write(_copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """The async form of :meth:`AgentStateSaver.prune`."""
+        await self._write(_prune, engine.materialise(thread_ids), strategy)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """For each channel, the pending writes of the checkpoint's ancestors back to the nearest
+        that holds the channel's value (its ``seed``), oldest first: LangGraph's own walk over
+        ``get_tuple`` and ``parent_config``, each ancestor read once, so that a parent chain
+        that loops (a checkpoint put again under its own descendant) ends where it comes back."""
+        if not channels:
+            return {}
+        walk = _History(channels)
+        parent = walk.start(self.get_tuple(config))
+        while parent is not None:
+            parent = walk.step(self.get_tuple(parent))
+        return walk.result()
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """The async form of :meth:`get_delta_channel_history`."""
+        if not channels:
+            return {}
+        walk = _History(channels)
+        parent = walk.start(await self.aget_tuple(config))
+        while parent is not None:
+            parent = walk.step(await self.aget_tuple(parent))
+        return walk.result()
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """The version after ``current``: a zero-padded counter and a random fraction, as
+        LangGraph's SQLite and Postgres savers make them (they sort as text)."""
+        number = 0 if current is None else current if isinstance(current, int) else int(current.split(".")[0])
+        return f"{number + 1:032}.{random.random():016}"

@@ -1,0 +1,157 @@
+"""Where a session's calls run: on a connection from :func:`agentstate.connect_async`, through
+agentstate's Async classes; on one from :func:`agentstate.connect`, on asyncio's default
+executor, one call at a time per connection. No call waits for the write lock on the event
+loop's thread, and a cancelled write settles before ``CancelledError`` is raised."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import apsw
+
+from agentstate import engine, errors
+from agentstate.agents import Agents
+from agentstate.aio import AsyncAgents, AsyncMessageLog
+from agentstate.engine import AsyncConnection, SyncConnection
+from agentstate.integrations._openai_agents_sdk_tables import _sdk_items
+from agentstate.messages import Message, MessageLog, NewMessage, Stream
+from agentstate.postgres.handle import PostgresConnection
+
+T = TypeVar("T")
+
+STREAM: Stream = "router"
+"""The message stream a session lives in: a conversation's."""
+
+
+class _Store(Protocol):
+    """One conversation's stream on one connection, awaitable; no lock wait on the event loop's thread."""
+
+    async def latest(self, conversation_id: str, limit: int) -> list[Message]: ...
+
+    async def all(self, conversation_id: str) -> list[Message]: ...
+
+    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None: ...
+
+    async def pop(self, conversation_id: str) -> Message | None: ...
+
+    async def clear(self, conversation_id: str) -> None: ...
+
+    async def sdk_items(self, conversation_id: str) -> int:
+        """Items the SDK's SQLiteSession left in this file for a conversation with none of its own."""
+        ...
+
+
+class _AsyncStore:
+    """On a connection from :func:`agentstate.connect_async`: agentstate's Async classes, whose
+    writes settle before a cancellation is raised."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.loop = getattr(getattr(conn, "async_controller", None), "loop", None)  # PostgreSQL: any loop
+        self.log = AsyncMessageLog(conn)
+        self.agents = AsyncAgents(conn)
+
+    def check_loop(self) -> None:
+        """Refuse a call from another event loop before it is sent: its answer could not arrive."""
+        if isinstance(self.loop, asyncio.AbstractEventLoop) and self.loop is not asyncio.get_running_loop():
+            raise errors.InvalidValueError(
+                "AgentStateSession was given an async connection of another event loop: a connection from "
+                "connect_async() answers on the loop it was opened on; pass a path instead (the session then "
+                "opens a connection on each loop it runs on)"
+            )
+
+    async def latest(self, conversation_id: str, limit: int) -> list[Message]:
+        return await self.log.latest(STREAM, conversation_id, limit)
+
+    async def all(self, conversation_id: str) -> list[Message]:
+        return await self.log.all(STREAM, conversation_id)
+
+    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
+        try:
+            await self.log.append_many(STREAM, conversation_id, messages)
+        except errors.NotFoundError:  # the first write: make the conversation (racing writers share it)
+            await self.agents.get_or_create_conversation(conversation_id)
+            await self.log.append_many(STREAM, conversation_id, messages)
+
+    async def pop(self, conversation_id: str) -> Message | None:
+        return await self.log.pop_last(STREAM, conversation_id)
+
+    async def clear(self, conversation_id: str) -> None:
+        await self.log.clear(STREAM, conversation_id)
+
+    async def sdk_items(self, conversation_id: str) -> int:
+        if isinstance(self.conn, PostgresConnection) or await self.log.count(STREAM, conversation_id):
+            return 0
+        return await engine.call_async(self.conn, _sdk_items, self.conn, conversation_id)
+
+
+# Calls on one synchronous connection take turns, whichever sessions make them: two transactions
+# interleaved on one connection would be one transaction.
+_turns: weakref.WeakKeyDictionary[apsw.Connection, threading.Lock] = weakref.WeakKeyDictionary()
+_turns_guard = threading.Lock()
+
+
+def _turn_of(conn: apsw.Connection) -> threading.Lock:
+    with _turns_guard:
+        lock = _turns.get(conn)
+        if lock is None:
+            lock = _turns[conn] = threading.Lock()
+        return lock
+
+
+class _ThreadStore:
+    """On a connection from :func:`agentstate.connect`: the synchronous classes, each call on a
+    thread of asyncio's default executor, one call at a time on the connection."""
+
+    def __init__(self, conn: SyncConnection) -> None:
+        self.conn = conn
+        self.turn = _turn_of(conn)
+        self.log = MessageLog(conn)
+        self.agents = Agents(conn)
+
+    def _call(self, call: Callable[..., T], *args: Any) -> T:
+        with self.turn:
+            return call(*args)
+
+    async def _read(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._call, call, *args)
+
+    async def _write(self, call: Callable[..., T], *args: Any) -> T:
+        result, cancelled = await engine.settled(asyncio.to_thread(self._call, call, *args))
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+    def _append(self, conversation_id: str, messages: list[NewMessage]) -> None:
+        try:
+            self.log.append_many(STREAM, conversation_id, messages)
+        except errors.NotFoundError:
+            self.agents.get_or_create_conversation(conversation_id)
+            self.log.append_many(STREAM, conversation_id, messages)
+
+    async def latest(self, conversation_id: str, limit: int) -> list[Message]:
+        return await self._read(self.log.latest, STREAM, conversation_id, limit)
+
+    async def all(self, conversation_id: str) -> list[Message]:
+        return await self._read(self.log.all, STREAM, conversation_id)
+
+    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
+        await self._write(self._append, conversation_id, messages)
+
+    async def pop(self, conversation_id: str) -> Message | None:
+        return await self._write(self.log.pop_last, STREAM, conversation_id)
+
+    async def clear(self, conversation_id: str) -> None:
+        await self._write(self.log.clear, STREAM, conversation_id)
+
+    def _sdk_items(self, conversation_id: str) -> int:
+        if isinstance(self.conn, PostgresConnection) or self.log.count(STREAM, conversation_id):
+            return 0
+        return _sdk_items(self.conn, conversation_id)
+
+    async def sdk_items(self, conversation_id: str) -> int:
+        return await self._read(self._sdk_items, conversation_id)
