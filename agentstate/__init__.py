@@ -1,4 +1,4 @@
-"""agentstate: the state store for multi-agent systems, on SQLite through apsw.
+"""agentstate: the state store for multi-agent systems, on SQLite through apsw (or PostgreSQL).
 
 import agentstate
 conn = agentstate.connect("agents.db")   # creates and migrates the file if needed
@@ -9,14 +9,14 @@ log = agentstate.MessageLog(conn)
 from agentstate.agents import Agents, Conversation, Link, Planner, Router
 from agentstate.aio import AsyncAgents, AsyncMessageLog, AsyncTaskManager
 from agentstate.backup import BackupReport, backup
-from agentstate.database import connect, connect_async
-from agentstate.engine import DEFAULT_PATH, write, write_async
+from agentstate.engines import DEFAULT_PATH, connect, connect_async
 from agentstate.health import Stats, stats
 from agentstate.messages import STREAMS, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
 from agentstate.monitor import QuerySnapshot, query_stats, reset_query_stats
 from agentstate.retention import CleanupReport, cleanup
 from agentstate.tasks import Claim, Task, TaskEvent, TaskManager
+from agentstate.transactions import write, write_async
 
 __all__ = [
     "DEFAULT_PATH",

@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from agentstate import engine, errors, failover
-from agentstate.engine import SyncConnection
+from agentstate import engine, errors
+from agentstate.calls import reads, writes
+from agentstate.engines import Connection, require_connection
 from agentstate.runner import run
+from agentstate.transactions import write
 from agentstate.values import from_json, new_id, require_int, require_str, to_json, utc_now
 
 MAX_ID_LENGTH = 128
@@ -138,9 +140,10 @@ class Agents:
     "leave unchanged" on update.
     """
 
-    def __init__(self, conn: SyncConnection) -> None:
-        engine.require_connection(conn, "Agents")
+    def __init__(self, conn: Connection) -> None:
+        engine = require_connection(conn, "Agents")
         self._conn = conn
+        engine.protect(self)
 
     # --- the shared implementation ---------------------------------------------------------
 
@@ -150,7 +153,7 @@ class Agents:
             "status": _status(status),
             "metadata": "{}" if metadata is None else to_json("metadata", metadata),
         }
-        with engine.write(self._conn):
+        with write(self._conn):
             params["now"] = utc_now()
             try:
                 row = run(self._conn, table.create, params)
@@ -174,7 +177,7 @@ class Agents:
             "status": None if status is None else _status(status),
             "metadata": None if metadata is None else to_json("metadata", metadata),
         }
-        with engine.write(self._conn):
+        with write(self._conn):
             params["now"] = utc_now()
             row = run(self._conn, table.update, params)
         if row is None:
@@ -197,6 +200,7 @@ class Agents:
 
     # --- conversations ----------------------------------------------------------------------
 
+    @writes()
     def create_conversation(
         self, conversation_id: str | None = None, *, status: str = "active", metadata: Any = None
     ) -> Conversation:
@@ -206,6 +210,7 @@ class Agents:
         """
         return self._create(CONVERSATIONS, conversation_id, status, metadata)
 
+    @writes(repeat="always")
     def get_or_create_conversation(
         self, conversation_id: str, *, status: str = "active", metadata: Any = None
     ) -> Conversation:
@@ -218,17 +223,19 @@ class Agents:
             "status": _status(status),
             "metadata": "{}" if metadata is None else to_json("metadata", metadata),
         }
-        with engine.write(self._conn):
+        with write(self._conn):
             params["now"] = utc_now()
             row = run(self._conn, "agents.create_if_absent_conversations", params)
             if row is None:
                 row = run(self._conn, CONVERSATIONS.get, params)
         return CONVERSATIONS.build(row)
 
+    @reads
     def get_conversation(self, conversation_id: str) -> Conversation:
         """One conversation. :raises NotFoundError: there is none with this id."""
         return self._get(CONVERSATIONS, conversation_id)
 
+    @writes()
     def update_conversation(
         self, conversation_id: str, *, status: str | None = None, metadata: Any = None
     ) -> Conversation:
@@ -238,6 +245,7 @@ class Agents:
         """
         return self._update(CONVERSATIONS, conversation_id, status, metadata)
 
+    @reads
     def list_conversations(
         self, status: str = "active", *, after: Conversation | None = None, limit: int = 100
     ) -> list[Conversation]:
@@ -246,6 +254,7 @@ class Agents:
 
     # --- routers ----------------------------------------------------------------------------
 
+    @writes()
     def create_router(self, router_id: str | None = None, *, status: str = "active", metadata: Any = None) -> Router:
         """Create a router; without an id, a new time-ordered one is made.
 
@@ -253,10 +262,12 @@ class Agents:
         """
         return self._create(ROUTERS, router_id, status, metadata)
 
+    @reads
     def get_router(self, router_id: str) -> Router:
         """One router. :raises NotFoundError: there is none with this id."""
         return self._get(ROUTERS, router_id)
 
+    @writes()
     def update_router(self, router_id: str, *, status: str | None = None, metadata: Any = None) -> Router:
         """Set the status and/or replace the metadata (``None`` keeps it); returns the new row.
 
@@ -264,12 +275,14 @@ class Agents:
         """
         return self._update(ROUTERS, router_id, status, metadata)
 
+    @reads
     def list_routers(self, status: str = "active", *, after: Router | None = None, limit: int = 100) -> list[Router]:
         """A page of the routers in ``status``, oldest first, after the row ``after``."""
         return self._list(ROUTERS, status, after, limit)
 
     # --- planners ---------------------------------------------------------------------------
 
+    @writes()
     def create_planner(self, planner_id: str | None = None, *, status: str = "active", metadata: Any = None) -> Planner:
         """Create a planner; without an id, a new time-ordered one is made.
 
@@ -277,10 +290,12 @@ class Agents:
         """
         return self._create(PLANNERS, planner_id, status, metadata)
 
+    @reads
     def get_planner(self, planner_id: str) -> Planner:
         """One planner. :raises NotFoundError: there is none with this id."""
         return self._get(PLANNERS, planner_id)
 
+    @writes()
     def update_planner(self, planner_id: str, *, status: str | None = None, metadata: Any = None) -> Planner:
         """Set the status and/or replace the metadata (``None`` keeps it); returns the new row.
 
@@ -288,12 +303,14 @@ class Agents:
         """
         return self._update(PLANNERS, planner_id, status, metadata)
 
+    @reads
     def list_planners(self, status: str = "active", *, after: Planner | None = None, limit: int = 100) -> list[Planner]:
         """A page of the planners in ``status``, oldest first, after the row ``after``."""
         return self._list(PLANNERS, status, after, limit)
 
     # --- links ------------------------------------------------------------------------------
 
+    @writes()
     def link(self, router_id: str, planner_id: str) -> Link:
         """Link a router to a planner (one link per pair).
 
@@ -302,7 +319,7 @@ class Agents:
         """
         params = {"router_id": _id("router_id", router_id), "planner_id": _id("planner_id", planner_id)}
         try:
-            with engine.write(self._conn):
+            with write(self._conn):
                 params["now"] = utc_now()
                 row = run(self._conn, "agents.link", params)
         except errors.DuplicateError as exc:
@@ -315,17 +332,20 @@ class Agents:
             raise
         return Link(*cast(tuple[int, str, str, str], row))
 
+    @writes()
     def unlink(self, router_id: str, planner_id: str) -> bool:
         """Remove the link of a pair; False if they were not linked."""
         params = {"router_id": _id("router_id", router_id), "planner_id": _id("planner_id", planner_id)}
-        with engine.write(self._conn):
+        with write(self._conn):
             return cast(int, run(self._conn, "agents.unlink", params)) > 0
 
+    @reads
     def planners_of(self, router_id: str) -> list[Planner]:
         """The planners a router is linked to, by id (empty for an unknown router)."""
         rows = run(self._conn, "agents.planners_of_router", {"router_id": _id("router_id", router_id)})
         return [PLANNERS.build(row) for row in rows]
 
+    @reads
     def routers_of(self, planner_id: str) -> list[Router]:
         """The routers a planner is linked to, by id (empty for an unknown planner)."""
         rows = run(self._conn, "agents.routers_of_planner", {"planner_id": _id("planner_id", planner_id)})
@@ -335,10 +355,11 @@ class Agents:
 
     def _delete(self, table: _Table[RowT], id: str) -> None:
         params = {"id": _id(f"{table.kind} id", id)}
-        with engine.write(self._conn):
+        with write(self._conn):
             if not run(self._conn, table.delete, params):
                 raise errors.NotFoundError(table.kind, id)
 
+    @writes()
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation and all its messages, in one transaction.
 
@@ -346,10 +367,12 @@ class Agents:
         """
         self._delete(CONVERSATIONS, conversation_id)
 
+    @writes()
     def delete_router(self, router_id: str) -> None:
         """Delete a router and its links to planners. :raises NotFoundError: no such router."""
         self._delete(ROUTERS, router_id)
 
+    @writes(several=True)
     def delete_planner(
         self, planner_id: str, *, with_tasks: bool = False, force: bool = False, batch_size: int = 1000
     ) -> int:
@@ -379,7 +402,7 @@ class Agents:
             )
         deleted = 0
         while True:
-            with engine.write(self._conn):
+            with write(self._conn):
                 params = {"planner_id": key, "limit": limit, "force": force}
                 batch: int = run(self._conn, "tasks.delete_planner_tasks", params)
                 deleted += batch
@@ -395,8 +418,6 @@ class Agents:
             engine.yield_lock()
 
 
-# Across a PostgreSQL failover (see failover.py).
-failover.protect(Agents, always=("get_or_create_conversation",))
 
 __all__ = [
     "Agents",

@@ -4,7 +4,7 @@ Each class mirrors its synchronous one method for method: same arguments, same r
 A write runs the synchronous method on the async connection's own worker thread (apsw's async
 mode), so the logic, the SQL and the error handling exist once; a bounded read runs it on the
 connection's read-only inline reader, on the event loop's thread (no thread hop; see
-:func:`agentstate.engine.read_async`). A cancelled write settles (commits or rolls back) before
+:func:`agentstate.async_calls.read_async`). A cancelled write settles (commits or rolls back) before
 ``CancelledError`` reaches the caller, and a cancelled claim is released. Use them with a
 connection from :func:`agentstate.connect_async`.
 """
@@ -16,16 +16,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from agentstate.agents import Agents, Conversation, Link, Planner, Router
-from agentstate.engine import (
-    AsyncConnection,
-    SyncConnection,
-    call_async,
-    materialise,
-    read_async,
-    require_async_connection,
-    run_async,
-    write_call,
-)
+from agentstate.async_calls import call_async, materialise, read_async, run_async, write_call
+from agentstate.engines import AsyncConnection, Connection, require_async_connection
 from agentstate.messages import Message, MessageLog, NewMessage, Stream
 from agentstate.tasks import (
     DEFAULT_LEASE_SECONDS,
@@ -47,9 +39,9 @@ class AsyncTaskManager:
         require_async_connection(conn, "AsyncTaskManager")
         self.conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
-        self._sync = TaskManager(cast(SyncConnection, conn), planner_id, actor=actor)
+        self._sync = TaskManager(cast(Connection, conn), planner_id, actor=actor)
         # Short reads and writes run inline when the connection has a reader and a writer (see
-        # read_async and write_call in agentstate.engine).
+        # read_async and write_call in agentstate.async_calls).
         reader, writer = getattr(conn, "reader", None), getattr(conn, "writer", None)
         self._reader = None if reader is None else TaskManager(reader, planner_id, actor=actor)
         self._writer = None if writer is None else TaskManager(writer, planner_id, actor=actor)
@@ -266,9 +258,9 @@ class AsyncMessageLog:
         require_async_connection(conn, "AsyncMessageLog")
         self._conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
-        self._sync = MessageLog(cast(SyncConnection, conn))
+        self._sync = MessageLog(cast(Connection, conn))
         # Short reads and writes run inline when the connection has a reader and a writer (see
-        # read_async and write_call in agentstate.engine).
+        # read_async and write_call in agentstate.async_calls).
         reader, writer = getattr(conn, "reader", None), getattr(conn, "writer", None)
         self._reader = None if reader is None else MessageLog(reader)
         self._writer = None if writer is None else MessageLog(writer)
@@ -457,9 +449,9 @@ class AsyncAgents:
         require_async_connection(conn, "AsyncAgents")
         self._conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
-        self._sync = Agents(cast(SyncConnection, conn))
+        self._sync = Agents(cast(Connection, conn))
         # Short reads and writes run inline when the connection has a reader and a writer (see
-        # read_async and write_call in agentstate.engine).
+        # read_async and write_call in agentstate.async_calls).
         reader, writer = getattr(conn, "reader", None), getattr(conn, "writer", None)
         self._reader = None if reader is None else Agents(reader)
         self._writer = None if writer is None else Agents(writer)

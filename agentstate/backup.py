@@ -18,7 +18,11 @@ from typing import Any
 
 import apsw
 
-from agentstate import engine, errors, migrations
+from agentstate import errors, migrations
+from agentstate.engines import Connection, connect, is_sqlite, require_connection, require_sqlite
+from agentstate.settings import DEFAULT_FILE_MODE
+from agentstate.sqlite.files import database_path
+from agentstate.transactions import translating
 from agentstate.values import require_int
 
 Progress = Callable[[int, int], None]
@@ -40,13 +44,13 @@ class BackupReport:
 
 
 def backup(
-    source: engine.SyncConnection | str | os.PathLike[str],
+    source: Connection | str | os.PathLike[str],
     dest: str | os.PathLike[str],
     *,
     overwrite: bool = False,
     pages_per_step: int = 1024,
     progress: Progress | None = None,
-    file_mode: int = engine.DEFAULT_FILE_MODE,
+    file_mode: int = DEFAULT_FILE_MODE,
 ) -> BackupReport:
     """Copy the database behind ``source`` (a connection, or a path) to the new file ``dest``.
 
@@ -63,17 +67,15 @@ def backup(
         raise errors.InvalidTypeError("overwrite must be True or False")
     if progress is not None and not callable(progress):
         raise errors.InvalidTypeError(f"progress must be a callable(copied, total), not {type(progress).__name__}")
-    engine.require_sqlite(source, "backup()", "use pg_dump or pg_basebackup")
-    target = Path(engine.database_path(dest))
-    if isinstance(source, apsw.Connection):
-        engine.require_connection(source, "backup()", sync_only=True)
-        with engine.translating("backup"):
+    require_sqlite(source, "backup()", "use pg_dump or pg_basebackup")
+    target = Path(database_path(dest))
+    if is_sqlite(source):
+        require_connection(source, "backup()", sync_only=True)
+        with translating(source, "backup"):
             return _backup(source, target, overwrite, step, progress, file_mode)
-    from agentstate.database import connect  # a path: open it just for the copy
-
     conn = connect(source, migrate=False)
     try:
-        with engine.translating("backup"):
+        with translating(conn, "backup"):
             return _backup(conn, target, overwrite, step, progress, file_mode)
     finally:
         conn.close()
@@ -95,7 +97,7 @@ def _backup(
 
 def _copy(source: apsw.Connection, target: Path, step: int, progress: Progress | None, started: float) -> BackupReport:
     own = source.get_autocommit()
-    with engine.translating(f"backing up to {target}"):
+    with translating(source, f"backing up to {target}"):
         if own:  # one snapshot for the whole copy: writers go on in the WAL meanwhile
             source.execute("BEGIN")
             source.execute("SELECT count(*) FROM sqlite_schema").fetchall()

@@ -13,10 +13,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentstate import engine, errors, migrations
+from agentstate import errors, migrations
+from agentstate.engines import Connection, require_connection, require_sqlite
 from agentstate.messages import STREAMS, Stream
 from agentstate.runner import run
 from agentstate.tasks import STATUSES
+from agentstate.transactions import reading
 from agentstate.values import parse_time, require_int, utc_now
 
 logger = logging.getLogger("agentstate")
@@ -75,7 +77,7 @@ def size_warning_bytes() -> int:
 
 
 def stats(
-    conn: engine.SyncConnection, *, full: bool = True, largest: int = 5, warn_above_bytes: int | None = None
+    conn: Connection, *, full: bool = True, largest: int = 5, warn_above_bytes: int | None = None
 ) -> Stats:
     """Measure the store behind ``conn``.
 
@@ -84,13 +86,13 @@ def stats(
     :param warn_above_bytes: log a warning (and list it in ``warnings``) when the file and its
         WAL pass this size (default: ``AGENTSTATE_SIZE_WARNING_MB``, else 100 MB).
     """
-    engine.require_sqlite(conn, "stats()", "query pg_stat_user_tables and pg_total_relation_size")
-    engine.require_connection(conn, "stats()", sync_only=True)
+    require_sqlite(conn, "stats()", "query pg_stat_user_tables and pg_total_relation_size")
+    require_connection(conn, "stats()", sync_only=True)
     if not isinstance(full, bool):
         raise errors.InvalidTypeError("full must be True or False")
     largest = require_int("largest", largest, minimum=1)
     limit = size_warning_bytes() if warn_above_bytes is None else require_int("warn_above_bytes", warn_above_bytes, minimum=1)
-    with engine.reading(conn):
+    with reading(conn):
         page_size, page_count, freelist = run(conn, "stats.pages")
         per_planner: dict[str, dict[str, int]] = {}
         by_status = dict.fromkeys(STATUSES, 0)

@@ -33,10 +33,12 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple, cast, get_args
 
-from agentstate import engine, errors, failover
-from agentstate.engine import SyncConnection
+from agentstate import errors
+from agentstate.calls import keyed, reads, reads_all, writes
+from agentstate.engines import Connection, require_connection
 from agentstate.rows import Builder
 from agentstate.runner import run, run_each
+from agentstate.transactions import reading, write
 from agentstate.values import (
     as_timestamp,
     canonical_json,
@@ -257,6 +259,23 @@ def _conflict(stream: _StreamSQL, stored: tuple[Any, ...]) -> errors.Idempotency
     )
 
 
+def _keyed_append(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return kwargs.get("idempotency_key") is not None
+
+
+def _keyed_many(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return keyed(args[2] if len(args) > 2 else kwargs.get("messages"))
+
+
+def _keyed_bulk(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    pairs = args[1] if len(args) > 1 else kwargs.get("messages")
+    return isinstance(pairs, list) and keyed([p[1] for p in pairs if isinstance(p, tuple) and len(p) == 2])
+
+
+# Across a PostgreSQL failover, an append is harmless to repeat when every message has an
+# idempotency key: a repeat returns the stored message (see agentstate.postgres.failover).
+
+
 class MessageLog:
     """Append to and read the three message streams through one connection.
 
@@ -264,12 +283,14 @@ class MessageLog:
     all or nothing. Reads of an unknown stream return nothing rather than raising.
     """
 
-    def __init__(self, conn: SyncConnection) -> None:
-        engine.require_connection(conn, "MessageLog")
+    def __init__(self, conn: Connection) -> None:
+        engine = require_connection(conn, "MessageLog")
         self._conn = conn
+        engine.protect(self)
 
     # --- appending --------------------------------------------------------------------------
 
+    @writes(repeat=_keyed_append)
     def append(
         self,
         stream: Stream,
@@ -299,7 +320,7 @@ class MessageLog:
             "idempotency_key": draft.idempotency_key,
         }
         try:
-            with engine.write(self._conn):
+            with write(self._conn):
                 # Stamped after the write lock is taken, so created_at follows commit order closely.
                 created_at = params["created_at"] = utc_now()
                 row = run(self._conn, sql.append, params)
@@ -326,6 +347,7 @@ class MessageLog:
             created_at,
         )
 
+    @writes(repeat=_keyed_many)
     def append_many(self, stream: Stream, stream_id: str, messages: Iterable[NewMessage]) -> list[Message]:
         """Append a batch to one stream in one transaction, in order; returns them as stored.
 
@@ -339,6 +361,7 @@ class MessageLog:
         key = _stream_id(stream_id)
         return self._append_drafts(sql, [_draft_of(key, message) for message in iterable("messages", messages)])
 
+    @writes(repeat=_keyed_bulk)
     def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
         """Append ``(stream_id, message)`` pairs spread over many streams of one table, in one
         transaction; returns them as stored, in the same order.
@@ -359,7 +382,7 @@ class MessageLog:
             return []
         stream_ids = list(dict.fromkeys(draft.stream_id for draft in drafts))
         try:
-            with engine.write(self._conn):
+            with write(self._conn):
                 rows = self._position_and_insert(sql, drafts, stream_ids)
         except errors.ForeignKeyError as exc:
             self._raise_if_unknown_owner(sql, stream_ids, exc)  # after the rollback, as in append
@@ -430,12 +453,14 @@ class MessageLog:
             rows.reverse()
         return _messages(sql.name, params["stream_id"], rows)
 
+    @reads
     def latest(self, stream: Stream, stream_id: str, limit: int = 50) -> list[Message]:
         """The last ``limit`` messages of a stream, oldest first (what a model call needs)."""
         sql = _stream(stream)
         params = {"stream_id": _stream_id(stream_id), "limit": require_int("limit", limit, minimum=1)}
         return self._read(sql, sql.latest, params, newest_first=True)
 
+    @reads
     def before(self, stream: Stream, stream_id: str, position: int, *, limit: int = 50) -> list[Message]:
         """Up to ``limit`` messages just before ``position``, oldest first: a page backwards.
 
@@ -449,6 +474,7 @@ class MessageLog:
         }
         return self._read(sql, sql.before, params, newest_first=True)
 
+    @reads
     def after(self, stream: Stream, stream_id: str, position: int = 0, *, limit: int = 50) -> list[Message]:
         """Up to ``limit`` messages just after ``position``, oldest first: a page forwards.
 
@@ -462,6 +488,7 @@ class MessageLog:
         }
         return self._read(sql, sql.after, params, newest_first=False)
 
+    @reads
     def between(
         self,
         stream: Stream,
@@ -486,6 +513,7 @@ class MessageLog:
         }
         return self._read(sql, sql.time_range, params, newest_first=False)
 
+    @reads
     def get(self, stream: Stream, stream_id: str, position: int) -> Message:
         """One message by position. :raises NotFoundError: no message has that position."""
         sql = _stream(stream)
@@ -495,11 +523,13 @@ class MessageLog:
             raise errors.NotFoundError(f"{stream} message", (stream_id, position))
         return _messages(sql.name, key, [row])[0]
 
+    @reads
     def count(self, stream: Stream, stream_id: str) -> int:
         """How many messages a stream holds (reads an index range the size of the stream)."""
         sql = _stream(stream)
         return cast(int, run(self._conn, sql.count, {"stream_id": _stream_id(stream_id)}))
 
+    @reads
     def last_position(self, stream: Stream, stream_id: str) -> int:
         """The position of a stream's last message, 0 when it has none (one index seek)."""
         sql = _stream(stream)
@@ -507,6 +537,7 @@ class MessageLog:
 
     # --- retention --------------------------------------------------------------------------
 
+    @writes()
     def clear(self, stream: Stream, stream_id: str, *, delete_owner: bool = False) -> int:
         """Delete a whole stream in one transaction; returns how many messages went (0 for an
         unknown or empty stream).
@@ -529,12 +560,13 @@ class MessageLog:
                 f"clear(..., delete_owner=True) deletes conversations only; a {sql.owner_kind} is deleted "
                 "with Agents.delete_planner() or by retention (they respect its tasks)"
             )
-        with engine.write(self._conn):
+        with write(self._conn):
             deleted = cast(int, run(self._conn, sql.clear, {"stream_id": key}))
             if delete_owner and not run(self._conn, "agents.delete_conversations", {"id": key}):
                 raise errors.NotFoundError("conversation", key)
         return deleted
 
+    @writes()
     def pop_last(self, stream: Stream, stream_id: str) -> Message | None:
         """Delete and return a stream's newest message, or None when it has none.
 
@@ -544,7 +576,7 @@ class MessageLog:
         """
         sql = _stream(stream)
         key = _stream_id(stream_id)
-        with engine.write(self._conn):
+        with write(self._conn):
             # Take the stream's head first, as an append does: on PostgreSQL a pop arriving while
             # an append holds it then waits, and its own statement (a fresh snapshot) sees and pops
             # that message; on SQLite the write lock already orders them (one index seek).
@@ -552,6 +584,7 @@ class MessageLog:
             row = run(self._conn, sql.pop_last, {"stream_id": key})
         return None if row is None else _messages(sql.name, key, [row])[0]
 
+    @reads_all
     def all(self, stream: Stream, stream_id: str, *, page_size: int = 1000) -> list[Message]:
         """Every message of a stream, oldest first, read in pages of ``page_size`` inside one
         snapshot (consistent even while others append). For long streams prefer :meth:`latest`
@@ -560,7 +593,7 @@ class MessageLog:
         key = _stream_id(stream_id)
         size = require_int("page_size", page_size, minimum=1)
         found: list[Message] = []
-        with engine.reading(self._conn):
+        with reading(self._conn):
             while True:
                 params = {"stream_id": key, "position": found[-1].position if found else 0, "limit": size}
                 page = self._read(sql, sql.after, params, newest_first=False)
@@ -568,6 +601,7 @@ class MessageLog:
                 if len(page) < size:
                     return found
 
+    @writes()
     def trim(self, stream: Stream, stream_id: str, *, before: int | None = None, keep_last: int | None = None) -> int:
         """Delete a stream's old messages; returns how many were deleted.
 
@@ -587,11 +621,9 @@ class MessageLog:
                 sql.trim_keep_last,
                 {"stream_id": key, "keep": require_int("keep_last", keep_last, minimum=1)},
             )
-        with engine.write(self._conn):
+        with write(self._conn):
             return cast(int, run(self._conn, query, params))
 
 
-# Across a PostgreSQL failover: keyed appends are harmless to repeat (see failover.py).
-failover.protect(MessageLog, always=("append", "append_many", "append_bulk"))
 
 __all__ = ["STREAMS", "Message", "MessageLog", "NewMessage", "Stream"]

@@ -165,11 +165,11 @@ class Monitor:
             if not callable(hook):
                 raise errors.InvalidTypeError(f"on_query hooks must be callables, not {type(hook).__name__}")
 
-    def report(self, name: str, ns: int, rows: int, conn: Any, sql: str, params: Any) -> None:
+    def report(self, name: str, ns: int, rows: int, params: Any, plan: Callable[[], str]) -> None:
         """A query ran past the threshold, or hooks want every query (statistics are counted by
         the runner itself: the common path stays a few attribute updates)."""
         if ns >= self.slow_ns:
-            _log_slow(name, ns, rows, self.slow_ns, conn, sql, params)
+            _log_slow(name, ns, rows, self.slow_ns, params, plan)
         for hook in self.hooks:
             try:
                 hook(name, ns / 1e9, rows)
@@ -177,17 +177,11 @@ class Monitor:
                 logger.exception("agentstate: on_query hook %r failed for %s", hook, name)
 
 
-def _log_slow(name: str, ns: int, rows: int, slow_ns: int, conn: Any, sql: str, params: Any) -> None:
+def _log_slow(name: str, ns: int, rows: int, slow_ns: int, params: Any, explain: Callable[[], str]) -> None:
     if not logger.isEnabledFor(logging.WARNING):
         return
     try:
-        if getattr(conn, "engine", None) == "postgres":
-            # EXPLAIN would be another round trip on the server being slow; the plan tests check them.
-            plan = "(PostgreSQL: see EXPLAIN on the server, or pg_stat_statements)"
-        else:
-            from agentstate.plans import plan_details  # late: plans imports the engine, which imports us
-
-            plan = " | ".join(plan_details(conn, sql))
+        plan = explain()  # the engine's, in one line
     except Exception as exc:  # the plan is a courtesy; the log line must still go out
         plan = f"(no plan: {exc})"
     logger.warning(

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from agentstate import engine, errors
+from agentstate import errors
+from agentstate.schema_files import schema_dir
 
 CARDINALITIES = frozenset({"one", "many", "value", "exec", "returning"})
 _NAME = re.compile(r"^--\s*name:\s*([\w{}]+)\s+:(\w+)\s*$")
@@ -139,8 +140,8 @@ def parse(path: Path) -> list[Query]:
 
 @cache
 def registry(folder: Path | None = None) -> dict[str, Query]:
-    """Every named query of the engine, by qualified name (``file_stem.name``)."""
-    folder = folder or engine.schema_dir() / "queries"
+    """Every named query of a folder (default: SQLite's), by qualified name (``file_stem.name``)."""
+    folder = folder or schema_dir("sqlite") / "queries"
     found: dict[str, Query] = {}
     for path in sorted(folder.glob("*.sql")):
         for query in parse(path):

@@ -26,8 +26,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agentstate import engine, errors
+from agentstate.engines import Connection, engine_of, require_connection, require_sqlite
 from agentstate.messages import STREAMS
 from agentstate.runner import run
+from agentstate.transactions import reading, translating, write
 from agentstate.values import MAX_SECONDS, require_int, short, utc_after
 
 DEFAULT_RECORDED_DAYS = 30.0
@@ -76,7 +78,7 @@ def _days(name: str, value: object) -> float | None:
 
 
 def cleanup(
-    conn: engine.SyncConnection,
+    conn: Connection,
     *,
     recorded_older_than_days: float | None = DEFAULT_RECORDED_DAYS,
     messages_older_than_days: float | None = None,
@@ -93,8 +95,8 @@ def cleanup(
     :param dry_run: count what would go, write nothing.
     :param progress: ``progress(phase, done, total)`` while it works.
     """
-    engine.require_sqlite(conn, "cleanup()", "use TaskManager.purge_recorded and MessageLog.trim (autovacuum reclaims the space)")
-    engine.require_connection(conn, "cleanup()", sync_only=True)
+    require_sqlite(conn, "cleanup()", "use TaskManager.purge_recorded and MessageLog.trim (autovacuum reclaims the space)")
+    require_connection(conn, "cleanup()", sync_only=True)
     recorded_days = _days("recorded_older_than_days", recorded_older_than_days)
     message_days = _days("messages_older_than_days", messages_older_than_days)
     keep_messages = None if keep_last_messages is None else require_int("keep_last_messages", keep_last_messages, minimum=1)
@@ -104,12 +106,12 @@ def cleanup(
         raise errors.InvalidTypeError("dry_run must be True or False")
     if progress is not None and not callable(progress):
         raise errors.InvalidTypeError(f"progress must be a callable(phase, done, total), not {type(progress).__name__}")
-    with engine.translating("cleanup"):
+    with translating(conn, "cleanup"):
         return _run(conn, recorded_days, message_days, keep_messages, keep_events, batch_size, dry_run, progress)
 
 
 def _run(
-    conn: engine.SyncConnection,
+    conn: Connection,
     recorded_days: float | None,
     message_days: float | None,
     keep_messages: int | None,
@@ -137,7 +139,7 @@ def _run(
     return job.report
 
 
-def _file_bytes(conn: engine.SyncConnection) -> int:
+def _file_bytes(conn: Connection) -> int:
     path = conn.filename
     return os.path.getsize(path) if path and os.path.exists(path) else 0
 
@@ -145,7 +147,7 @@ def _file_bytes(conn: engine.SyncConnection) -> int:
 class _Cleanup:
     """One run of :func:`cleanup`: the phases share the report and the task cut-off."""
 
-    def __init__(self, conn: engine.SyncConnection, dry_run: bool, batch_size: int, progress: Progress) -> None:
+    def __init__(self, conn: Connection, dry_run: bool, batch_size: int, progress: Progress) -> None:
         self.conn = conn
         self.dry_run = dry_run
         self.batch_size = batch_size
@@ -158,7 +160,7 @@ class _Cleanup:
     def tasks(self) -> None:
         report, params = self.report, {"before": self.purged_before}
         if self.dry_run:
-            with engine.reading(self.conn):
+            with reading(self.conn):
                 report.tasks_deleted = run(self.conn, "retention.count_recorded", params)
                 report.task_events_deleted += run(self.conn, "retention.count_recorded_events", params)
                 report.worker_messages_deleted = run(self.conn, "retention.count_recorded_messages", params)
@@ -166,7 +168,7 @@ class _Cleanup:
             return
         total = run(self.conn, "retention.count_recorded", params)
         while True:
-            with engine.write(self.conn):
+            with write(self.conn):
                 batch = run(self.conn, "retention.recorded_batch", {**params, "limit": self.batch_size})
                 ids = {"ids": json.dumps([row[0] for row in batch])}
                 report.task_events_deleted += run(self.conn, "retention.count_events_of", ids)
@@ -226,7 +228,7 @@ class _Cleanup:
         deleted, seen, after = 0, 0, ""
         resume: str | None = None  # a key whose rows did not all fit in the last transaction
         while True:
-            transaction = contextlib.nullcontext() if self.dry_run else engine.write(self.conn)
+            transaction = contextlib.nullcontext() if self.dry_run else write(self.conn)
             with transaction:
                 budget = self.batch_size
                 for _ in range(STREAMS_PER_TRANSACTION):
@@ -255,7 +257,7 @@ class _Cleanup:
 
     def give_back_space(self) -> None:
         """Hand the freed pages to the file system and truncate the WAL: the file shrinks."""
-        self.report.pages_freed = engine.give_back_free_pages(self.conn)
+        self.report.pages_freed = engine_of(self.conn).give_back_free_pages(self.conn)
         if self.conn.filename:
             with contextlib.suppress(errors.AgentStateError):  # the deletes stand; the WAL shrinks later
-                engine.checkpoint_truncate(self.conn)
+                engine_of(self.conn).checkpoint_truncate(self.conn)

@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from inspect import signature
 from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 
-from agentstate import engine, errors, failover
-from agentstate.engine import AsyncConnection, SyncConnection
+from agentstate import engine, errors
+from agentstate.async_calls import inline_write, run_async, settled
+from agentstate.calls import claims, reads, writes
+from agentstate.engines import AsyncConnection, Connection, require_connection
 from agentstate.rows import Builder
 from agentstate.runner import has, run, run_each
+from agentstate.transactions import write
 from agentstate.values import (
     from_json,
     iterable,
@@ -130,7 +133,7 @@ def _task(row: Any) -> Task:
     )  # fmt: skip
 
 
-def _one(conn: SyncConnection, name: str, params: dict[str, Any]) -> Task | None:
+def _one(conn: Connection, name: str, params: dict[str, Any]) -> Task | None:
     """A named query's one row as a Task (None if there is none)."""
     row = run(conn, name, params)
     return None if row is None else _task(row)
@@ -179,9 +182,9 @@ class TaskManager:
     SWEEP_INTERVAL_S: float = 1.0
     """How often claims fail tasks whose lease ran out on their last attempt (see ``claim``)."""
 
-    def __init__(self, conn: SyncConnection, planner_id: str | None = None, *, actor: str | None = None) -> None:
+    def __init__(self, conn: Connection, planner_id: str | None = None, *, actor: str | None = None) -> None:
         """:param actor: who is acting, recorded on task events (default: the planner id)."""
-        engine.require_connection(conn, "TaskManager")
+        self._engine = require_connection(conn, "TaskManager")
         self.conn = conn
         self.planner_id = optional_str("planner_id", planner_id)
         self.actor = optional_str("actor", actor) or self.planner_id
@@ -190,6 +193,7 @@ class TaskManager:
         self._claim, self._expire = f"tasks.claim_{scope}", f"tasks.expire_exhausted_{scope}"
         fused = f"tasks.finish_and_claim_{scope}"
         self._fused = fused if has(conn, fused) else None  # complete_and_claim_next in one statement
+        self._engine.protect(self)
 
     # --- the planner's side ----------------------------------------------------------------
 
@@ -200,6 +204,7 @@ class TaskManager:
             )
         return self.planner_id
 
+    @writes()
     def create_task(
         self,
         description: str = "",
@@ -231,6 +236,7 @@ class TaskManager:
             ]
         )[0]
 
+    @writes()
     def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
         """Add several tasks in one transaction: all of them, or (on any error) none.
 
@@ -242,7 +248,7 @@ class TaskManager:
         rows = [self._new_task_params(planner_id, _task_spec(spec)) for spec in iterable("specs", specs)]
         created: list[Task] = []
         try:
-            with engine.write(self.conn):
+            with write(self.conn):
                 now = utc_now()  # under the lock, so creation times follow commit order
                 for params in rows:
                     params["now"] = now
@@ -284,6 +290,7 @@ class TaskManager:
             "actor": self.actor,
         }
 
+    @reads
     def get_task(self, worker_id: str) -> Task:
         """One task by id. :raises NotFoundError: no such task."""
         task = _one(self.conn, "tasks.get", {"worker_id": require_str("worker_id", worker_id)})
@@ -291,14 +298,17 @@ class TaskManager:
             raise errors.NotFoundError("task", worker_id)
         return task
 
+    @reads
     def get_current_task(self) -> Task | None:
         """The planner's oldest pending task, or None when nothing waits."""
         return _one(self.conn, "tasks.current_task", {"planner_id": self._planner()})
 
+    @reads
     def get_completed_task(self) -> Task | None:
         """The planner's oldest finished task (``completed`` or ``failed_validation``) not yet recorded."""
         return _one(self.conn, "tasks.completed_task", {"planner_id": self._planner()})
 
+    @reads
     def list_tasks(self, status: TaskStatus, *, after: Task | None = None, limit: int = 100) -> list[Task]:
         """One page of the planner's tasks in ``status``, oldest first.
 
@@ -319,11 +329,13 @@ class TaskManager:
         }
         return [_task(row) for row in run(self.conn, "tasks.list_by_status", params)]
 
+    @reads
     def counts(self) -> dict[str, int]:
         """The number of the planner's tasks in each status (every status present, zeros included)."""
         found: dict[str, int] = dict(run(self.conn, "tasks.counts", {"planner_id": self._planner()}))
         return {status: found.get(status, 0) for status in STATUSES}
 
+    @reads
     def history(self, worker_id: str) -> list[TaskEvent]:
         """Every transition of a task, oldest first. :raises NotFoundError: no such task."""
         rows = run(self.conn, "tasks.history", {"worker_id": require_str("worker_id", worker_id)})
@@ -331,6 +343,7 @@ class TaskManager:
             raise errors.NotFoundError("task", worker_id)
         return [TaskEvent(e, w, f, t, fence, a, from_json(d), at) for (e, w, f, t, fence, a, d, at) in rows]
 
+    @writes()
     def retry(self, worker_id: str) -> Task:
         """Send a task that failed validation back to pending.
 
@@ -338,26 +351,28 @@ class TaskManager:
         :raises InvalidTransitionError: it is not ``failed_validation``.
         """
         params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
-        with engine.write(self.conn):
+        with write(self.conn):
             params["now"] = utc_now()
             task = _one(self.conn, "tasks.retry", params)
             if task is None:
                 self._refuse(worker_id, "retry", ("failed_validation",))
         return task
 
+    @writes()
     def record(self, worker_id: str) -> Task:
         """Mark a finished task recorded: the planner has taken its outcome into account.
 
         :raises InvalidTransitionError: it is not ``completed`` or ``failed_validation``.
         """
         params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
-        with engine.write(self.conn):
+        with write(self.conn):
             params["now"] = utc_now()
             task = _one(self.conn, "tasks.record", params)
             if task is None:
                 self._refuse(worker_id, "record", ("completed", "failed_validation"))
         return task
 
+    @writes(several=True)
     def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
         """Retention: delete this planner's tasks recorded more than ``older_than_seconds`` ago
         (every planner's, on a TaskManager without a planner_id), with their events and worker
@@ -372,38 +387,41 @@ class TaskManager:
             query, params["planner_id"] = "tasks.purge_recorded_for_planner", self.planner_id
         total = 0
         while True:
-            with engine.write(self.conn):
+            with write(self.conn):
                 deleted = len(run(self.conn, query, params))
             total += deleted
             if deleted < batch_size:
                 break
             engine.yield_lock()
         if total:
-            engine.give_back_free_pages(self.conn)
+            self._engine.give_back_free_pages(self.conn)
         return total
 
     # --- the executor's side ---------------------------------------------------------------
 
+    @claims(repeat="always")
     def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
         """Take the next task for ``owner``: a task whose lease expired, else the oldest pending
         one (of this planner, or of any planner when ``planner_id`` is None). One statement, so
         two executors never get the same task. Returns None when there is nothing to do."""
         owner, lease_seconds = _claimant(owner, lease_seconds)
-        with engine.write(self.conn):
+        with write(self.conn):
             row = self._claim_row(owner, lease_seconds)
         return None if row is None else Claim(_task(row))  # decoded after the lock is let go
 
+    @claims(repeat="always")
     def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
         """Claim up to ``limit`` tasks in one transaction, in the order :meth:`claim` would hand
         them out. For executors of many small tasks: one commit serves the whole batch."""
         limit = require_int("limit", limit, minimum=1)
         owner, lease_seconds = _claimant(owner, lease_seconds)
         rows: list[Any] = []
-        with engine.write(self.conn):
+        with write(self.conn):
             while len(rows) < limit and (row := self._claim_row(owner, lease_seconds)) is not None:
                 rows.append(row)
         return [Claim(_task(row)) for row in rows]
 
+    @writes()
     def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
         """Complete several claimed tasks, each with its result, in one transaction: all of
         them, or (if any token is stale) none."""
@@ -413,7 +431,7 @@ class TaskManager:
                 raise errors.InvalidTypeError(f"complete_many takes (Claim, result) pairs, not {pair!r:.80}")
             worker_id, token, owner = _held(pair[0], None, self.actor)
             steps.append({**self._finish_params(worker_id, token, "completed", pair[1]), "actor": owner})
-        with engine.write(self.conn):
+        with write(self.conn):
             now = utc_now()
             for params in steps:
                 params["now"] = now
@@ -457,6 +475,7 @@ class TaskManager:
         run(self.conn, self._expire, params)
         self._next_sweep = time.monotonic() + self.SWEEP_INTERVAL_S
 
+    @writes(repeat="always")
     def heartbeat(
         self, claim: Claim | str, token: int | None = None, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> Claim:
@@ -468,7 +487,7 @@ class TaskManager:
         worker_id, token, _ = _held(claim, token, self.actor)
         lease_seconds = require_seconds("lease_seconds", lease_seconds)
         params: dict[str, Any] = {"worker_id": worker_id, "token": token, "lease_seconds": lease_seconds}
-        with engine.write(self.conn):
+        with write(self.conn):
             # Under the lock: a lease runs from when it is granted, not from when the call began.
             params["now"], params["lease_expires_at"] = utc_now(), utc_after(lease_seconds)
             task = _one(self.conn, "tasks.heartbeat", params)
@@ -476,6 +495,7 @@ class TaskManager:
                 self._refuse(worker_id, "heartbeat", ("claimed",), token)
         return Claim(task)
 
+    @writes()
     def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
         """Finish a claimed task successfully, storing ``result`` (any JSON value).
 
@@ -483,15 +503,18 @@ class TaskManager:
         """
         return self._finish(claim, token, "completed", result, "complete")
 
+    @writes()
     def fail_validation(self, claim: Claim | str, token: int | None = None, *, reason: Any = None) -> Task:
         """Finish a claimed task whose output failed its acceptance criteria; ``reason`` is kept
         (in ``result`` and in the task's history) for the planner to read."""
         return self._finish(claim, token, "failed_validation", reason, "fail_validation")
 
+    @writes()
     def release(self, claim: Claim | str, token: int | None = None) -> Task:
         """Give a claimed task back, unfinished, to pending (e.g. on a clean shutdown)."""
         return self._finish(claim, token, "pending", None, "release")
 
+    @claims()
     def complete_and_claim_next(
         self,
         claim: Claim | str,
@@ -511,7 +534,7 @@ class TaskManager:
         params = {**self._finish_params(worker_id, token, "completed", result), "actor": owner}
         if self._fused is not None:
             return self._finish_and_claim(params, owner, lease_seconds)
-        with engine.write(self.conn):
+        with write(self.conn):
             params["now"] = utc_now()
             if run(self.conn, "tasks.finish", params) is None:  # no need to decode it
                 self._refuse(worker_id, "complete", ("claimed",), token)
@@ -546,7 +569,7 @@ class TaskManager:
         worker_id, token, owner = _held(claim, token, self.actor)
         params = self._finish_params(worker_id, token, to_status, result)
         params["actor"] = owner  # the executor that held it did this step
-        with engine.write(self.conn):
+        with write(self.conn):
             params["now"] = utc_now()
             task = _one(self.conn, "tasks.finish", params)
             if task is None:
@@ -584,9 +607,9 @@ async def claim_call(
     **kwargs: Any,
 ) -> ClaimResult:
     """A claim for the Async classes: inline when the lock is free at once (see
-    :func:`engine.write_call`; nothing to release, it cannot be cancelled half-way), else
+    :func:`~agentstate.async_calls.write_call`; nothing to release, it cannot be cancelled half-way), else
     :func:`claim_async`."""
-    done, result = engine.inline_write(conn, inline, args, kwargs)
+    done, result = inline_write(conn, inline, args, kwargs)
     if done:
         return cast(ClaimResult, result)
     return await claim_async(manager, conn, call, *args, **kwargs)
@@ -595,23 +618,21 @@ async def claim_call(
 async def claim_async(
     manager: TaskManager, conn: AsyncConnection, call: Callable[..., ClaimResult], /, *args: Any, **kwargs: Any
 ) -> ClaimResult:
-    """:func:`engine.call_async` for the calls that claim (``claim``, ``claim_many``,
+    """:func:`~agentstate.async_calls.call_async` for the calls that claim (``claim``, ``claim_many``,
     ``complete_and_claim_next``): when the caller is cancelled, the claims the call made are
     released before ``CancelledError`` is raised, so no task waits out a lease nobody holds."""
-    result, cancelled = await engine.settled(engine.run_async(conn, call, *args, **kwargs))
+    result, cancelled = await settled(run_async(conn, call, *args, **kwargs))
     if cancelled:
         claims: list[Any] = result if isinstance(result, list) else [] if result is None else [result]
         for claim in claims:  # each on its own: one that fails must not keep the others held
             try:
-                await engine.settled(engine.run_async(conn, manager.release, claim))
+                await settled(run_async(conn, manager.release, claim))
             except (Exception, asyncio.CancelledError):
                 logger.warning("agentstate: releasing %s after a cancelled claim failed", claim.worker_id, exc_info=True)
         raise asyncio.CancelledError
     return result
 
 
-# Across a PostgreSQL failover: claims and heartbeats are harmless to repeat (see failover.py).
-failover.protect(TaskManager, always=("claim", "claim_many", "heartbeat"))
 
 # What a create_tasks spec may hold: create_task's keyword arguments, read off the one signature.
 _TASK_FIELDS = tuple(signature(TaskManager._encode_task).parameters)[2:]

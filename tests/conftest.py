@@ -14,7 +14,7 @@ import pytest
 
 import agentstate
 from agentstate import runner
-from agentstate.checkpoint import is_background
+from agentstate.sqlite.wal_checkpoints import is_background
 from tests import engines
 from tests.postgres import server as servers
 

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import agentstate
-from agentstate import engine, migrations
+from agentstate import migrations
 from agentstate.agents import Agents
 from agentstate.messages import Message, MessageLog, NewMessage, Stream
+from agentstate.sqlite import opening
 from agentstate.tasks import Claim, Task, TaskManager, TaskStatus
 
 PLANNERS = ("planner-a", "planner-b")
@@ -345,7 +346,7 @@ def run_workload(args: argparse.Namespace) -> None:
 def run_migrations(args: argparse.Namespace) -> None:
     known = migrations.discover(Path(args.folder))
     emit("ready", args.run)
-    conn = engine.open_connection(args.db)
+    conn = opening.open_connection(args.db)
     try:
         emit("ack", {"open": True})
         migrations.migrate(conn, known, on_apply=lambda m: emit("ack", {"version": m.version}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import apsw
 
-from agentstate import engine
+from agentstate import transactions
 
 # Skewed like a long-running system: most tasks are long recorded, a tenth wait.
 STATUS_MIX = (
@@ -16,7 +16,7 @@ STATUS_MIX = (
 
 def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100_000, agents: int = 1_000) -> None:
     """Fill an empty, migrated database and ANALYZE it."""
-    with engine.write(conn):
+    with transactions.write(conn):
         conn.execute(
             """
             CREATE TEMP TABLE numbers AS

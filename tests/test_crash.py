@@ -42,8 +42,9 @@ import apsw
 import pytest
 
 import agentstate
-from agentstate import engine, migrations
-from agentstate.postgres.handle import is_url
+from agentstate import migrations, schema_files
+from agentstate.engines import is_url
+from agentstate.sqlite import opening
 from tests import engines
 from tests.crash_worker import WORKER_APPLICATION
 from tests.engines import rows
@@ -659,13 +660,13 @@ class MigrationSet:
 
 def make_migrations(tmp_path: Path) -> MigrationSet:
     folder = tmp_path / "migrations"
-    shutil.copytree(engine.schema_dir(), folder)
+    shutil.copytree(schema_files.schema_dir(), folder)
     base = len(migrations.discover(folder))
     versions = {name: base + i for i, name in enumerate(TEST_MIGRATIONS, 1)}
     for name, sql in TEST_MIGRATIONS.items():
         (folder / f"{versions[name]:04d}_{name}.sql").write_text(sql.format(v=versions[name]), encoding="utf-8")
     known = migrations.discover(folder)
-    conn = engine.open_connection(":memory:")
+    conn = opening.open_connection(":memory:")
     try:
         schemas = [schema_of(conn)]
         for top in range(1, len(known) + 1):

@@ -13,11 +13,14 @@ import apsw
 import pytest
 
 import agentstate
-from agentstate import checkpoint, engine, errors
+from agentstate import async_calls, errors, settings
+from agentstate.sqlite import configure
+from agentstate.sqlite import connection as sqlite_connection
+from agentstate.sqlite import wal_checkpoints as checkpoint
 
 
 @pytest.mark.parametrize("durability", ["normal", "full"])
-def test_pragmas_are_in_effect_on_every_new_connection(db_path: Path, durability: engine.Durability) -> None:
+def test_pragmas_are_in_effect_on_every_new_connection(db_path: Path, durability: settings.Durability) -> None:
     agentstate.connect(db_path).close()
     for _ in range(2):
         conn = agentstate.connect(db_path, durability=durability, busy_timeout_ms=1234)
@@ -108,7 +111,7 @@ def test_pragmas_file_is_strict(tmp_path: Path) -> None:
     bad = tmp_path / "pragmas.sql"
     bad.write_text("PRAGMA journal_mode = WAL;\nDROP TABLE workers;\n")
     with pytest.raises(errors.SchemaError, match=r"pragmas.sql:2"):
-        engine.load_pragmas(bad)
+        configure.load_pragmas(bad)
 
 
 def test_unopenable_path_is_a_clear_error(tmp_path: Path) -> None:
@@ -207,15 +210,15 @@ def test_async_reads_run_inline_and_see_every_committed_write(db_path: Path) -> 
             agents = AsyncAgents(conn)
             await agents.create_planner("p")
             hops = 0
-            real = engine.run_async
+            real = async_calls.run_async
 
             def counting(*args: Any, **kwargs: Any) -> Any:
                 nonlocal hops
                 hops += 1
                 return real(*args, **kwargs)
 
-            engine_run_async = engine.run_async
-            engine.run_async = counting  # type: ignore[assignment]
+            engine_run_async = async_calls.run_async
+            async_calls.run_async = counting  # type: ignore[assignment]
             try:
                 assert (await agents.get_planner("p")).planner_id == "p"
                 assert hops == 0  # inline
@@ -224,7 +227,7 @@ def test_async_reads_run_inline_and_see_every_committed_write(db_path: Path) -> 
                     assert (await agents.get_planner("q")).planner_id == "q"  # its own uncommitted write
                 assert hops >= 1
             finally:
-                engine.run_async = engine_run_async  # type: ignore[assignment]
+                async_calls.run_async = engine_run_async  # type: ignore[assignment]
             assert (await agents.get_planner("q")).planner_id == "q"
         finally:
             await conn.aclose()
@@ -281,14 +284,14 @@ def test_async_writes_run_inline_when_the_lock_is_free_and_wait_on_the_worker_wh
         try:
             agents = AsyncAgents(conn)
             hops = 0
-            real = engine.run_async
+            real = async_calls.run_async
 
             def counting(*args: Any, **kwargs: Any) -> Any:
                 nonlocal hops
                 hops += 1
                 return real(*args, **kwargs)
 
-            engine.run_async = counting  # type: ignore[assignment]
+            async_calls.run_async = counting  # type: ignore[assignment]
             try:
                 await agents.create_planner("inline")
                 assert hops == 0
@@ -307,7 +310,7 @@ def test_async_writes_run_inline_when_the_lock_is_free_and_wait_on_the_worker_wh
                         await agents.create_planner("rolled back")
                         raise RuntimeError("undo the block")
             finally:
-                engine.run_async = real  # type: ignore[assignment]
+                async_calls.run_async = real  # type: ignore[assignment]
             assert [p.planner_id for p in await agents.list_planners()] == ["inline", "queued"]
         finally:
             await conn.aclose()
@@ -333,7 +336,7 @@ def test_closing_an_async_connection_with_close_sends_nothing_through_its_worker
     """close() runs PRAGMA optimize on a plain connection; on an async one every call answers
     with an awaitable, so the same code queued statements nobody awaited, on a closing worker."""
     optimized: list[int] = []
-    monkeypatch.setattr(engine, "optimize", lambda conn: optimized.append(id(conn)))
+    monkeypatch.setattr(sqlite_connection, "optimize", lambda conn: optimized.append(id(conn)))
     closed: list[int] = []
 
     async def main() -> None:

@@ -26,8 +26,8 @@ import pytest
 import agentstate
 from agentstate import errors
 from agentstate.agents import Agents
-from agentstate.checkpoint import is_background
 from agentstate.messages import MessageLog, NewMessage
+from agentstate.sqlite.wal_checkpoints import is_background
 from agentstate.tasks import Claim, TaskManager
 
 VFS_NAME = "agentstate-faults"

@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 import agentstate
-from agentstate import errors, gate
+from agentstate import errors
 from agentstate.agents import Agents
-from agentstate.engine import write
+from agentstate.sqlite import connection as sqlite_connection
+from agentstate.sqlite import gate
+from agentstate.transactions import write
 
 pytestmark = pytest.mark.skipif(not hasattr(fcntl, "F_OFD_GETLK"), reason="the gate needs open file description locks")
 
@@ -136,7 +138,7 @@ HOLDER = textwrap.dedent(
     """
     import os, sys, time
     import agentstate
-    from agentstate.engine import write
+    from agentstate.transactions import write
     conn = agentstate.connect(sys.argv[1])
     with write(conn):
         if sys.argv[2] == "fork" and os.fork() == 0:
@@ -234,7 +236,7 @@ def test_the_writer_that_finishes_a_wal_copy_has_let_the_gate_go(db_path: Path, 
     assert gate_held_during_copy == [False]
 
 
-def timed_write(conn: agentstate.engine.Connection, name: str) -> tuple[float, BaseException | None]:
+def timed_write(conn: sqlite_connection.Connection, name: str) -> tuple[float, BaseException | None]:
     """How long one write took, and what it raised (None: it went through)."""
     started = time.monotonic()
     try:

@@ -22,9 +22,10 @@ import apsw
 import pytest
 
 import agentstate
-from agentstate import checkpoint, engine, errors, migrations
+from agentstate import async_calls, engine, errors, migrations, schema_files
 from agentstate.agents import Agents
 from agentstate.messages import MessageLog
+from agentstate.sqlite import wal_checkpoints as checkpoint
 from agentstate.tasks import TaskManager
 from agentstate.values import utc_now
 from tests.dbdump import dump
@@ -41,7 +42,7 @@ def planner_db(db_path: Path) -> Iterator[apsw.Connection]:
 
 def _schema_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "schema"
-    shutil.copytree(engine.schema_dir(), folder)
+    shutil.copytree(schema_files.schema_dir(), folder)
     return folder
 
 
@@ -167,7 +168,7 @@ def test_write_refuses_an_async_connection_and_write_async_commits(db_path: Path
                     await conn.execute("INSERT INTO planners (planner_id) VALUES ('a')")
             rows = await (await conn.execute("SELECT planner_id FROM planners ORDER BY 1")).fetchall()
             assert rows == [("a",)]
-            assert await engine.run_async(conn, conn.get_autocommit)  # type: ignore[arg-type]
+            assert await async_calls.run_async(conn, conn.get_autocommit)  # type: ignore[arg-type]
         finally:
             await conn.aclose()
 
@@ -638,7 +639,7 @@ def test_cancelling_write_async_while_it_waits_for_the_lock_leaves_no_transactio
             holder.execute("COMMIT")  # now the BEGIN goes through, after the cancellation
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert await engine.run_async(conn, conn.get_autocommit)  # type: ignore[arg-type]
+            assert await async_calls.run_async(conn, conn.get_autocommit)  # type: ignore[arg-type]
             Agents(holder).create_planner("after")  # the lock is free again
         finally:
             await conn.aclose()

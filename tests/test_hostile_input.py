@@ -48,9 +48,9 @@ from hypothesis import strategies as st
 import agentstate
 from agentstate import errors
 from agentstate.agents import Agents, Conversation, Planner, Router
-from agentstate.checkpoint import is_background
 from agentstate.messages import STREAMS, MessageLog, NewMessage
 from agentstate.postgres.handle import PostgresConnection
+from agentstate.sqlite.wal_checkpoints import is_background
 from agentstate.tasks import STATUSES, Claim, Task, TaskManager
 from agentstate.values import parse_time
 from tests import engines

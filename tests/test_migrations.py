@@ -12,14 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import agentstate
-from agentstate import engine, errors, migrations
+from agentstate import errors, migrations, schema_files
+from agentstate.sqlite import opening
 
 REAL = migrations.discover()
 
 
 def copy_schema(tmp_path: Path) -> Path:
     folder = tmp_path / "schema"
-    shutil.copytree(engine.schema_dir(), folder)
+    shutil.copytree(schema_files.schema_dir(), folder)
     return folder
 
 
@@ -28,7 +29,7 @@ def table_names(conn: apsw.Connection) -> set[str]:
 
 
 def test_fresh_apply_creates_every_table_and_records_it(db_path: Path) -> None:
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         applied = migrations.migrate(conn)
         assert [m.version for m in applied] == [m.version for m in REAL]
@@ -52,7 +53,7 @@ def test_fresh_apply_creates_every_table_and_records_it(db_path: Path) -> None:
 
 
 def test_reapply_is_a_noop(db_path: Path) -> None:
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn)
         before = conn.execute("SELECT * FROM schema_migrations").fetchall()
@@ -66,7 +67,7 @@ def test_reapply_is_a_noop(db_path: Path) -> None:
 
 def test_pending_files_apply_in_order_each_with_its_row(tmp_path: Path, db_path: Path) -> None:
     folder = copy_schema(tmp_path)
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, migrations.discover(folder))
         (folder / f"{len(REAL) + 1:04d}_add_note.sql").write_text("ALTER TABLE planners ADD COLUMN note TEXT;\n")
@@ -85,7 +86,7 @@ def test_pending_files_apply_in_order_each_with_its_row(tmp_path: Path, db_path:
 
 def test_failing_migration_leaves_nothing_behind(tmp_path: Path, db_path: Path) -> None:
     folder = copy_schema(tmp_path)
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, migrations.discover(folder))
         (folder / f"{len(REAL) + 1:04d}_broken.sql").write_text(
@@ -102,7 +103,7 @@ def test_failing_migration_leaves_nothing_behind(tmp_path: Path, db_path: Path) 
 
 def test_edited_applied_file_is_refused_naming_it(tmp_path: Path, db_path: Path) -> None:
     folder = copy_schema(tmp_path)
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, migrations.discover(folder))
         first = folder / REAL[0].filename
@@ -118,7 +119,7 @@ def test_edited_applied_file_is_refused_naming_it(tmp_path: Path, db_path: Path)
 
 def test_crlf_checkout_is_not_an_edit(tmp_path: Path, db_path: Path) -> None:
     folder = copy_schema(tmp_path)
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, migrations.discover(folder))
         first = folder / REAL[0].filename
@@ -134,7 +135,7 @@ def test_missing_applied_file_is_refused(tmp_path: Path, db_path: Path) -> None:
     extra.write_text("CREATE TABLE extra (x INTEGER);\n")
     later = folder / f"{len(REAL) + 2:04d}_later.sql"
     later.write_text("CREATE TABLE later (x INTEGER);\n")
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, migrations.discover(folder))
         conn.execute("DELETE FROM schema_migrations WHERE version = ?", (len(REAL) + 2,))
@@ -149,7 +150,7 @@ def test_missing_applied_file_is_refused(tmp_path: Path, db_path: Path) -> None:
 def test_database_newer_than_code_is_refused(tmp_path: Path, db_path: Path) -> None:
     folder = copy_schema(tmp_path)
     (folder / f"{len(REAL) + 1:04d}_future.sql").write_text("CREATE TABLE future (x INTEGER);\n")
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, migrations.discover(folder))
     finally:
@@ -170,7 +171,7 @@ def test_misnamed_and_duplicate_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_readonly_or_no_migrate_refuses_pending(db_path: Path) -> None:
-    engine.open_connection(db_path).close()  # an empty database file: everything is pending
+    opening.open_connection(db_path).close()  # an empty database file: everything is pending
     with pytest.raises(errors.SchemaOutdatedError, match="agentstate migrate"):
         agentstate.connect(db_path, migrate=False)
     with pytest.raises(errors.SchemaOutdatedError):
@@ -210,7 +211,7 @@ def test_processes_applying_at_once_end_with_one_schema(db_path: Path) -> None:
 @settings(max_examples=10, deadline=None)
 @given(st.integers(min_value=1, max_value=4))
 def test_migrating_any_number_of_times_is_idempotent(times: int) -> None:
-    conn = engine.open_connection(":memory:")
+    conn = opening.open_connection(":memory:")
     try:
         for _ in range(times):
             migrations.migrate(conn)
@@ -221,7 +222,7 @@ def test_migrating_any_number_of_times_is_idempotent(times: int) -> None:
 
 
 def test_a_version_1_database_with_tasks_upgrades_in_place(db_path: Path) -> None:
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, REAL[:1])  # what the first release created
         conn.execute("INSERT INTO planners (planner_id) VALUES ('p')")

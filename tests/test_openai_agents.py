@@ -464,7 +464,7 @@ def test_every_kind_of_connection_serves_the_protocol(
 def test_calls_run_on_the_event_loop_thread_only_where_the_connection_allows(db_path: Path) -> None:
     """On an async connection, short reads and single-transaction writes run on the event loop's
     thread (no thread hop; a write only when the lock is free at once: see
-    agentstate.engine.write_call); with inline_reads=False and inline_writes=False, or on a sync
+    agentstate.async_calls.write_call); with inline_reads=False and inline_writes=False, or on a sync
     connection, nothing does."""
     calls: list[tuple[int, str]] = []
 

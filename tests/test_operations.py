@@ -21,6 +21,7 @@ import agentstate
 from agentstate import errors
 from agentstate.agents import Agents
 from agentstate.messages import MessageLog, NewMessage
+from agentstate.sqlite import vacuum
 from agentstate.tasks import TaskManager
 from agentstate.values import format_time
 from tests.dbdump import dump
@@ -175,7 +176,7 @@ def test_cleanup_gives_the_space_back_to_the_file_system(file_db: apsw.Connectio
     Agents(file_db).create_planner("p")
     ids = _recorded(file_db, "p", 400, size=3000)
     file_db.execute("UPDATE workers SET updated_at = ? WHERE task_status = 'recorded'", (_ago(31),))
-    agentstate.engine.checkpoint_truncate(file_db)
+    vacuum.checkpoint_truncate(file_db)
     size = db_path.stat().st_size
     seen: list[tuple[str, int, int | None]] = []
     report = agentstate.cleanup(file_db, batch_size=100, progress=lambda *a: seen.append(a))

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 import agentstate
-from agentstate import engine, errors, migrations
+from agentstate import errors, migrations
 from agentstate.agents import Agents
 from agentstate.messages import MessageLog, NewMessage
+from agentstate.sqlite import opening
 from tests.engines import rows, scalar
 from tests.messages_support import SPAWN, START_TIMEOUT_S, run_in_processes
 
@@ -159,7 +160,7 @@ def test_processes_racing_to_create_a_conversation_all_get_the_same_one(db_url: 
 
 def test_a_populated_version_3_database_upgrades_and_keeps_every_message(db_path: Path) -> None:
     """SQLite-only: SQLite's migrations 1-3 and PRAGMA checks (PostgreSQL starts at its 0001)."""
-    conn = engine.open_connection(db_path)
+    conn = opening.open_connection(db_path)
     try:
         migrations.migrate(conn, tuple(m for m in ALL_MIGRATIONS if m.version <= 3))
         conn.execute("INSERT INTO conversations (id) VALUES ('c'), ('d')")

@@ -18,7 +18,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precon
 
 import agentstate
 from agentstate import errors
-from agentstate.postgres.handle import is_url
+from agentstate.engines import is_url
 from agentstate.tasks import Claim, TaskManager
 from tests.engines import is_postgres, rows
 

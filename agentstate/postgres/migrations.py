@@ -1,7 +1,7 @@
 """Forward-only migrations of a PostgreSQL database from ``schema/postgres/NNNN_name.sql``.
 
-The same files, names and refusals as :mod:`agentstate.migrations` (its ``discover`` reads the
-folder and its comparison refuses a database whose applied file was edited, deleted, or comes from
+The same files, names and refusals as SQLite's (:mod:`agentstate.schema_files` reads the
+folder, and its comparison refuses a database whose applied file was edited, deleted, or comes from
 a newer agentstate); the bookkeeping table ``schema_migrations`` holds version, name, sha256 and
 the time it was applied. What differs is PostgreSQL's:
 
@@ -25,9 +25,9 @@ from typing import Any
 
 import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
 
-from agentstate import engine, errors
-from agentstate import migrations as sqlite_migrations
-from agentstate.migrations import AppliedMigration, Migration, MigrationStatus
+from agentstate import errors
+from agentstate.schema_files import AppliedMigration, Migration, MigrationStatus, compare, schema_dir
+from agentstate.schema_files import discover as discover_files
 
 # pg_advisory_lock(bigint): an arbitrary constant, "agentstate" in ASCII folded to 63 bits.
 LOCK_KEY = 0x6167656E74737461
@@ -43,12 +43,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 def folder() -> Path:
-    return engine.schema_dir("postgres")
+    return schema_dir("postgres")
 
 
 def discover(where: Path | None = None) -> tuple[Migration, ...]:
     """The migration files of a folder (default: ``schema/postgres``), strict as SQLite's."""
-    return sqlite_migrations.discover(where or folder())
+    return discover_files(where or folder())
 
 
 def _applied(conn: psycopg.Connection[Any]) -> tuple[AppliedMigration, ...]:
@@ -70,7 +70,7 @@ def status(conn: psycopg.Connection[Any], known: tuple[Migration, ...] | None = 
     known = discover() if known is None else known
     with conn.transaction():
         applied = _applied(conn)
-    return sqlite_migrations._compare(applied, known)
+    return compare(applied, known)
 
 
 def migrate(
@@ -94,7 +94,7 @@ def migrate(
         try:
             conn.execute(BOOKKEEPING)
             # Refuse an edited, missing or newer file before applying anything.
-            pending = sqlite_migrations._compare(_applied(conn), known).pending
+            pending = compare(_applied(conn), known).pending
             for migration in pending:
                 _apply(conn, migration)
                 applied_now.append(migration)

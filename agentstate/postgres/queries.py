@@ -10,25 +10,24 @@ and ``::type`` casts stay casts.
 A parameter list given as a tuple binds in the order each name first appears, as SQLite binds a
 tuple to ``:name`` parameters (the message batch path relies on it).
 
-:func:`run` and :func:`run_each` give the runner's cardinalities (``:one :many :value :exec
-:returning``) on a psycopg connection; :mod:`agentstate.runner` calls them, and adds monitoring
-and error translation.
+:mod:`agentstate.runner` runs them (through :mod:`agentstate.postgres.engine`), as it runs SQLite's.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentstate import engine, errors
+from agentstate import errors
 from agentstate import queries as base
+from agentstate.schema_files import schema_dir
 
 if TYPE_CHECKING:
-    import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
+    pass  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
 
 _IDENT_START = re.compile(r"[A-Za-z_]")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -37,7 +36,7 @@ _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 def folder() -> Path:
     """Where the PostgreSQL query files are (in a wheel or a checkout)."""
-    return engine.schema_dir("postgres") / "queries"
+    return schema_dir("postgres") / "queries"
 
 
 @dataclass(frozen=True)
@@ -202,39 +201,3 @@ def query(name: str) -> Query:
         return registry()[name]
     except KeyError:
         raise errors.QueryFileError(f"no query named {name!r} in {folder()}") from None
-
-
-def run(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
-    """Run a named query and return what its cardinality promises (see :mod:`agentstate.runner`)."""
-    found = query(name)
-    cursor = conn.execute(found.sql, found.bind(params))
-    kind = found.cardinality
-    if kind == "exec":
-        return cursor.rowcount
-    if kind == "many":
-        return cursor.fetchall()
-    row = cursor.fetchone()
-    if row is not None and cursor.fetchone() is not None:
-        raise errors.QueryCardinalityError(
-            f"{found.where}: query {found.name!r} is declared :{kind} but returned more than one row"
-        )
-    return row[0] if kind == "value" and row is not None else row
-
-
-def run_each(conn: psycopg.Connection[Any], name: str, params: Iterable[Mapping[str, Any] | Sequence[Any]]) -> Any:
-    """Run a named query once per parameter set (``executemany``, pipelined): every row returned
-    for row-returning queries, the total rows changed for ``:exec``."""
-    found = query(name)
-    bound = [found.bind(p) for p in params]
-    if not bound:  # executemany of nothing leaves no result to fetch
-        return 0 if found.cardinality == "exec" else []
-    with conn.cursor() as cursor:
-        if found.cardinality == "exec":
-            cursor.executemany(found.sql, bound)
-            return cursor.rowcount
-        cursor.executemany(found.sql, bound, returning=True)
-        rows: list[Any] = []
-        while True:
-            rows.extend(cursor.fetchall())
-            if not cursor.nextset():
-                return rows

@@ -27,7 +27,7 @@ import pytest
 
 from agentstate import queries as sqlite_queries
 from agentstate.postgres import queries as pg_queries
-from agentstate.postgres.queries import run, run_each
+from agentstate.runner import run, run_each
 from agentstate.values import utc_after, utc_now
 
 WORKERS = 4

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from agentstate import runner
 from agentstate.postgres import connection, plans
 from agentstate.postgres import queries as pg_queries
 from tests.postgres import samples
@@ -38,7 +39,7 @@ def generated(pg_server: Server, pg_template: str) -> Iterator[Any]:
 
 
 def test_the_generated_store_is_large(generated: Any) -> None:
-    rows = dict(pg_queries.run(generated, "stats.table_rows"))
+    rows = dict(runner.run(generated, "stats.table_rows"))
     assert rows["workers"] >= 50_000 and rows["task_events"] >= 50_000
     assert min(rows[t] for t in ("router_messages", "planner_messages", "worker_messages")) >= 50_000
 
@@ -77,6 +78,6 @@ def test_runs_with_typical_values(generated: Any, query: pg_queries.Query) -> No
     with generated.transaction(force_rollback=True):
         try:
             with generated.transaction():  # a savepoint, so a refused key leaves the outer one usable
-                pg_queries.run(generated, query.name, samples.values(query))
+                runner.run(generated, query.name, samples.values(query))
         except psycopg.errors.IntegrityError:
             pass

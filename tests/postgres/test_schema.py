@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agentstate.postgres.queries import run
+from agentstate.runner import run
 from tests.postgres.test_concurrency import create_conversation, create_planner, create_tasks, message
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

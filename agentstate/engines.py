@@ -1,23 +1,129 @@
-"""``connect()``: open a database that is ready to use, sync or async.
+"""Which engine serves a path, a URL or a connection: the one module that asks.
 
-One connection per thread (apsw connections are thread-safe but serialise their calls), and one
-or more per process; any number of processes may share the file. Writes go through
-:func:`agentstate.engine.write` (``BEGIN IMMEDIATE``), so concurrent writers queue for up to
-``busy_timeout_ms`` instead of failing with "database is locked".
+:func:`connect` and :func:`connect_async` open SQLite for a path (the embedded default) and
+PostgreSQL for a ``postgresql://`` URL, and bring the schema up to date. :func:`engine_of` finds
+the :class:`~agentstate.engine.Engine` of a connection; the runner, transactions and migrations
+ask it, so nothing above this module knows which engine it is on.
+
+One SQLite connection per thread (apsw connections are thread-safe but serialise their calls),
+and one or more per process; any number of processes may share the file. A PostgreSQL handle
+serves any number of threads. Writes go through :func:`agentstate.write` (``BEGIN IMMEDIATE``
+on SQLite), so concurrent writers queue for up to ``busy_timeout_ms`` instead of failing with
+"database is locked".
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import apsw
 
-from agentstate import engine, errors, migrations
-from agentstate.engine import DEFAULT_PATH, AsyncConnection, Durability, Settings
-from agentstate.monitor import Monitor, QueryHook
-from agentstate.postgres import handle as postgres
-from agentstate.postgres.handle import PostgresConnection
+from agentstate import errors
+from agentstate.async_calls import run_async
+from agentstate.engine import Engine
+from agentstate.monitor import QueryHook
+from agentstate.postgres.handle import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_FAILOVER_TIMEOUT_S,
+    DEFAULT_POOL_SIZE,
+    PostgresConnection,
+)
+from agentstate.settings import DEFAULT_FILE_MODE, Durability, Settings
+from agentstate.sqlite import opening
+from agentstate.sqlite.engine import SQLITE
+from agentstate.sqlite.files import database_path
 from agentstate.values import require_int, require_seconds, require_str
+
+if TYPE_CHECKING:
+    AsyncSqlite: TypeAlias = apsw.AsyncConnection
+else:  # apsw defines the async connection type in its stubs only
+    AsyncSqlite = apsw.Connection
+
+Connection: TypeAlias = "apsw.Connection | PostgresConnection"
+"""What :func:`connect` returns and the managers take: an apsw connection (agentstate's own
+:class:`~agentstate.sqlite.connection.Connection`, or one made by hand) or a PostgreSQL handle."""
+AsyncConnection: TypeAlias = "AsyncSqlite | PostgresConnection"
+"""What :func:`connect_async` returns and the Async classes take."""
+
+DEFAULT_PATH = "agentstate.db"
+
+_BY_TYPE: dict[type, Engine] = {}
+
+
+def is_url(path: object) -> bool:
+    """Whether ``connect()`` was given a PostgreSQL URL rather than an SQLite path."""
+    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
+
+
+def engine_of(conn: object) -> Engine:
+    """The engine of a connection (one dictionary lookup once its type has been seen).
+
+    :raises InvalidTypeError: ``conn`` is not a connection.
+    """
+    try:
+        return _BY_TYPE[type(conn)]
+    except KeyError:
+        pass
+    found = _resolve(conn)
+    if found is None:
+        raise errors.InvalidTypeError(
+            f"expected a connection from agentstate.connect() (or connect_async()), not {type(conn).__name__}"
+        )
+    _BY_TYPE[type(conn)] = found
+    return found
+
+
+def _resolve(conn: object) -> Engine | None:
+    if isinstance(conn, apsw.Connection):
+        return SQLITE
+    psycopg = sys.modules.get("psycopg")  # loaded by now if conn is a handle or a psycopg connection
+    if isinstance(conn, PostgresConnection) or (psycopg is not None and isinstance(conn, psycopg.Connection)):
+        from agentstate.postgres.engine import POSTGRES  # psycopg: only once a handle exists
+
+        return POSTGRES
+    return None
+
+
+def require_connection(conn: object, who: str, *, sync_only: bool = False) -> Engine:
+    """The engine of ``conn``; anything but a connection is refused early, with a message instead
+    of an AttributeError later.
+
+    :param sync_only: also refuse an async connection (for calls no Async class wraps).
+    """
+    try:
+        engine = engine_of(conn)
+    except errors.InvalidTypeError:
+        raise errors.InvalidTypeError(
+            f"{who} takes a connection from agentstate.connect() (or connect_async()), not {type(conn).__name__}"
+        ) from None
+    if sync_only:
+        engine.require_sync(conn, who)
+    return engine
+
+
+def require_async_connection(conn: object, who: str) -> Engine:
+    """The engine of an async connection; anything else is refused (the Async classes, write_async)."""
+    if not isinstance(conn, (apsw.Connection, PostgresConnection)) or not conn.is_async:
+        raise errors.InvalidTypeError(
+            f"{who} takes a connection from agentstate.connect_async(), not {type(conn).__name__} "
+            "(use the synchronous classes with agentstate.connect())"
+        )
+    return engine_of(conn)
+
+
+def require_sqlite(conn: object, who: str, instead: str) -> None:
+    """Refuse a PostgreSQL URL or handle for work that is about an SQLite file (a copy of it, its
+    pages), saying what does that job on PostgreSQL."""
+    if is_url(conn) or isinstance(conn, PostgresConnection):
+        raise errors.InvalidTypeError(f"{who} works on an SQLite database; on PostgreSQL, {instead}")
+
+
+def is_sqlite(conn: object) -> bool:
+    """Whether ``conn`` is an SQLite connection (the CLI's file commands, backup)."""
+    return isinstance(conn, apsw.Connection)
 
 
 def _settings(
@@ -77,18 +183,33 @@ def _check_postgres_options(
         )
 
 
-def _ready(conn: apsw.Connection, readonly: bool, migrate: bool) -> None:
+def _ready(engine: Engine, conn: Any, readonly: bool, migrate: bool, where: str) -> None:
     """Bring the schema up to date, or refuse a database this code cannot use."""
-    state = migrations.status(conn)
+    state = engine.status(conn, None)
     if not state.pending:
         return
     if readonly or not migrate:
         names = ", ".join(m.filename for m in state.pending)
-        raise errors.SchemaOutdatedError(
-            f"the database needs migrations {names}: run 'agentstate migrate PATH' "
-            "or open it with connect(path) (migrate=True)"
-        )
-    migrations.migrate(conn)
+        raise errors.SchemaOutdatedError(f"the database needs migrations {names}: {where}")
+    engine.migrate(conn, None, None)
+
+
+_FIX_SQLITE = "run 'agentstate migrate PATH' or open it with connect(path) (migrate=True)"
+_FIX_POSTGRES = "run 'agentstate migrate URL' or connect with migrate=True"
+
+
+def _open_postgres(url: str, settings: Settings, readonly: bool, migrate: bool, **options: Any) -> PostgresConnection:
+    """A PostgreSQL handle, its schema brought up to date (or checked, when ``readonly`` or not
+    ``migrate``); closed again if that fails."""
+    from agentstate.postgres.engine import POSTGRES, open_handle
+
+    handle = open_handle(url, settings, readonly, **options)
+    try:
+        _ready(POSTGRES, handle, readonly, migrate, _FIX_POSTGRES)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def connect(
@@ -98,18 +219,18 @@ def connect(
     migrate: bool = True,
     durability: Durability = "normal",
     busy_timeout_ms: int | None = None,
-    file_mode: int = engine.DEFAULT_FILE_MODE,
+    file_mode: int = DEFAULT_FILE_MODE,
     monitoring: bool = True,
     slow_query_ms: float | None = None,
     on_query: QueryHook | None = None,
     writer_gate: bool = True,
-    pool_size: int = postgres.DEFAULT_POOL_SIZE,
-    connect_timeout_s: float = postgres.DEFAULT_CONNECT_TIMEOUT_S,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     statement_timeout_ms: int | None = None,
     application_name: str = "agentstate",
-    failover_timeout_s: float = postgres.DEFAULT_FAILOVER_TIMEOUT_S,
-) -> engine.Connection:
-    """Open (creating if needed) an agentstate database and return a configured apsw connection.
+    failover_timeout_s: float = DEFAULT_FAILOVER_TIMEOUT_S,
+) -> Connection:
+    """Open (creating if needed) an agentstate database and return a configured connection.
 
     :param path: a file path, ``":memory:"``, or an SQLite ``file:`` URI; or a
         ``postgresql://`` URL, which returns a :class:`~agentstate.postgres.handle.PostgresConnection`
@@ -129,7 +250,7 @@ def connect(
         leaves writers to poll SQLite's lock only: more peak throughput under contention, and a
         long tail (a few writers waiting hundreds of milliseconds).
     :param pool_size, connect_timeout_s, statement_timeout_ms, application_name,
-        failover_timeout_s: PostgreSQL only (see :func:`open_postgres`); ``file_mode`` and
+        failover_timeout_s: PostgreSQL only (see :func:`agentstate.postgres.engine.open_handle`); ``file_mode`` and
         ``writer_gate`` are SQLite's only.
     :raises SchemaError: the schema is newer than this code, or an applied file was edited or lost.
     :raises DatabaseCorruptError: the file is not an SQLite database, or is damaged.
@@ -138,15 +259,16 @@ def connect(
         durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query, writer_gate
     )
     _check_postgres_options(pool_size, connect_timeout_s, statement_timeout_ms, application_name, failover_timeout_s)
-    if postgres.is_url(path):
-        return open_postgres(  # type: ignore[return-value]  # the managers take either handle
-            str(path), settings, readonly, migrate, pool_size, connect_timeout_s, statement_timeout_ms,
-            application_name, failover_timeout_s, is_async=False,
+    if is_url(path):
+        return _open_postgres(
+            str(path), settings, readonly, migrate, pool_size=pool_size, connect_timeout_s=connect_timeout_s,
+            statement_timeout_ms=statement_timeout_ms, application_name=application_name,
+            failover_timeout_s=failover_timeout_s, is_async=False,
         )  # fmt: skip
     # Without migrations a new file could never be used: do not create one.
-    conn = engine.open_connection(path, readonly=readonly, settings=settings, create=migrate)
+    conn = opening.open_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
-        _ready(conn, readonly, migrate)
+        _ready(SQLITE, conn, readonly, migrate, _FIX_SQLITE)
     except BaseException:
         conn.close()
         raise
@@ -160,18 +282,18 @@ async def connect_async(
     migrate: bool = True,
     durability: Durability = "normal",
     busy_timeout_ms: int | None = None,
-    file_mode: int = engine.DEFAULT_FILE_MODE,
+    file_mode: int = DEFAULT_FILE_MODE,
     monitoring: bool = True,
     slow_query_ms: float | None = None,
     on_query: QueryHook | None = None,
     writer_gate: bool = True,
     inline_reads: bool = True,
     inline_writes: bool = True,
-    pool_size: int = postgres.DEFAULT_POOL_SIZE,
-    connect_timeout_s: float = postgres.DEFAULT_CONNECT_TIMEOUT_S,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     statement_timeout_ms: int | None = None,
     application_name: str = "agentstate",
-    failover_timeout_s: float = postgres.DEFAULT_FAILOVER_TIMEOUT_S,
+    failover_timeout_s: float = DEFAULT_FAILOVER_TIMEOUT_S,
 ) -> AsyncConnection:
     """:func:`connect` for asyncio: an apsw async connection whose calls run on its own thread.
 
@@ -194,83 +316,24 @@ async def connect_async(
         durability, busy_timeout_ms, file_mode, readonly, migrate, monitoring, slow_query_ms, on_query, writer_gate
     )
     _check_postgres_options(pool_size, connect_timeout_s, statement_timeout_ms, application_name, failover_timeout_s)
-    if postgres.is_url(path):
-        import asyncio
-
-        handle = await asyncio.to_thread(
-            open_postgres, str(path), settings, readonly, migrate, pool_size, connect_timeout_s,
-            statement_timeout_ms, application_name, failover_timeout_s, is_async=True,
+    if is_url(path):
+        return await asyncio.to_thread(
+            _open_postgres, str(path), settings, readonly, migrate, pool_size=pool_size,
+            connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms,
+            application_name=application_name, failover_timeout_s=failover_timeout_s, is_async=True,
         )  # fmt: skip
-        return handle  # type: ignore[return-value]  # the Async classes take either handle
-    conn = await engine.open_async_connection(path, readonly=readonly, settings=settings, create=migrate)
+    conn = await opening.open_async_connection(path, readonly=readonly, settings=settings, create=migrate)
     try:
         if not isinstance(inline_reads, bool) or not isinstance(inline_writes, bool):
             raise errors.InvalidTypeError("inline_reads and inline_writes must be True or False")
-        await engine.run_async(conn, _ready, conn, readonly, migrate)
+        await run_async(conn, _ready, SQLITE, conn, readonly, migrate, _FIX_SQLITE)
         # A second connection to a memory database would be another database: none for those.
-        if await engine.run_async(conn, getattr, conn, "filename"):
+        if await run_async(conn, getattr, conn, "filename"):
             if inline_reads:
-                engine.open_reader(conn, engine.database_path(path), settings)
+                opening.open_reader(conn, database_path(path), settings)
             if inline_writes and not readonly:
-                engine.open_writer(conn, engine.database_path(path), settings)
+                opening.open_writer(conn, database_path(path), settings)
     except BaseException:
         await conn.aclose()
         raise
     return conn
-
-
-def open_postgres(
-    url: str,
-    settings: Settings,
-    readonly: bool,
-    migrate: bool,
-    pool_size: int,
-    connect_timeout_s: float,
-    statement_timeout_ms: int | None,
-    application_name: str,
-    failover_timeout_s: float,
-    *,
-    is_async: bool,
-) -> PostgresConnection:
-    """A PostgreSQL handle, its schema brought up to date (or checked, when ``readonly`` or not
-    ``migrate``).
-
-    ``pool_size``: connections the handle keeps at most (one per thread in a transaction);
-    ``connect_timeout_s``: how long to wait for a connection (the server's, or a free pooled one);
-    ``busy_timeout_ms`` becomes ``lock_timeout`` and ``statement_timeout_ms`` ``statement_timeout``;
-    ``application_name`` shows in ``pg_stat_activity``; ``failover_timeout_s``: how long calls that
-    are safe to repeat keep retrying while the server is unreachable. ``durability="full"`` sets
-    ``synchronous_commit=on`` for the handle's sessions; ``"normal"`` keeps the server's setting.
-    """
-    from agentstate.postgres import migrations as pg_migrations
-
-    monitor = Monitor(settings.slow_query_ms, settings.on_query) if settings.monitoring else None
-    handle = PostgresConnection(
-        url,
-        readonly=readonly,
-        pool_size=pool_size,
-        connect_timeout_s=connect_timeout_s,
-        busy_timeout_ms=settings.busy_timeout_ms,
-        statement_timeout_ms=statement_timeout_ms,
-        application_name=application_name,
-        failover_timeout_s=failover_timeout_s,
-        synchronous_commit=settings.durability == "full",
-        monitor=monitor,
-        is_async=is_async,
-    )
-    try:
-        with handle.session() as conn:
-            if readonly or not migrate:
-                pending = pg_migrations.status(conn).pending
-                if pending:
-                    names = ", ".join(m.filename for m in pending)
-                    raise errors.SchemaOutdatedError(
-                        f"the database needs migrations {names}: run 'agentstate migrate URL' "
-                        "or connect with migrate=True"
-                    )
-            else:
-                pg_migrations.migrate(conn)
-    except BaseException:
-        handle.close()
-        raise
-    return handle

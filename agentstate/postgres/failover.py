@@ -18,8 +18,9 @@ may simply be made again depends on what it had done:
 Repeats go on, with a growing pause, until ``connect(failover_timeout_s=...)`` has passed since
 the first failure. A server that answers and refuses a new connection for good (the database
 was dropped, the password changed: :class:`~agentstate.errors.ConnectionRejectedError`) is not
-waited for: that is raised at once. On SQLite none of this applies: the wrapper calls straight
-through.
+waited for: that is raised at once. Which calls are harmless to repeat is declared on each method (:mod:`agentstate.calls`);
+this engine wraps a manager's methods when the manager is made on a PostgreSQL handle. On
+SQLite there is no wrapper at all.
 """
 
 from __future__ import annotations
@@ -27,67 +28,50 @@ from __future__ import annotations
 import functools
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from agentstate import errors
+from agentstate.calls import Call, declared
 from agentstate.postgres.handle import PostgresConnection
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 _PAUSES_S = (0.02, 0.05, 0.1, 0.2)
 
 
-def _keyed(messages: Any) -> bool:
-    """Whether every message of a batch carries an idempotency key (repeating it is harmless)."""
-    return isinstance(messages, list) and all(getattr(m, "idempotency_key", None) is not None for m in messages)
-
-
-def _repeatable_when_unknown(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    if name == "append":
-        return kwargs.get("idempotency_key") is not None
-    if name == "append_many":
-        return _keyed(args[2] if len(args) > 2 else kwargs.get("messages"))
-    if name == "append_bulk":
-        pairs = args[1] if len(args) > 1 else kwargs.get("messages")
-        return isinstance(pairs, list) and _keyed([p[1] for p in pairs if isinstance(p, tuple) and len(p) == 2])
-    return True  # the names listed as always repeatable
-
-
-def retried(method: F, always: bool) -> F:
-    """``method`` repeated across a lost PostgreSQL connection (see the module's docstring)."""
-    name = method.__name__
+def retried(method: Callable[..., Any], conn: PostgresConnection, call: Call) -> Callable[..., Any]:
+    """A bound ``method`` repeated across a lost PostgreSQL connection (see the module's docstring)."""
 
     @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        conn = self.__dict__.get("conn") or self.__dict__.get("_conn")
-        if type(conn) is not PostgresConnection or conn.in_transaction():
-            return method(self, *args, **kwargs)  # SQLite, or inside the caller's own transaction
+    def repeat(*args: Any, **kwargs: Any) -> Any:
+        if conn.in_transaction():
+            return method(*args, **kwargs)  # inside the caller's own transaction: theirs to repeat
         # A generator argument cannot be replayed: consume it once, here.
         args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
         kwargs = {k: list(v) if isinstance(v, Iterator) else v for k, v in kwargs.items()}
         deadline = 0.0
         for attempt in itertools.count():
             try:
-                return method(self, *args, **kwargs)
+                return method(*args, **kwargs)
             except errors.ConnectionLostError as exc:
-                if exc.outcome_unknown and not (always and _repeatable_when_unknown(name, args, kwargs)):
+                if exc.outcome_unknown and not call.repeatable_when_unknown(args, kwargs):
                     raise
                 now = time.monotonic()
                 deadline = deadline or now + conn.failover_timeout_s
                 if now >= deadline:
                     raise
                 time.sleep(min(_PAUSES_S[min(attempt, len(_PAUSES_S) - 1)], deadline - now))
+        raise AssertionError("unreachable")
 
-    return call  # type: ignore[return-value]
+    return repeat
 
 
-def protect(cls: type, *, always: Iterable[str] = ()) -> None:
-    """Wrap every public method of a manager class with :func:`retried`; those named in
-    ``always`` are repeated even when a COMMIT's outcome is unknown."""
-    repeatable = set(always)
-    for name, value in list(vars(cls).items()):
-        if not name.startswith("_") and callable(value) and not isinstance(value, (type, staticmethod, classmethod)):
-            setattr(cls, name, retried(value, name in repeatable))
-    unknown = repeatable - set(vars(cls))
-    assert not unknown, f"{cls.__name__} has no methods {sorted(unknown)}"
+def protect(manager: Any) -> None:
+    """Wrap each declared public method of a manager made on a PostgreSQL handle with
+    :func:`retried`, on the instance (the class, and SQLite's managers, stay as written)."""
+    conn = manager.__dict__.get("conn") or manager.__dict__.get("_conn")
+    if type(conn) is not PostgresConnection:
+        return
+    for name, value in vars(type(manager)).items():
+        call = declared(value)
+        if call is not None and not name.startswith("_"):
+            setattr(manager, name, retried(getattr(manager, name), conn, call))

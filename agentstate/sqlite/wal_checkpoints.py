@@ -19,6 +19,8 @@ import weakref
 
 import apsw
 
+from agentstate.settings import size_warning_bytes
+
 logger = logging.getLogger("agentstate")
 
 # Pages in the WAL after which a checkpoint is due (SQLite's own default threshold).
@@ -184,8 +186,6 @@ class Checkpointer:
             # (fresh) connection has queried; analysis_limit keeps each a few milliseconds.
             conn.execute("PRAGMA optimize = 0x10002").fetchall()
         if not self._size_warned:
-            from agentstate.health import size_warning_bytes  # late: health imports the managers
-
             limit = size_warning_bytes()
             size = os.path.getsize(self.filename)
             if size > limit:
