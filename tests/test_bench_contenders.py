@@ -2,7 +2,7 @@
 packages are missing (the peers, postgres and langgraph extras) is left out with one line saying
 so, while one named with --contenders is required (exit 2, naming the extra to install).
 
-Nothing is uninstalled: each case runs bench.main in a subprocess whose sys.modules holds None for
+Nothing is uninstalled: each case runs bench.cli.main in a subprocess whose sys.modules holds None for
 the "missing" modules (so importing them raises ImportError), and whose Report is replaced by a
 stub that prints the chosen contenders and exits, so no database is built and nothing is timed."""
 
@@ -32,15 +32,15 @@ import json, sys
 for name in json.loads(sys.argv[1]):
     sys.modules[name] = None
 sys.path.insert(0, sys.argv[2])
-import bench
+import bench.cli
 
 def stub(machine, config):
     print("CHOSEN " + json.dumps(config["contenders"]), flush=True)
     raise SystemExit(0)
 
-bench.Report = stub
-bench.machine_info = dict
-sys.exit(bench.main(json.loads(sys.argv[3])))
+bench.cli.Report = stub
+bench.cli.machine_info = dict
+sys.exit(bench.cli.main(json.loads(sys.argv[3])))
 """
 
 

@@ -214,14 +214,15 @@ def test_chart_is_a_png(out: Path) -> None:
 def test_a_task_handed_out_twice_shows_in_the_table(report: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """A queue that gives one task to two executors keeps its row, with the count in bold."""
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    import bench  # type: ignore[import-not-found]
+    import bench.data  # type: ignore[import-not-found]
+    import bench.report  # type: ignore[import-not-found]
 
     rows = [dict(r) for r in report["results"]]
     broken = next(r for r in rows if r["contender"] == "litequeue" and r["operation"] == "claim_finish_4p")
     broken.update(duplicates=7, unfinished=2)
-    fake = bench.Report(report["machine"], report["config"], results=rows)
-    markdown = bench.markdown(fake)
-    where = ["claim_finish_4p", bench.format_size(broken["size"]), "litequeue"]
+    fake = bench.report.Report(report["machine"], report["config"], results=rows)
+    markdown = bench.report.markdown(fake)
+    where = ["claim_finish_4p", bench.data.format_size(broken["size"]), "litequeue"]
     row = next(r for r in _table(markdown, "## All figures") if r[:3] == where)
     assert row[8] == "**7** (2 unfinished)"
     assert "litequeue handed out 7 tasks a second time" in markdown
