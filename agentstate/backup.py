@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import apsw
 
@@ -71,9 +71,9 @@ def backup(
     target = Path(database_path(dest))
     if is_sqlite(source):
         require_connection(source, "backup()", sync_only=True)
-        with translating(source, "backup"):
-            return _backup(source, target, overwrite, step, progress, file_mode)
-    conn = connect(source, migrate=False)
+        with translating(cast(apsw.Connection, source), "backup"):
+            return _backup(cast(apsw.Connection, source), target, overwrite, step, progress, file_mode)
+    conn = cast(apsw.Connection, connect(cast("str | os.PathLike[str]", source), migrate=False))
     try:
         with translating(conn, "backup"):
             return _backup(conn, target, overwrite, step, progress, file_mode)

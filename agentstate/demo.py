@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 from agentstate.agents import Agents
-from agentstate.database import connect
+from agentstate.engines import connect, is_url
 from agentstate.messages import MessageLog
 from agentstate.migrations import status
-from agentstate.postgres.handle import PostgresConnection
 from agentstate.tasks import TaskManager
 from agentstate.values import new_id, require_int
 
@@ -34,7 +33,7 @@ def run(path: Path | str, *, tasks: int = 20) -> None:
     started = time.perf_counter()
     conn = connect(path)
     try:
-        shown = repr(conn) if isinstance(conn, PostgresConnection) else path  # a URL may hold a password
+        shown = repr(conn) if is_url(path) else path  # a URL may hold a password
         print(f"database   {shown} (schema version {status(conn).version})")
         agents, log = Agents(conn), MessageLog(conn)
         suffix = new_id()[-8:]
@@ -89,7 +88,7 @@ def run(path: Path | str, *, tasks: int = 20) -> None:
         print("history    " + " -> ".join(e.to_status for e in history))
         for message in log.latest("router", conversation.id, 50):
             print(f"message    #{message.position} {message.role}: {message.content}")
-        inspect = "psql URL" if isinstance(conn, PostgresConnection) else f"sqlite3 {path} .tables"
+        inspect = "psql URL" if is_url(path) else f"sqlite3 {path} .tables"
         print(f"done in {time.perf_counter() - started:.2f}s; inspect it with: {inspect}")
     finally:
         conn.close()

@@ -51,6 +51,9 @@ class Engine(Protocol):
     """Its name in messages: ``"SQLite"``, ``"PostgreSQL"``."""
     driver_errors: tuple[type[Exception], ...]
     """The driver's exception classes, which :meth:`translate` turns into agentstate's."""
+    no_upper_bound: object
+    """A ``:before`` value its queries read as "no bound" (SQLite: an empty BLOB, which sorts
+    after every text; PostgreSQL: NULL, which its queries test for)."""
 
     def registry(self) -> Mapping[str, Query]:
         """Its named queries (``schema/<name>/queries/*.sql``), by qualified name."""

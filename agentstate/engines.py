@@ -15,8 +15,10 @@ on SQLite), so concurrent writers queue for up to ``busy_timeout_ms`` instead of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import apsw
@@ -119,6 +121,39 @@ def require_sqlite(conn: object, who: str, instead: str) -> None:
     pages), saying what does that job on PostgreSQL."""
     if is_url(conn) or isinstance(conn, PostgresConnection):
         raise errors.InvalidTypeError(f"{who} works on an SQLite database; on PostgreSQL, {instead}")
+
+
+def open_unmigrated(path: str | os.PathLike[str]) -> Connection:
+    """A connection on which :func:`agentstate.migrate` can bring any schema up to date (no
+    check of its own; ``agentstate migrate``): an SQLite file (created if missing), or a
+    PostgreSQL handle of one pooled connection."""
+    if is_url(path):
+        from agentstate.postgres.engine import open_handle
+
+        return open_handle(
+            str(path), Settings(), False, pool_size=1, connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S,
+            statement_timeout_ms=None, application_name="agentstate", failover_timeout_s=DEFAULT_FAILOVER_TIMEOUT_S,
+            is_async=False,
+        )  # fmt: skip
+    return opening.open_connection(path)
+
+
+def is_connection(conn: object) -> bool:
+    """Whether ``conn`` is a connection of either engine."""
+    return type(conn) in _BY_TYPE or _resolve(conn) is not None
+
+
+@contextlib.contextmanager
+def translating(context: str = "") -> Iterator[None]:
+    """Driver errors raised inside, of whichever engine, come out as agentstate's (for code that
+    holds no connection to ask, such as a session being set up)."""
+    try:
+        yield
+    except Exception as exc:
+        for engine in set(_BY_TYPE.values()) | {SQLITE}:
+            if isinstance(exc, engine.driver_errors):
+                raise engine.translate(exc, context) from exc
+        raise
 
 
 def is_sqlite(conn: object) -> bool:

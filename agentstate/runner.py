@@ -29,6 +29,7 @@ from agentstate.async_calls import discard
 from agentstate.engine import Engine, WrongMode
 from agentstate.engines import engine_of
 from agentstate.monitor import Monitor, stats_for
+from agentstate.schema_files import schema_dir
 from agentstate.sqlite.engine import SQLITE
 
 ONE: Final = "one"
@@ -77,7 +78,7 @@ def query(name: str, engine: Engine = SQLITE) -> queries.Query:
     try:
         return engine.registry()[name]
     except KeyError:
-        raise errors.QueryFileError(f"no {engine.label} query named {name!r} in schema/{engine.name}/queries") from None
+        raise errors.QueryFileError(f"no query named {name!r} in {schema_dir(engine.name) / 'queries'}") from None
 
 
 def has(conn: Any, name: str) -> bool:

@@ -5,8 +5,8 @@ on either engine (each engine's own form: :mod:`agentstate.sqlite.transactions`,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from agentstate.engines import AsyncConnection, Connection, require_async_connection, require_connection
@@ -37,7 +37,8 @@ def reading(conn: Connection) -> AbstractContextManager[None]:
     return require_connection(conn, "reading").reading(conn)
 
 
-def write_async(conn: AsyncConnection) -> AbstractAsyncContextManager[Any]:
+@contextlib.asynccontextmanager
+async def write_async(conn: AsyncConnection) -> AsyncIterator[Any]:
     """:func:`write` for a connection from :func:`agentstate.connect_async`::
 
         async with agentstate.write_async(conn):
@@ -51,9 +52,9 @@ def write_async(conn: AsyncConnection) -> AbstractAsyncContextManager[Any]:
 
     :raises InvalidTypeError: ``conn`` is not an async SQLite connection (use :func:`write`).
     """
-    engine: Any = require_async_connection(conn, "write_async()")
-    result: AbstractAsyncContextManager[Any] = engine.write_async(conn)
-    return result
+    engine = require_async_connection(conn, "write_async()")
+    async with engine.write_async(conn) as block:
+        yield block
 
 
 @contextlib.contextmanager

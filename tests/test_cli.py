@@ -77,7 +77,7 @@ def test_schema_files_work_from_a_built_wheel(tmp_path: Path) -> None:
         assert f"agentstate/_schema/sqlite/{FIRST}" in names and "agentstate/py.typed" in names
         archive.extractall(tmp_path / "site")
     code = (
-        "import agentstate, agentstate.engine as e; c = agentstate.connect(':memory:');"
+        "import agentstate, agentstate.schema_files as e; c = agentstate.connect(':memory:');"
         "print(agentstate.__file__); print(e.schema_dir()); print(c.pragma('user_version'))"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}

@@ -30,7 +30,7 @@ SLOW = queries.Query(
 
 @pytest.fixture
 def slow_query(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setitem(runner._REGISTRY, SLOW.name, SLOW)
+    monkeypatch.setitem(queries.registry(), SLOW.name, SLOW)
     yield SLOW.name
 
 
@@ -132,7 +132,7 @@ def test_on_query_hooks_see_every_query_and_cannot_break_one(caplog: pytest.LogC
 
 def test_a_query_that_returns_more_rows_than_its_cardinality_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     wrong = dataclasses.replace(runner.query("tasks.list_by_status"), name="test.wrong", cardinality="one")
-    monkeypatch.setitem(runner._REGISTRY, wrong.name, wrong)
+    monkeypatch.setitem(queries.registry(), wrong.name, wrong)
     conn = agentstate.connect(":memory:")
     try:
         Agents(conn).create_planner("p")

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from agentstate import errors
 from agentstate.cli.output import ERROR, OK, PROBLEMS, USAGE, Progress
 from agentstate.cli.parser import EPILOG, MAX_COUNT, MAX_DEMO_TASKS, MAX_WARN_MB, build_parser
-from agentstate.postgres import handle as postgres
+from agentstate.engines import is_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``agentstate`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if postgres.is_url(getattr(args, "path", None)) and args.command != "migrate":
+    if is_url(getattr(args, "path", None)) and args.command != "migrate":
         print(f"agentstate: error: '{args.command}' works on SQLite files; on PostgreSQL, the server's own tools "
               "(pg_dump, VACUUM, pg_stat_*) do this job", file=sys.stderr)  # fmt: skip
         return ERROR

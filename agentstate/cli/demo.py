@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from agentstate.cli.output import OK
-from agentstate.postgres import handle as postgres
+from agentstate.engines import is_url
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from agentstate.demo import run
 
-    run(args.db if postgres.is_url(args.db) else Path(args.db), tasks=args.tasks)
+    run(args.db if is_url(args.db) else Path(args.db), tasks=args.tasks)
     return OK

@@ -6,8 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
-from agentstate import database, engine, errors
+import apsw
+
+from agentstate import errors
+from agentstate.engines import connect
+from agentstate.settings import Settings
+from agentstate.sqlite.files import SQLITE_HEADER
+from agentstate.sqlite.opening import open_connection
+from agentstate.transactions import translating
 
 
 def require_file(path: str) -> None:
@@ -22,11 +30,11 @@ def _in_wal_mode(path: str) -> bool:
             header = file.read(20)
     except OSError:
         return False  # a file: URI, say; SQLite opens it read-only and says what is wrong
-    return header.startswith(engine.SQLITE_HEADER) and header[18:20] == b"\2\2"
+    return header.startswith(SQLITE_HEADER) and header[18:20] == b"\2\2"
 
 
 @contextmanager
-def inspect_file(path: str) -> Iterator[engine.SyncConnection]:
+def inspect_file(path: str) -> Iterator[apsw.Connection]:
     """A connection that reads the file at ``path`` and changes nothing in it or beside it.
 
     No journal-mode switch, no chmod, no writer-gate lock file, no background checkpointer, and
@@ -37,11 +45,11 @@ def inspect_file(path: str) -> Iterator[engine.SyncConnection]:
     creates nothing at all.
     """
     require_file(path)
-    settings = engine.Settings(background_checkpoints=False, writer_gate=False)
+    settings = Settings(background_checkpoints=False, writer_gate=False)
     wal = _in_wal_mode(path)
-    conn = engine.open_connection(path, readonly=not wal, settings=settings, create=False)
+    conn = open_connection(path, readonly=not wal, settings=settings, create=False)
     try:
-        with engine.translating(f"opening {path}"):
+        with translating(conn, f"opening {path}"):
             if wal:
                 conn.pragma("query_only", True)
         yield conn
@@ -49,13 +57,13 @@ def inspect_file(path: str) -> Iterator[engine.SyncConnection]:
         conn.close()
 
 
-def is_agentstate(conn: engine.SyncConnection) -> bool:
-    with engine.translating("reading the schema"):
+def is_agentstate(conn: apsw.Connection) -> bool:
+    with translating(conn, "reading the schema"):
         found = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'")
         return found.fetchall() != []
 
 
-def require_agentstate(conn: engine.SyncConnection, path: str) -> None:
+def require_agentstate(conn: apsw.Connection, path: str) -> None:
     if not is_agentstate(conn):
         raise errors.SchemaError(
             f"{path} is not an agentstate database (it holds no agentstate schema): "
@@ -64,7 +72,7 @@ def require_agentstate(conn: engine.SyncConnection, path: str) -> None:
 
 
 @contextmanager
-def open_store(path: str) -> Iterator[engine.SyncConnection]:
+def open_store(path: str) -> Iterator[apsw.Connection]:
     """A connection to an existing store whose schema is up to date, for commands that write.
 
     The file is first looked at without changing it, so a file that is not an agentstate store
@@ -72,7 +80,7 @@ def open_store(path: str) -> Iterator[engine.SyncConnection]:
     """
     with inspect_file(path) as conn:
         require_agentstate(conn, path)
-    conn = database.connect(path, migrate=False)
+    conn = cast(apsw.Connection, connect(path, migrate=False))  # a path: SQLite's
     try:
         yield conn
     finally:

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentstate import engine, errors, migrations, retention
+from agentstate import errors, migrations, retention
 from agentstate.backup import backup as copy_database
 from agentstate.cli.files import inspect_file, is_agentstate, open_store, require_file
 from agentstate.cli.output import OK, Progress, emit, mb
-from agentstate.postgres import handle as postgres
+from agentstate.engines import engine_of, is_url, open_unmigrated
+from agentstate.transactions import translating
 
 
 def _announce(args: argparse.Namespace) -> Callable[[migrations.Migration], None] | None:
@@ -52,16 +53,19 @@ def _migrate_postgres(args: argparse.Namespace) -> int:
     """``agentstate migrate URL``: the same, on PostgreSQL (an advisory lock serialises migrators).
     The output never shows the URL, which may hold a password."""
     where = {"engine": "postgresql"}
-    with postgres.PostgresConnection(args.path, pool_size=1) as conn:
+    conn = open_unmigrated(args.path)
+    try:
         if args.list:
             return _show_list(args, where, migrations.status(conn))
         applied = migrations.migrate(conn, on_apply=_announce(args))
         version = migrations.status(conn).version
+    finally:
+        conn.close()
     return _show_applied(args, where, version, applied)
 
 
 def migrate(args: argparse.Namespace) -> int:
-    if postgres.is_url(args.path):
+    if is_url(args.path):
         return _migrate_postgres(args)
     path = Path(args.path)
     where = {"path": str(path)}
@@ -73,12 +77,12 @@ def migrate(args: argparse.Namespace) -> int:
             state = migrations.status(conn, known)
             foreign = not is_agentstate(conn)
         return _show_list(args, where, state, " (not an agentstate database yet)" if foreign else "")
-    conn = engine.open_connection(path)
+    store = open_unmigrated(path)
     try:
-        applied = migrations.migrate(conn, known, on_apply=_announce(args))
-        version = migrations.status(conn, known).version
+        applied = migrations.migrate(store, known, on_apply=_announce(args))
+        version = migrations.status(store, known).version
     finally:
-        conn.close()
+        store.close()
     return _show_applied(args, where, version, applied)
 
 
@@ -131,12 +135,12 @@ def vacuum(args: argparse.Namespace) -> int:
         before = os.path.getsize(conn.filename)
         started = time.perf_counter()
         if args.full:
-            with engine.translating("VACUUM"):
+            with translating(conn, "VACUUM"):
                 conn.execute("VACUUM")
             freed = 0
         else:
-            freed = engine.give_back_free_pages(conn)
-        truncated = engine.checkpoint_truncate(conn)
+            freed = engine_of(conn).give_back_free_pages(conn)
+        truncated = engine_of(conn).checkpoint_truncate(conn)
         after = os.path.getsize(conn.filename)
     data = {"path": args.path, "full": args.full, "pages_freed": freed, "file_bytes_before": before,
             "file_bytes_after": after, "wal_truncated": truncated, "seconds": time.perf_counter() - started}  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 from agentstate import retention
 from agentstate.cli import inspecting, maintenance
 from agentstate.cli.demo import run_demo
-from agentstate.engine import DEFAULT_PATH
+from agentstate.engines import DEFAULT_PATH
 
 EPILOG = """exit status: 0 success, 1 error (the reason on stderr), 2 usage error, 3 problems found
 by check or check-plans.  --json prints one line of JSON.  Run 'agentstate COMMAND --help'."""

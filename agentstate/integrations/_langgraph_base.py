@@ -19,7 +19,7 @@ from langgraph.checkpoint.base import (
 if TYPE_CHECKING:  # DeltaChannel support (beta) is in langgraph-checkpoint 4.1+ only
     from langgraph.checkpoint.base import DeltaChannelHistory
 
-from agentstate import engine
+from agentstate.async_calls import materialise
 from agentstate.integrations._langgraph_configs import _Listing
 from agentstate.integrations._langgraph_history import _History
 from agentstate.integrations._langgraph_operations import (
@@ -80,7 +80,7 @@ class _Saver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         """The async form of :meth:`AgentStateSaver.put_writes`."""
-        await self._write(_put_writes, self.serde, config, engine.materialise(writes), task_id, task_path)
+        await self._write(_put_writes, self.serde, config, materialise(writes), task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """The async form of :meth:`AgentStateSaver.delete_thread`."""
@@ -88,7 +88,7 @@ class _Saver(BaseCheckpointSaver[str]):
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """The async form of :meth:`AgentStateSaver.delete_for_runs`."""
-        await self._write(_delete_for_runs, engine.materialise(run_ids))
+        await self._write(_delete_for_runs, materialise(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """The async form of :meth:`AgentStateSaver.copy_thread`."""
@@ -96,7 +96,7 @@ class _Saver(BaseCheckpointSaver[str]):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """The async form of :meth:`AgentStateSaver.prune`."""
-        await self._write(_prune, engine.materialise(thread_ids), strategy)
+        await self._write(_prune, materialise(thread_ids), strategy)
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

@@ -17,10 +17,9 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from agentstate import engine, errors
-from agentstate.engine import SyncConnection
+from agentstate import errors, transactions
+from agentstate.engines import Connection, engine_of
 from agentstate.integrations._langgraph_configs import NO_BOUND, Tuples, _config, _id, _Key, _Listing, _text
-from agentstate.postgres.handle import PostgresConnection
 from agentstate.runner import run, run_each
 from agentstate.values import from_json, iterable, require_str, short, to_json
 
@@ -55,7 +54,7 @@ def _write_order(row: Row) -> tuple[str, str, int]:
 # --- the operations, on a synchronous connection (the async saver's worker thread has one) ----
 
 
-def _tuples(conn: SyncConnection, serde: SerializerProtocol, thread_id: str, rows: list[Row]) -> Tuples:
+def _tuples(conn: Connection, serde: SerializerProtocol, thread_id: str, rows: list[Row]) -> Tuples:
     """Checkpoint rows (checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,
     metadata) as CheckpointTuples, with their pending writes (one executemany for all)."""
     keys = [{"thread_id": thread_id, "checkpoint_ns": row[0], "checkpoint_id": row[1]} for row in rows]
@@ -77,9 +76,9 @@ def _tuples(conn: SyncConnection, serde: SerializerProtocol, thread_id: str, row
     return tuples
 
 
-def _get_tuple(conn: SyncConnection, serde: SerializerProtocol, config: object) -> CheckpointTuple | None:
+def _get_tuple(conn: Connection, serde: SerializerProtocol, config: object) -> CheckpointTuple | None:
     key = _Key.of("get_tuple", config)
-    with engine.reading(conn):
+    with transactions.reading(conn):
         if key.checkpoint_id is None:
             row = run(conn, "langgraph.latest_checkpoint", key.params())
         else:
@@ -87,17 +86,17 @@ def _get_tuple(conn: SyncConnection, serde: SerializerProtocol, config: object) 
         return None if row is None else _tuples(conn, serde, key.thread_id, [row])[0]
 
 
-def _page(conn: SyncConnection, serde: SerializerProtocol, listing: _Listing) -> Tuples:
+def _page(conn: Connection, serde: SerializerProtocol, listing: _Listing) -> Tuples:
     params: dict[str, object] = {
         "thread_id": listing.thread_id,
         "checkpoint_ns": listing.checkpoint_ns or "",
         "checkpoint_id": listing.checkpoint_id,
-        # PostgreSQL's statements take NULL for "no bound" (text compares with text only there).
-        "before": None if listing.before is NO_BOUND and isinstance(conn, PostgresConnection) else listing.before,
+        # Each engine's own "no bound" (SQLite's an empty BLOB, PostgreSQL's NULL).
+        "before": engine_of(conn).no_upper_bound if listing.before is NO_BOUND else listing.before,
         "filter": listing.filter,
         "limit": listing.size,
     }
-    with engine.reading(conn):
+    with transactions.reading(conn):
         if listing.checkpoint_id is not None:
             row = run(conn, "langgraph.matching_checkpoint", params)
             rows = [] if row is None else [row]
@@ -109,7 +108,7 @@ def _page(conn: SyncConnection, serde: SerializerProtocol, listing: _Listing) ->
 
 
 def _put(
-    conn: SyncConnection, serde: SerializerProtocol, config: RunnableConfig, checkpoint: object, metadata: object
+    conn: Connection, serde: SerializerProtocol, config: RunnableConfig, checkpoint: object, metadata: object
 ) -> RunnableConfig:
     key = _Key.of("put", config)
     checkpoint_id = checkpoint.get("id") if isinstance(checkpoint, Mapping) else None
@@ -133,13 +132,13 @@ def _put(
         "checkpoint": blob,
         "metadata": to_json("metadata", meta),
     }
-    with engine.write(conn):
+    with transactions.write(conn):
         run(conn, "langgraph.put_checkpoint", params)
     return _config(key.thread_id, key.checkpoint_ns, checkpoint_id)
 
 
 def _put_writes(
-    conn: SyncConnection, serde: SerializerProtocol, config: object, writes: object, task_id: object, task_path: object
+    conn: Connection, serde: SerializerProtocol, config: object, writes: object, task_id: object, task_path: object
 ) -> None:
     key = _Key.of("put_writes", config)
     if key.checkpoint_id is None:
@@ -159,33 +158,33 @@ def _put_writes(
     if not rows:
         return
     special = all(row["channel"] in WRITES_IDX_MAP for row in rows)
-    with engine.write(conn):
+    with transactions.write(conn):
         run_each(conn, "langgraph.replace_write" if special else "langgraph.put_write", rows)
 
 
-def _delete_thread(conn: SyncConnection, thread_id: object) -> None:
+def _delete_thread(conn: Connection, thread_id: object) -> None:
     params = {"thread_id": _id("thread_id", thread_id)}
-    with engine.write(conn):
+    with transactions.write(conn):
         run(conn, "langgraph.delete_thread_writes", params)
         run(conn, "langgraph.delete_thread_checkpoints", params)
 
 
-def _delete_for_runs(conn: SyncConnection, run_ids: object) -> None:
+def _delete_for_runs(conn: Connection, run_ids: object) -> None:
     ids = [_id("run_id", run_id) for run_id in iterable("run_ids", run_ids)]
-    with engine.write(conn):
+    with transactions.write(conn):
         for run_id in ids:
             keys = run(conn, "langgraph.delete_run_checkpoints", {"run_id": run_id})
             run_each(conn, "langgraph.delete_checkpoint_writes", [_Key(*key).params() for key in keys])
 
 
-def _copy_thread(conn: SyncConnection, source: object, target: object) -> None:
+def _copy_thread(conn: Connection, source: object, target: object) -> None:
     params = {"source": _id("source_thread_id", source), "target": _id("target_thread_id", target)}
-    with engine.write(conn):
+    with transactions.write(conn):
         run(conn, "langgraph.copy_checkpoints", params)
         run(conn, "langgraph.copy_writes", params)
 
 
-def _prune(conn: SyncConnection, thread_ids: object, strategy: object) -> None:
+def _prune(conn: Connection, thread_ids: object, strategy: object) -> None:
     if strategy not in STRATEGIES:
         raise errors.InvalidValueError(f"prune: strategy must be 'keep_latest' or 'delete', not {short(strategy)}")
     ids = [_id("thread_id", thread_id) for thread_id in iterable("thread_ids", thread_ids)]
@@ -194,7 +193,7 @@ def _prune(conn: SyncConnection, thread_ids: object, strategy: object) -> None:
         if strategy == "keep_latest"
         else ("langgraph.delete_thread_writes", "langgraph.delete_thread_checkpoints")
     )
-    with engine.write(conn):
+    with transactions.write(conn):
         for thread_id in ids:
             run(conn, writes, {"thread_id": thread_id})  # first: the prune finds them by their checkpoints
             run(conn, checkpoints, {"thread_id": thread_id})

@@ -9,17 +9,17 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import apsw
 
-from agentstate import engine, errors
+from agentstate import errors
 from agentstate.agents import Agents
 from agentstate.aio import AsyncAgents, AsyncMessageLog
-from agentstate.engine import AsyncConnection, SyncConnection
+from agentstate.async_calls import call_async, settled
+from agentstate.engines import AsyncConnection, Connection, is_sqlite
 from agentstate.integrations._openai_agents_sdk_tables import _sdk_items
 from agentstate.messages import Message, MessageLog, NewMessage, Stream
-from agentstate.postgres.handle import PostgresConnection
 
 T = TypeVar("T")
 
@@ -84,18 +84,18 @@ class _AsyncStore:
         await self.log.clear(STREAM, conversation_id)
 
     async def sdk_items(self, conversation_id: str) -> int:
-        if isinstance(self.conn, PostgresConnection) or await self.log.count(STREAM, conversation_id):
+        if not is_sqlite(self.conn) or await self.log.count(STREAM, conversation_id):
             return 0
-        return await engine.call_async(self.conn, _sdk_items, self.conn, conversation_id)
+        return await call_async(self.conn, _sdk_items, self.conn, conversation_id)
 
 
 # Calls on one synchronous connection take turns, whichever sessions make them: two transactions
 # interleaved on one connection would be one transaction.
-_turns: weakref.WeakKeyDictionary[apsw.Connection, threading.Lock] = weakref.WeakKeyDictionary()
+_turns: weakref.WeakKeyDictionary[Connection, threading.Lock] = weakref.WeakKeyDictionary()
 _turns_guard = threading.Lock()
 
 
-def _turn_of(conn: apsw.Connection) -> threading.Lock:
+def _turn_of(conn: Connection) -> threading.Lock:
     with _turns_guard:
         lock = _turns.get(conn)
         if lock is None:
@@ -107,7 +107,7 @@ class _ThreadStore:
     """On a connection from :func:`agentstate.connect`: the synchronous classes, each call on a
     thread of asyncio's default executor, one call at a time on the connection."""
 
-    def __init__(self, conn: SyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.turn = _turn_of(conn)
         self.log = MessageLog(conn)
@@ -121,7 +121,7 @@ class _ThreadStore:
         return await asyncio.to_thread(self._call, call, *args)
 
     async def _write(self, call: Callable[..., T], *args: Any) -> T:
-        result, cancelled = await engine.settled(asyncio.to_thread(self._call, call, *args))
+        result, cancelled = await settled(asyncio.to_thread(self._call, call, *args))
         if cancelled:
             raise asyncio.CancelledError
         return result
@@ -149,9 +149,9 @@ class _ThreadStore:
         await self._write(self.log.clear, STREAM, conversation_id)
 
     def _sdk_items(self, conversation_id: str) -> int:
-        if isinstance(self.conn, PostgresConnection) or self.log.count(STREAM, conversation_id):
+        if not is_sqlite(self.conn) or self.log.count(STREAM, conversation_id):
             return 0
-        return _sdk_items(self.conn, conversation_id)
+        return _sdk_items(cast(apsw.Connection, self.conn), conversation_id)
 
     async def sdk_items(self, conversation_id: str) -> int:
         return await self._read(self._sdk_items, conversation_id)

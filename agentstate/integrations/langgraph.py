@@ -60,9 +60,16 @@ except ImportError as exc:  # the langgraph extra is not installed
 # Its parts: _langgraph_configs (what a config names), _langgraph_operations (the statements, on a
 # synchronous connection), _langgraph_history (the delta-channel walk), _langgraph_base (what both
 # savers share: the a* methods).
-from agentstate import engine, errors
-from agentstate.database import connect, connect_async
-from agentstate.engine import AsyncConnection, SyncConnection
+from agentstate import errors
+from agentstate.async_calls import call_async, run_async, settled
+from agentstate.engines import (
+    AsyncConnection,
+    Connection,
+    connect,
+    connect_async,
+    require_async_connection,
+    require_connection,
+)
 from agentstate.integrations._langgraph_base import _Saver
 from agentstate.integrations._langgraph_configs import PAGE, _Listing
 from agentstate.integrations._langgraph_operations import (
@@ -98,8 +105,8 @@ class AgentStateSaver(_Saver):
     :raises InvalidTypeError: ``conn`` is not a connection from :func:`agentstate.connect`.
     """
 
-    def __init__(self, conn: SyncConnection, *, serde: SerializerProtocol | None = None) -> None:
-        engine.require_connection(conn, "AgentStateSaver", sync_only=True)
+    def __init__(self, conn: Connection, *, serde: SerializerProtocol | None = None) -> None:
+        require_connection(conn, "AgentStateSaver", sync_only=True)
         super().__init__(serde=serde)
         self.conn = conn
         self._lock = threading.Lock()
@@ -185,7 +192,7 @@ class AgentStateSaver(_Saver):
         return await asyncio.to_thread(self._call, operation, *args)
 
     async def _write(self, operation: Callable[..., T], *args: Any) -> T:
-        result, cancelled = await engine.settled(asyncio.to_thread(self._call, operation, *args))
+        result, cancelled = await settled(asyncio.to_thread(self._call, operation, *args))
         if cancelled:
             raise asyncio.CancelledError
         return result
@@ -210,7 +217,7 @@ class AsyncAgentStateSaver(_Saver):
     """
 
     def __init__(self, conn: AsyncConnection, *, serde: SerializerProtocol | None = None) -> None:
-        engine.require_async_connection(conn, "AsyncAgentStateSaver")
+        require_async_connection(conn, "AsyncAgentStateSaver")
         try:
             self.loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -219,7 +226,7 @@ class AsyncAgentStateSaver(_Saver):
             ) from None
         super().__init__(serde=serde)
         self.conn = conn
-        self._sync = cast(SyncConnection, conn)  # what it is on its worker thread
+        self._sync = cast(Connection, conn)  # what it is on its worker thread
 
     @classmethod
     @asynccontextmanager
@@ -234,10 +241,10 @@ class AsyncAgentStateSaver(_Saver):
             await conn.aclose()
 
     async def _read(self, operation: Callable[..., T], *args: Any) -> T:
-        return await engine.run_async(self.conn, operation, self._sync, *args)
+        return await run_async(self.conn, operation, self._sync, *args)
 
     async def _write(self, operation: Callable[..., T], *args: Any) -> T:
-        return await engine.call_async(self.conn, operation, self._sync, *args)
+        return await call_async(self.conn, operation, self._sync, *args)
 
     # --- LangGraph's sync API, from threads other than the event loop's ----------------------
 

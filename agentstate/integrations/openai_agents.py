@@ -79,7 +79,6 @@ import threading
 from types import TracebackType
 from typing import Any, cast
 
-import apsw
 from agents.items import TResponseInputItem
 from agents.memory.session import SessionABC
 from agents.memory.session_settings import SessionSettings, coerce_session_settings, resolve_session_limit
@@ -87,14 +86,21 @@ from agents.run_context import RunContextWrapper
 
 # Its parts: _openai_agents_items (SDK items as messages and back), _openai_agents_stores (where the
 # calls run), _openai_agents_sdk_tables (items the SDK's SQLiteSession left in the file).
-from agentstate import engine, errors
+from agentstate import errors
 from agentstate.agents import MAX_ID_LENGTH
-from agentstate.database import connect_async
-from agentstate.engine import DEFAULT_PATH, AsyncConnection, SyncConnection
+from agentstate.engines import (
+    DEFAULT_PATH,
+    AsyncConnection,
+    Connection,
+    connect_async,
+    is_connection,
+    is_url,
+    translating,
+)
 from agentstate.integrations._openai_agents_items import _items, _message
 from agentstate.integrations._openai_agents_sdk_tables import _warn_not_carried_over
 from agentstate.integrations._openai_agents_stores import _AsyncStore, _Store, _ThreadStore
-from agentstate.postgres.handle import PostgresConnection, is_url
+from agentstate.sqlite.files import database_path
 from agentstate.values import iterable, require_int, require_str
 
 
@@ -149,7 +155,7 @@ class AgentStateSession(SessionABC):
     def __init__(
         self,
         session_id: str,
-        db_path: str | os.PathLike[str] | AsyncConnection | SyncConnection = DEFAULT_PATH,
+        db_path: str | os.PathLike[str] | AsyncConnection | Connection = DEFAULT_PATH,
         *,
         session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> None:
@@ -166,13 +172,13 @@ class AgentStateSession(SessionABC):
         if is_url(db_path):
             self.db_path = cast(str, db_path)
         elif isinstance(db_path, (str, os.PathLike)):
-            self.db_path = engine.database_path(db_path)
-        elif isinstance(db_path, (apsw.Connection, PostgresConnection)):
-            with engine.translating("AgentStateSession"):  # a closed connection answers nothing
+            self.db_path = database_path(db_path)
+        elif is_connection(db_path):
+            with translating("AgentStateSession"):  # a closed connection answers nothing
                 if db_path.is_async:
                     self._given = _AsyncStore(cast(AsyncConnection, db_path))
                 else:
-                    self._given = _ThreadStore(db_path)
+                    self._given = _ThreadStore(cast(Connection, db_path))
         else:
             raise errors.InvalidTypeError(
                 "db_path must be a path (a str or pathlib.Path) or a connection from agentstate.connect() or "
@@ -185,7 +191,7 @@ class AgentStateSession(SessionABC):
         store = await self._connected()
         if not self._looked_for_sdk_items:  # once per session: a history the SDK left in the file
             self._looked_for_sdk_items = True
-            with engine.translating():
+            with translating():
                 count = await store.sdk_items(self.session_id)
             if count:
                 where = self.db_path if self.db_path is not None else "the connection's database file"
@@ -280,7 +286,7 @@ class AgentStateSession(SessionABC):
         store = await self._store()
         if count == 0:
             return []
-        with engine.translating():  # a connection closed under the session
+        with translating():  # a connection closed under the session
             if count is None:
                 return _items(await store.all(self.session_id))
             return _items(await store.latest(self.session_id, count))
@@ -296,21 +302,21 @@ class AgentStateSession(SessionABC):
         messages = [_message(index, item) for index, item in enumerate(iterable("items", items))]
         store = await self._store()
         if messages:
-            with engine.translating():
+            with translating():
                 await store.append(self.session_id, messages)
 
     async def pop_item(self, *, wrapper: RunContextWrapper[Any] | None = None) -> TResponseInputItem | None:
         """Remove and return the newest item (one statement: two callers never get the same one);
         None when the session is empty."""
         store = await self._store()
-        with engine.translating():
+        with translating():
             message = await store.pop(self.session_id)
         return None if message is None else _items([message])[0]
 
     async def clear_session(self, *, wrapper: RunContextWrapper[Any] | None = None) -> None:
         """Delete every item of the session, in one transaction; the conversation itself stays."""
         store = await self._store()
-        with engine.translating():
+        with translating():
             await store.clear(self.session_id)
 
 

@@ -57,6 +57,7 @@ class PostgresEngine:
     name = "postgres"
     label = "PostgreSQL"
     driver_errors: tuple[type[Exception], ...] = (psycopg.Error,)
+    no_upper_bound: object = None
 
     def registry(self) -> Mapping[str, queries.Query]:
         return _blocks()

@@ -23,6 +23,7 @@ class SqliteEngine:
     name = "sqlite"
     label = "SQLite"
     driver_errors: tuple[type[Exception], ...] = (apsw.Error,)
+    no_upper_bound: object = b""
     # apsw's own method, called without a Python frame in between: this is the hot path.
     execute = staticmethod(apsw.Connection.execute)
 
