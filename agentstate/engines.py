@@ -51,6 +51,8 @@ AsyncConnection: TypeAlias = "AsyncSqlite | PostgresConnection"
 """What :func:`connect_async` returns and the Async classes take."""
 
 DEFAULT_PATH = "agentstate.db"
+DEFAULT_ENGINE: Engine = SQLITE
+"""The embedded default: the engine of a path, and of the query registry tools read."""
 
 _BY_TYPE: dict[type, Engine] = {}
 
@@ -81,11 +83,15 @@ def engine_of(conn: object) -> Engine:
 def _resolve(conn: object) -> Engine | None:
     if isinstance(conn, apsw.Connection):
         return SQLITE
-    psycopg = sys.modules.get("psycopg")  # loaded by now if conn is a handle or a psycopg connection
-    if isinstance(conn, PostgresConnection) or (psycopg is not None and isinstance(conn, psycopg.Connection)):
+    if isinstance(conn, PostgresConnection):
         from agentstate.postgres.engine import POSTGRES  # psycopg: only once a handle exists
 
         return POSTGRES
+    psycopg = sys.modules.get("psycopg")  # loaded by now if conn is a psycopg connection
+    if psycopg is not None and isinstance(conn, psycopg.Connection):
+        from agentstate.postgres.engine import POSTGRES_DIRECT
+
+        return POSTGRES_DIRECT
     return None
 
 

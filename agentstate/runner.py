@@ -27,10 +27,9 @@ from typing import Any, Final
 from agentstate import errors, queries
 from agentstate.async_calls import discard
 from agentstate.engine import Engine, WrongMode
-from agentstate.engines import engine_of
+from agentstate.engines import DEFAULT_ENGINE, engine_of
 from agentstate.monitor import Monitor, stats_for
 from agentstate.schema_files import schema_dir
-from agentstate.sqlite.engine import SQLITE
 
 ONE: Final = "one"
 MANY: Final = "many"
@@ -73,7 +72,7 @@ def _default_monitor() -> Monitor:
     return _DEFAULT_MONITOR
 
 
-def query(name: str, engine: Engine = SQLITE) -> queries.Query:
+def query(name: str, engine: Engine = DEFAULT_ENGINE) -> queries.Query:
     """The registered query of this name (SQLite's, unless another engine is given)."""
     try:
         return engine.registry()[name]

@@ -1,9 +1,9 @@
 """The PostgreSQL engine: :class:`~agentstate.engine.Engine` over psycopg 3.
 
 Imported once a handle exists (:mod:`agentstate.engines` does it), so psycopg is needed only
-for PostgreSQL. A statement runs on the calling thread's transaction, or on a pooled connection
-(autocommit) for that one statement; the runner also takes a bare psycopg connection (the tests'
-and tools' own), on which the statement simply runs.
+for PostgreSQL. On a handle (:data:`POSTGRES`) a statement runs on the calling thread's
+transaction, or on a pooled connection (autocommit) for that one statement. On a bare psycopg
+connection (the tests' and tools' own: :data:`POSTGRES_DIRECT`) it simply runs there.
 """
 
 from __future__ import annotations
@@ -66,10 +66,8 @@ class PostgresEngine:
         return registry()[query.name]
 
     @contextlib.contextmanager
-    def _connection(self, conn: Any) -> Iterator[Any]:
-        if type(conn) is not PostgresConnection:
-            yield conn  # a psycopg connection of the caller's own
-            return
+    def _connection(self, conn: PostgresConnection) -> Iterator[Any]:
+        """The psycopg connection a statement runs on."""
         if conn.is_async and not conn.on_worker():
             raise WrongMode  # a synchronous class on an async handle would block the event loop
         with conn.borrowed() as pg:
@@ -128,8 +126,7 @@ class PostgresEngine:
         self, exc: Exception, context: str = "", *, conn: Any = None, writes: bool = False
     ) -> errors.AgentStateError:
         # A write outside a transaction commits as it runs: a broken connection leaves it unknown.
-        in_transaction = conn.in_transaction() if type(conn) is PostgresConnection else True
-        return translate(exc, context, committing=writes and not in_transaction)
+        return translate(exc, context, committing=writes and conn is not None and not conn.in_transaction())
 
     def explain(self, conn: Any, sql: str) -> str:
         # EXPLAIN would be another round trip on the server being slow; the plan tests check them.
@@ -159,7 +156,25 @@ class PostgresEngine:
         failover.protect(manager)
 
 
+class DirectPostgresEngine(PostgresEngine):
+    """The runner on a bare psycopg connection of the caller's own: statements run on it as they
+    are, in whatever transaction it has; nothing is repeated after a lost connection."""
+
+    @contextlib.contextmanager
+    def _connection(self, conn: Any) -> Iterator[Any]:
+        yield conn
+
+    def translate(
+        self, exc: Exception, context: str = "", *, conn: Any = None, writes: bool = False
+    ) -> errors.AgentStateError:
+        return translate(exc, context)
+
+    def protect(self, manager: object) -> None:
+        """The caller's own connection: theirs to reconnect."""
+
+
 POSTGRES = PostgresEngine()
+POSTGRES_DIRECT = DirectPostgresEngine()
 
 
 def open_handle(

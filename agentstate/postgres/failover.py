@@ -68,9 +68,7 @@ def retried(method: Callable[..., Any], conn: PostgresConnection, call: Call) ->
 def protect(manager: Any) -> None:
     """Wrap each declared public method of a manager made on a PostgreSQL handle with
     :func:`retried`, on the instance (the class, and SQLite's managers, stay as written)."""
-    conn = manager.__dict__.get("conn") or manager.__dict__.get("_conn")
-    if type(conn) is not PostgresConnection:
-        return
+    conn: PostgresConnection = manager.__dict__.get("conn") or manager.__dict__["_conn"]
     for name, value in vars(type(manager)).items():
         call = declared(value)
         if call is not None and not name.startswith("_"):
