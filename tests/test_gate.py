@@ -1,4 +1,4 @@
-"""The writer gate (agentstate/gate.py): writers queue in arrival order, and nothing about the
+"""The writer gate (agentstate/sqlite/gate.py): writers queue in arrival order, and nothing about the
 queue can hang a writer or outlive a process.
 
 Each test states what would go wrong without the mechanism it checks; none asserts a duration

@@ -1,7 +1,8 @@
 """The handle ``agentstate.connect("postgresql://...")`` returns: a pool of psycopg connections.
 
-The managers take it where they take an apsw connection; :mod:`agentstate.runner` and
-:mod:`agentstate.engine` recognise it and run named queries and transactions on it instead:
+The managers take it where they take an apsw connection; :mod:`agentstate.engines` gives it the
+PostgreSQL engine (:mod:`agentstate.postgres.engine`), which runs named queries and transactions
+on it:
 
 - A statement outside a transaction borrows a pooled connection (autocommit) for that statement.
 - :meth:`PostgresConnection.transaction` (what ``agentstate.write`` opens) pins one pooled

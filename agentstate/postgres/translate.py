@@ -1,4 +1,4 @@
-"""psycopg's exceptions as agentstate's (SQLite's are in :func:`agentstate.engine.translate`).
+"""psycopg's exceptions as agentstate's (SQLite's are in :func:`agentstate.sqlite.translate.translate`).
 
 The same failure gets the same class on both engines: a unique key is a DuplicateError, a lock
 that did not come in time a DatabaseBusyError, a value the column cannot take an

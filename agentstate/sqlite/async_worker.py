@@ -2,7 +2,7 @@
 
 apsw runs every call of an async connection on a worker thread of its own, through a
 *controller* (:mod:`apsw.aio`). Its asyncio controller answers each call with a coroutine, so
-awaiting one through :func:`agentstate.engine.settled` (which must not let a cancellation cut a
+awaiting one through :func:`agentstate.async_calls.settled` (which must not let a cancellation cut a
 commit short) wrapped it in a Task: a call cost 60-110 µs more than the same call made
 synchronously, where the thread hop itself costs about 20.
 

@@ -1,7 +1,7 @@
 """The writer gate: writers of one database file take turns in the order they arrive.
 
 SQLite's write lock is not a queue. A writer that finds it taken sleeps and tries again (see
-:func:`agentstate.engine.patient_busy_handler`), while the writer that just committed, still on
+:func:`agentstate.sqlite.busy.patient_busy_handler`), while the writer that just committed, still on
 its CPU, takes the lock straight back: under four busy executors most transactions wait for
 nothing and a few wait for hundreds of milliseconds (p99.9 80 ms, max 0.5 s measured here).
 

@@ -102,7 +102,7 @@ async def open_async_connection(
 
 
 async def _as_async(filename: str, flags: int) -> AsyncConnection:
-    """apsw's as_async with agentstate's lean controller (:mod:`agentstate.async_worker`), unless
+    """apsw's as_async with agentstate's lean controller (:mod:`agentstate.sqlite.async_worker`), unless
     the caller chose a controller of their own."""
     # The context variable holds a factory of controllers (apsw's stubs type it as one).
     if apsw.async_controller.get(None) is not None:
