@@ -14,13 +14,11 @@ import argparse
 import signal
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/postgres/server.py
+import postgres_server as servers  # beside this file: scripts/postgres_server.py
 
 from agentstate import demo
-from tests.postgres import server as servers
 
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """The signals that stop the server (it runs in a session of its own: they never reach it)."""

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import postgres_server as servers
 import pytest
 
 import agentstate
 from agentstate import runner
 from agentstate.sqlite.wal_checkpoints import is_background
 from tests import engines
-from tests.postgres import server as servers
 
 _started: list[servers.Server] = []
 

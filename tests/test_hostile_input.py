@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import apsw
+import postgres_server as servers
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -56,7 +57,6 @@ from agentstate.values import parse_time
 from tests import engines
 from tests.dbdump import digest, dump, postgres_tables
 from tests.engines import rows
-from tests.postgres import server as servers
 
 # --- the seeded database ------------------------------------------------------------------------
 

@@ -30,13 +30,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import postgres_server as servers
 import psycopg
 import pytest
 
 import agentstate
 from agentstate import errors
 from tests import engines
-from tests.postgres import server as servers
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

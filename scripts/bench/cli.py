@@ -132,7 +132,7 @@ def unavailable(name: str, postgres_url: str | None = None) -> str | None:
         if not importable(module):
             return f"{package}, which is not installed (pip install -e '.[bench,{extra}]')"
     if name == "postgres" and not postgres_url:
-        from tests.postgres import server as servers
+        import postgres_server as servers
 
         try:
             servers.find_binaries()

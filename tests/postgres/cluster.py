@@ -45,8 +45,7 @@ from typing import Literal
 from urllib.parse import quote
 
 import psycopg
-
-from tests.postgres.server import Unavailable, _run_as, find_binaries, runnable_binaries
+from postgres_server import Unavailable, _run_as, find_binaries, runnable_binaries
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import postgres_server as servers
 import pytest
 
 from agentstate.postgres import connection
 from tests.engines import fresh_database
-from tests.postgres import server as servers
 from tests.postgres.cluster import Cluster, start_cluster
 
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from postgres_server import Server
 
 import agentstate
 from agentstate import errors
 from agentstate.postgres.handle import PostgresConnection
-from tests.postgres.server import Server
 
 
 @pytest.fixture

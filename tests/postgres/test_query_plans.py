@@ -14,13 +14,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from postgres_server import Server
 
 from agentstate import runner
 from agentstate.postgres import connection, plans
 from agentstate.postgres import queries as pg_queries
 from tests.postgres import samples
 from tests.postgres.datagen import populate
-from tests.postgres.server import Server
 
 QUERIES = sorted(pg_queries.registry().values(), key=lambda q: q.name)
 

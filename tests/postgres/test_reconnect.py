@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import postgres_server as servers
 import psycopg
 import pytest
 
 import agentstate
 from agentstate import errors
 from tests.engines import fresh_database
-from tests.postgres import server as servers
 
 CLIENTS = 3
 RESTARTS = 3

@@ -6,10 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
+import postgres_server as servers
 import psycopg
 import pytest
-
-from tests.postgres import server as servers
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root run starts the server as another user (nobody)")

@@ -1,4 +1,6 @@
-"""A throwaway PostgreSQL server for the tests, with no manual step.
+"""A throwaway PostgreSQL server for the tests, the benchmark and scripts/try_postgres.py, with no
+manual step. (The tests import it as ``postgres_server``: pyproject.toml puts scripts/ on pytest's
+pythonpath.)
 
 Where it comes from, first found wins:
 
