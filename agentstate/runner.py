@@ -123,22 +123,10 @@ def run(conn: Any, name: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> 
                 raise _too_many(prepared.query)
             count = row is not None
             result = row[0] if kind is VALUE and row is not None else row
-    except engine.driver_errors as exc:
-        raise engine.translate(exc, name, conn=conn, writes=prepared.writes) from exc
-    except (TypeError, OverflowError, UnicodeEncodeError) as exc:
-        raise _unbindable(engine, name, exc) from exc
-    except WrongMode:
-        raise _wrong_mode(name) from None
-    except AttributeError as exc:
-        if not getattr(conn, "is_async", False):
-            raise
-        discard(cursor)  # an async connection used from outside its worker thread
-        raise _wrong_mode(name) from exc
+    except Exception as exc:
+        raise _failure(engine, conn, prepared, exc, cursor) from exc
     if monitor is not None:
-        ns = perf_counter_ns() - start
-        prepared.add(ns, count)
-        if ns >= monitor.report_above:
-            monitor.report(name, ns, int(count), params, lambda: engine.explain(conn, prepared.sql))
+        _count(monitor, engine, conn, prepared, start, int(count), params)
     return result
 
 
@@ -146,30 +134,39 @@ def run_each(conn: Any, name: str, params: Iterable[dict[str, Any] | tuple[Any, 
     """Run the named query once per parameter set in one call (``executemany``): a list of every
     row returned for row-returning queries, the total rows changed for ``:exec``."""
     engine = engine_of(conn)
-    try:
-        prepared = _PREPARED[engine][name]
-    except KeyError:
-        prepared = _prepared(engine, name)
-    try:
-        monitor = conn.monitor
-    except AttributeError:
-        monitor = _default_monitor()
+    prepared = _PREPARED.get(engine, {}).get(name) or _prepared(engine, name)  # (not the hot path)
+    monitor = conn.monitor if hasattr(conn, "monitor") else _default_monitor()
     start = perf_counter_ns() if monitor is not None else 0
     try:
         rows, changes = engine.execute_many(conn, prepared.statement, params)
-    except engine.driver_errors as exc:
-        raise engine.translate(exc, name, conn=conn, writes=prepared.writes) from exc
-    except (TypeError, OverflowError, UnicodeEncodeError) as exc:
-        raise _unbindable(engine, name, exc) from exc
-    except WrongMode:
-        raise _wrong_mode(name) from None
-    count = changes if prepared.kind is EXEC else len(rows)  # rows returned, not trigger writes
-    if monitor is not None:
-        ns = perf_counter_ns() - start
-        prepared.add(ns, count)
-        if ns >= monitor.report_above:
-            monitor.report(name, ns, count, "(many)", lambda: engine.explain(conn, prepared.sql))
+    except Exception as exc:
+        raise _failure(engine, conn, prepared, exc, None) from exc
+    if monitor is not None:  # rows returned, not trigger writes
+        _count(monitor, engine, conn, prepared, start, changes if prepared.kind is EXEC else len(rows), "(many)")
     return changes if prepared.kind is EXEC else rows
+
+
+def _count(monitor: Monitor, engine: Engine, conn: Any, prepared: _Prepared, start: int, rows: int, params: Any) -> None:
+    """A query's time into its statistics, and to the monitor's log and hooks when it asks."""
+    ns = perf_counter_ns() - start
+    prepared.add(ns, rows)
+    if ns >= monitor.report_above:
+        monitor.report(prepared.query.name, ns, rows, params, lambda: engine.explain(conn, prepared.sql))
+
+
+def _failure(engine: Engine, conn: Any, prepared: _Prepared, exc: Exception, cursor: Any) -> errors.AgentStateError:
+    """The agentstate error for what a statement raised (anything else is raised again as it is)."""
+    name = prepared.query.name
+    if isinstance(exc, engine.driver_errors):
+        return engine.translate(exc, name, conn=conn, writes=prepared.writes)
+    if isinstance(exc, (TypeError, OverflowError, UnicodeEncodeError)):
+        return _unbindable(engine, name, exc)
+    if isinstance(exc, WrongMode):
+        return _wrong_mode(name)
+    if isinstance(exc, AttributeError) and getattr(conn, "is_async", False):
+        discard(cursor)  # an async connection used from outside its worker thread
+        return _wrong_mode(name)
+    raise exc
 
 
 def _wrong_mode(name: str) -> errors.InvalidTypeError:

@@ -1,6 +1,6 @@
 """Running the behavioural tests on both engines: SQLite (a file) and PostgreSQL (a database of
 its own per test, copied from a migrated template on the session's throwaway server; see
-tests/postgres/server.py).
+scripts/postgres_server.py).
 
 Tests take the ``db`` fixture (a connection) or ``db_url`` (what ``agentstate.connect`` takes, for
 tests that open their own connections, in threads or other processes); both are parametrised

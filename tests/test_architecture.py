@@ -120,7 +120,7 @@ def test_there_is_no_import_circle() -> None:
         stack.append(name)
         for other in sorted(graph[name]):
             if state.get(other) == 1:
-                circle = stack[stack.index(other) :] + [other]
+                circle = [*stack[stack.index(other) :], other]
                 raise AssertionError("import circle: " + " -> ".join(circle))
             if other not in state:
                 visit(other)
@@ -181,14 +181,21 @@ def connection_type_checks(name: str) -> list[str]:
     """Every ``isinstance(x, <a connection class>)`` and ``type(x) is <one>`` in a module."""
     found = []
     for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and ast.unparse(node.func) == "isinstance" and len(node.args) == 2:
-            if _names_a_connection_type(node.args[1]):
-                found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
-        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Call) and ast.unparse(node.left.func) == "type":
-            if any(isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) for op in node.ops) and any(
-                _names_a_connection_type(c) for c in node.comparators
-            ):
-                found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+        instance_check = (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func) == "isinstance"
+            and len(node.args) == 2
+            and _names_a_connection_type(node.args[1])
+        )
+        type_check = (
+            isinstance(node, ast.Compare)
+            and isinstance(node.left, ast.Call)
+            and ast.unparse(node.left.func) == "type"
+            and any(isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) for op in node.ops)
+            and any(_names_a_connection_type(c) for c in node.comparators)
+        )
+        if instance_check or type_check:
+            found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
     return found
 
 

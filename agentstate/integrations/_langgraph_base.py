@@ -20,18 +20,9 @@ if TYPE_CHECKING:  # DeltaChannel support (beta) is in langgraph-checkpoint 4.1+
     from langgraph.checkpoint.base import DeltaChannelHistory
 
 from agentstate.async_calls import materialise
+from agentstate.integrations import _langgraph_operations as operations
 from agentstate.integrations._langgraph_configs import _Listing
 from agentstate.integrations._langgraph_history import _History
-from agentstate.integrations._langgraph_operations import (
-    _copy_thread,
-    _delete_for_runs,
-    _delete_thread,
-    _get_tuple,
-    _page,
-    _prune,
-    _put,
-    _put_writes,
-)
 
 T = TypeVar("T")
 
@@ -48,7 +39,7 @@ class _Saver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The async form of :meth:`AgentStateSaver.get_tuple`."""
-        return await self._read(_get_tuple, self.serde, config)
+        return await self._read(operations._get_tuple, self.serde, config)
 
     async def alist(
         self,
@@ -61,7 +52,7 @@ class _Saver(BaseCheckpointSaver[str]):
         """The async form of :meth:`AgentStateSaver.list`."""
         listing: _Listing | None = _Listing.of(config, filter, before, limit)
         while listing is not None:
-            page = await self._read(_page, self.serde, listing)
+            page = await self._read(operations._page, self.serde, listing)
             for item in page:
                 yield item
             listing = listing.after(page)
@@ -74,29 +65,29 @@ class _Saver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """The async form of :meth:`AgentStateSaver.put`."""
-        return await self._write(_put, self.serde, config, checkpoint, metadata)
+        return await self._write(operations._put, self.serde, config, checkpoint, metadata)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         """The async form of :meth:`AgentStateSaver.put_writes`."""
-        await self._write(_put_writes, self.serde, config, materialise(writes), task_id, task_path)
+        await self._write(operations._put_writes, self.serde, config, materialise(writes), task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """The async form of :meth:`AgentStateSaver.delete_thread`."""
-        await self._write(_delete_thread, thread_id)
+        await self._write(operations._delete_thread, thread_id)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """The async form of :meth:`AgentStateSaver.delete_for_runs`."""
-        await self._write(_delete_for_runs, materialise(run_ids))
+        await self._write(operations._delete_for_runs, materialise(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """The async form of :meth:`AgentStateSaver.copy_thread`."""
-        await self._write(_copy_thread, source_thread_id, target_thread_id)
+        await self._write(operations._copy_thread, source_thread_id, target_thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """The async form of :meth:`AgentStateSaver.prune`."""
-        await self._write(_prune, materialise(thread_ids), strategy)
+        await self._write(operations._prune, materialise(thread_ids), strategy)
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

@@ -134,15 +134,8 @@ def _leave_gate(conn: apsw.Connection) -> None:
 
 @contextlib.asynccontextmanager
 async def write_async(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    """:func:`write` for a connection from :func:`agentstate.connect_async`::
-
-        async with agentstate.write_async(conn):
-            await conn.execute("INSERT ...")
-            await conn.execute("UPDATE ...")
-
-    Commits when the block ends, rolls back when it raises (or is cancelled). The connection runs
-    one call at a time on its worker thread, but other tasks sharing it could slip statements in
-    between yours: give each concurrent task its own connection.
+    """:func:`write` on an async connection's worker thread (what :func:`agentstate.write_async`
+    opens): settled before a cancellation is raised, so a cancelled caller can trust the file.
 
     :raises InvalidTypeError: ``conn`` is not an async connection (use :func:`write`).
     """

@@ -4,7 +4,7 @@ A store that claims "a committed write survives losing the primary" has to be sh
 real failover: the primary dies without warning (SIGKILL of the postmaster and every backend,
 no shutdown checkpoint, no goodbye to clients), the standby is promoted, and clients that name
 both nodes in one libpq URL find the new primary. This module sets that up on this machine with
-the same binaries and rules as tests/postgres/server.py (``find_binaries()``, copied where
+the same binaries and rules as scripts/postgres_server.py (``find_binaries()``, copied where
 ``nobody`` can run them if need be; under root every
 process runs as ``nobody``; Unix sockets only; one fresh temp folder, deleted after).
 

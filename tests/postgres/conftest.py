@@ -1,6 +1,6 @@
 """Fixtures for the PostgreSQL-only tests (the shared server and template are in tests/conftest.py).
 
-The server (see tests/postgres/server.py for where it comes from) starts once; a template
+The server (see scripts/postgres_server.py for where it comes from) starts once; a template
 database is migrated once; each test that writes gets a fresh database copied from the template
 (``CREATE DATABASE ... TEMPLATE``, a file copy) and dropped after. The README's test command
 installs the ``postgres`` extra and pgserver (in ``test``), so a missing psycopg fails at

@@ -1,6 +1,6 @@
 """The PostgreSQL handle across a server restart, and when the server is not there or says no.
 
-A server of this module's own (tests/postgres/server.py), so that restarting it disturbs no
+A server of this module's own (scripts/postgres_server.py), so that restarting it disturbs no
 other test. Clients are handles in threads, each named by ``application_name`` so that
 ``pg_stat_activity`` tells their server connections apart.
 """

@@ -1,4 +1,4 @@
-"""The tests' throwaway server (tests/postgres/server.py) starts wherever the project is cloned."""
+"""The tests' throwaway server (scripts/postgres_server.py) starts wherever the project is cloned."""
 
 from __future__ import annotations
 
