@@ -16,120 +16,29 @@ index range read, however deep into the list it is::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 from agentstate import engine, errors
+from agentstate.agent_types import (
+    CONVERSATIONS,
+    PLANNERS,
+    ROUTERS,
+    AgentTable,
+    Conversation,
+    Link,
+    Planner,
+    Router,
+    RowT,
+    require_id,
+    require_status,
+)
+from agentstate.agent_types import MAX_ID_LENGTH as MAX_ID_LENGTH
+from agentstate.agent_types import MAX_STATUS_LENGTH as MAX_STATUS_LENGTH
 from agentstate.calls import reads, writes
 from agentstate.engines import Connection, require_connection
 from agentstate.runner import run
 from agentstate.transactions import write
-from agentstate.values import from_json, new_id, require_int, require_str, to_json, utc_now
-
-MAX_ID_LENGTH = 128
-MAX_STATUS_LENGTH = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Conversation:
-    """One row of ``conversations``: the stream key of ``router_messages``."""
-
-    id: str
-    status: str
-    metadata: Any
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class Router:
-    """One row of ``routers``."""
-
-    router_id: str
-    status: str
-    metadata: Any
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class Planner:
-    """One row of ``planners``: the stream key of ``planner_messages`` and the owner of tasks."""
-
-    planner_id: str
-    status: str
-    metadata: Any
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One row of ``router_planner_links``: a router may hand work to this planner."""
-
-    link_id: int
-    router_id: str
-    planner_id: str
-    created_at: str
-
-
-RowT = TypeVar("RowT", Conversation, Router, Planner)
-
-
-@dataclass(frozen=True)
-class _Table(Generic[RowT]):
-    """What differs between the three agent tables: the row type, its key and its statements."""
-
-    kind: str
-    row: type[RowT]
-    key_of: Callable[[RowT], str]
-    create: str
-    get: str
-    update: str
-    list: str
-    delete: str
-
-    def build(self, row: tuple[Any, ...]) -> RowT:
-        key, status, metadata, created_at, updated_at = row
-        return self.row(key, status, from_json(metadata), created_at, updated_at)
-
-
-def _table(kind: str, table: str, row: type[RowT], key_of: Callable[[RowT], str]) -> _Table[RowT]:
-    return _Table(
-        kind=kind,
-        row=row,
-        key_of=key_of,
-        create=f"agents.create_{table}",
-        get=f"agents.get_{table}",
-        update=f"agents.update_{table}",
-        list=f"agents.list_{table}",
-        delete=f"agents.delete_{table}",
-    )
-
-
-CONVERSATIONS = _table("conversation", "conversations", Conversation, lambda r: r.id)
-ROUTERS = _table("router", "routers", Router, lambda r: r.router_id)
-PLANNERS = _table("planner", "planners", Planner, lambda r: r.planner_id)
-
-
-
-def _id(name: str, value: object) -> str:
-    text = require_str(name, value)
-    if len(text) > MAX_ID_LENGTH:
-        raise errors.InvalidValueError(f"{name} is {len(text)} characters long; the limit is {MAX_ID_LENGTH}")
-    if "\x00" in text:  # SQLite's length() stops at a NUL, so the schema's CHECK would refuse it
-        raise errors.InvalidValueError(f"{name} must not contain NUL characters: {text!r}")
-    return text
-
-
-def _status(value: object) -> str:
-    text = require_str("status", value)
-    if len(text) > MAX_STATUS_LENGTH:
-        raise errors.InvalidValueError(f"status is {len(text)} characters long; the limit is {MAX_STATUS_LENGTH}")
-    if "\x00" in text:
-        raise errors.InvalidValueError(f"status must not contain NUL characters: {text!r}")
-    return text
+from agentstate.values import new_id, require_int, require_str, to_json, utc_now
 
 
 class Agents:
@@ -147,10 +56,10 @@ class Agents:
 
     # --- the shared implementation ---------------------------------------------------------
 
-    def _create(self, table: _Table[RowT], id: str | None, status: str, metadata: Any) -> RowT:
+    def _create(self, table: AgentTable[RowT], id: str | None, status: str, metadata: Any) -> RowT:
         params = {
-            "id": new_id() if id is None else _id(f"{table.kind} id", id),
-            "status": _status(status),
+            "id": new_id() if id is None else require_id(f"{table.kind} id", id),
+            "status": require_status(status),
             "metadata": "{}" if metadata is None else to_json("metadata", metadata),
         }
         with write(self._conn):
@@ -165,16 +74,16 @@ class Agents:
                 ) from exc
         return table.build(row)
 
-    def _get(self, table: _Table[RowT], id: str) -> RowT:
-        row = run(self._conn, table.get, {"id": _id(f"{table.kind} id", id)})
+    def _get(self, table: AgentTable[RowT], id: str) -> RowT:
+        row = run(self._conn, table.get, {"id": require_id(f"{table.kind} id", id)})
         if row is None:
             raise errors.NotFoundError(table.kind, id)
         return table.build(row)
 
-    def _update(self, table: _Table[RowT], id: str, status: str | None, metadata: Any) -> RowT:
+    def _update(self, table: AgentTable[RowT], id: str, status: str | None, metadata: Any) -> RowT:
         params = {
-            "id": _id(f"{table.kind} id", id),
-            "status": None if status is None else _status(status),
+            "id": require_id(f"{table.kind} id", id),
+            "status": None if status is None else require_status(status),
             "metadata": None if metadata is None else to_json("metadata", metadata),
         }
         with write(self._conn):
@@ -184,13 +93,13 @@ class Agents:
             raise errors.NotFoundError(table.kind, id)
         return table.build(row)
 
-    def _list(self, table: _Table[RowT], status: str, after: RowT | None, limit: int) -> list[RowT]:
+    def _list(self, table: AgentTable[RowT], status: str, after: RowT | None, limit: int) -> list[RowT]:
         if after is not None and not isinstance(after, table.row):
             raise errors.InvalidTypeError(
                 f"after must be the last {table.row.__name__} of the previous page, not {type(after).__name__}"
             )
         params = {
-            "status": _status(status),
+            "status": require_status(status),
             # a hand-made row's fields reach the SQL: SQLite compares anything, PostgreSQL refuses
             "after_created_at": "" if after is None else require_str("after.created_at", after.created_at),
             "after_id": "" if after is None else require_str("after's id", table.key_of(after)),
@@ -219,8 +128,8 @@ class Agents:
         existing conversation is returned as stored; ``status`` and ``metadata`` apply only to
         a new one."""
         params = {
-            "id": _id("conversation id", conversation_id),
-            "status": _status(status),
+            "id": require_id("conversation id", conversation_id),
+            "status": require_status(status),
             "metadata": "{}" if metadata is None else to_json("metadata", metadata),
         }
         with write(self._conn):
@@ -317,7 +226,7 @@ class Agents:
         :raises DuplicateError: the pair is already linked.
         :raises NotFoundError: the router or the planner does not exist.
         """
-        params = {"router_id": _id("router_id", router_id), "planner_id": _id("planner_id", planner_id)}
+        params = {"router_id": require_id("router_id", router_id), "planner_id": require_id("planner_id", planner_id)}
         try:
             with write(self._conn):
                 params["now"] = utc_now()
@@ -335,26 +244,26 @@ class Agents:
     @writes()
     def unlink(self, router_id: str, planner_id: str) -> bool:
         """Remove the link of a pair; False if they were not linked."""
-        params = {"router_id": _id("router_id", router_id), "planner_id": _id("planner_id", planner_id)}
+        params = {"router_id": require_id("router_id", router_id), "planner_id": require_id("planner_id", planner_id)}
         with write(self._conn):
             return cast(int, run(self._conn, "agents.unlink", params)) > 0
 
     @reads
     def planners_of(self, router_id: str) -> list[Planner]:
         """The planners a router is linked to, by id (empty for an unknown router)."""
-        rows = run(self._conn, "agents.planners_of_router", {"router_id": _id("router_id", router_id)})
+        rows = run(self._conn, "agents.planners_of_router", {"router_id": require_id("router_id", router_id)})
         return [PLANNERS.build(row) for row in rows]
 
     @reads
     def routers_of(self, planner_id: str) -> list[Router]:
         """The routers a planner is linked to, by id (empty for an unknown planner)."""
-        rows = run(self._conn, "agents.routers_of_planner", {"planner_id": _id("planner_id", planner_id)})
+        rows = run(self._conn, "agents.routers_of_planner", {"planner_id": require_id("planner_id", planner_id)})
         return [ROUTERS.build(row) for row in rows]
 
     # --- deleting ---------------------------------------------------------------------------
 
-    def _delete(self, table: _Table[RowT], id: str) -> None:
-        params = {"id": _id(f"{table.kind} id", id)}
+    def _delete(self, table: AgentTable[RowT], id: str) -> None:
+        params = {"id": require_id(f"{table.kind} id", id)}
         with write(self._conn):
             if not run(self._conn, table.delete, params):
                 raise errors.NotFoundError(table.kind, id)
@@ -385,7 +294,7 @@ class Agents:
         :raises NotFoundError: there is no such planner.
         :raises InUseError: it has tasks and ``with_tasks`` is False, or claimed ones and ``force`` is False.
         """
-        key = _id("planner_id", planner_id)
+        key = require_id("planner_id", planner_id)
         if not isinstance(with_tasks, bool) or not isinstance(force, bool):
             raise errors.InvalidTypeError("with_tasks and force must be True or False")
         limit = require_int("batch_size", batch_size, minimum=1)
@@ -416,7 +325,6 @@ class Agents:
                         ) from exc
                     return deleted
             engine.yield_lock()
-
 
 
 __all__ = [

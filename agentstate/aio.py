@@ -15,20 +15,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from agentstate.agents import Agents, Conversation, Link, Planner, Router
+from agentstate.agent_types import Conversation, Link, Planner, Router
+from agentstate.agents import Agents
 from agentstate.async_calls import call_async, materialise, read_async, run_async, write_call
 from agentstate.engines import AsyncConnection, Connection, require_async_connection
-from agentstate.messages import Message, MessageLog, NewMessage, Stream
-from agentstate.tasks import (
-    DEFAULT_LEASE_SECONDS,
-    DEFAULT_MAX_ATTEMPTS,
-    Claim,
-    Task,
-    TaskEvent,
-    TaskManager,
-    TaskStatus,
-    claim_call,
-)
+from agentstate.message_types import Message, NewMessage, Stream
+from agentstate.messages import MessageLog
+from agentstate.task_types import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPTS, Claim, Task, TaskEvent, TaskStatus
+from agentstate.tasks import TaskManager, claim_call
 
 
 class AsyncTaskManager:

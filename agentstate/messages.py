@@ -26,237 +26,38 @@ each is one short index range read at any depth::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
-from typing import Any, Literal, NamedTuple, cast, get_args
+from typing import Any, cast
 
 from agentstate import errors
 from agentstate.calls import keyed, reads, reads_all, writes
 from agentstate.engines import Connection, require_connection
-from agentstate.rows import Builder
+from agentstate.message_batches import Draft, conflict, draft_of, make_draft, position_and_insert, same_message
+from agentstate.message_streams import ROW_FIELDS as ROW_FIELDS
+from agentstate.message_streams import STREAM_SQL as _SQL  # noqa: F401  (tests read messages._SQL)
+from agentstate.message_streams import StreamSQL, stream_sql
+from agentstate.message_types import MAX_ROLE_LENGTH as MAX_ROLE_LENGTH
+from agentstate.message_types import (
+    STREAMS,
+    Message,
+    NewMessage,
+    Stream,
+    build_message,
+    messages_from_rows,
+    messages_from_stored_rows,
+)
 from agentstate.runner import run, run_each
 from agentstate.transactions import reading, write
-from agentstate.values import (
-    as_timestamp,
-    canonical_json,
-    from_json,
-    iterable,
-    optional_str,
-    require_int,
-    require_str,
-    text,
-    to_json,
-    utc_now,
-)
+from agentstate.values import as_timestamp, from_json, iterable, require_int, require_str, utc_now
 
-Stream = Literal["router", "planner", "worker"]
-"""The three message streams: ``router`` (by conversation id), ``planner`` and ``worker`` (by agent id)."""
-
-STREAMS: tuple[Stream, ...] = get_args(Stream)
-MAX_ROLE_LENGTH = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One stored message."""
-
-    stream: Stream
-    stream_id: str
-    """The conversation id (``router``) or the agent id (``planner``, ``worker``)."""
-    position: int
-    role: str
-    content: str
-    metadata: Any
-    idempotency_key: str | None
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A message to append with :meth:`MessageLog.append_many` or :meth:`MessageLog.append_bulk`."""
-
-    role: str
-    content: str
-    metadata: Any = None
-    """Any JSON value; ``None`` stores ``{}``."""
-    idempotency_key: str | None = None
-
-
-_build_message = Builder(Message)
-
-
-@dataclass(frozen=True)
-class _StreamSQL:
-    """One message table: its owner and the names of its statements."""
-
-    name: Stream
-    owner_kind: str
-    owner_exists: str
-    append: str
-    insert: str
-    last_position: str
-    by_idempotency_key: str
-    get: str
-    latest: str
-    before: str
-    after: str
-    count: str
-    time_range: str
-    trim_before: str
-    trim_keep_last: str
-    clear: str
-    pop_last: str
-
-
-def _stream_sql(name: Stream, owner_kind: str, owner_exists: str) -> _StreamSQL:
-    table = f"{name}_messages"
-
-    def sql(query: str) -> str:
-        return f"messages.{query}_{table}"
-
-    return _StreamSQL(
-        name=name,
-        owner_kind=owner_kind,
-        owner_exists=owner_exists,
-        append=sql("append"),
-        insert=sql("insert"),
-        last_position=sql("last_position"),
-        by_idempotency_key=sql("by_idempotency_key"),
-        get=sql("get"),
-        latest=sql("latest"),
-        before=sql("before"),
-        after=sql("after"),
-        count=sql("count"),
-        time_range=sql("time_range"),
-        trim_before=sql("trim_before"),
-        trim_keep_last=sql("trim_keep_last"),
-        clear=sql("clear"),
-        pop_last=sql("pop_last"),
-    )
-
-
-# The stored-row tuples batches build, field by field. They bind straight to insert_{stream} (a
-# tuple binds ~25% faster than a dict), whose parameters come in this order (a test checks it).
-ROW_FIELDS = ("stream_id", "position", "role", "content", "metadata", "idempotency_key", "created_at")
-
-
-_SQL: dict[str, _StreamSQL] = {
-    "router": _stream_sql("router", "conversation", "agents.get_conversations"),
-    "planner": _stream_sql("planner", "planner", "agents.get_planners"),
-    "worker": _stream_sql("worker", "worker", "agents.worker_exists"),
-}
-_by_stream_id = itemgetter(0)
 # Bounds for an open-ended time range: every stored timestamp starts with a digit.
 _EARLIEST = ""
 _LATEST = "~"
 
 
-class _Draft(NamedTuple):
-    """A validated message, encoded for SQLite, not yet positioned."""
-
-    stream_id: str
-    role: str
-    content: str
-    metadata: str
-    idempotency_key: str | None
-
-
-def _stream(stream: object) -> _StreamSQL:
-    try:
-        return _SQL[stream]  # type: ignore[index]
-    except (KeyError, TypeError):
-        raise errors.InvalidValueError(
-            f"stream must be one of {', '.join(map(repr, STREAMS))}, not {stream!r}"
-        ) from None
-
-
 def _stream_id(value: object) -> str:
     return require_str("stream_id", value)
-
-
-def _draft(stream_id: str, role: object, content: object, metadata: object, idempotency_key: object) -> _Draft:
-    role = require_str("role", role)
-    if len(role) > MAX_ROLE_LENGTH:
-        raise errors.InvalidValueError(f"role is {len(role)} characters long; the limit is {MAX_ROLE_LENGTH}")
-    if "\x00" in role:  # SQLite's length() stops at a NUL, so the schema's CHECK would refuse it
-        raise errors.InvalidValueError(f"role must not contain NUL characters: {role!r}")
-    if not isinstance(content, str):
-        raise errors.InvalidTypeError(
-            f"content must be a str, not {type(content).__name__} (put structured data in metadata)"
-        )
-    return _Draft(
-        stream_id,
-        role,
-        text("content", content),
-        to_json("metadata", {} if metadata is None else metadata),
-        optional_str("idempotency_key", idempotency_key),
-    )
-
-
-def _draft_of(stream_id: str, message: object) -> _Draft:
-    if not isinstance(message, NewMessage):
-        raise errors.InvalidTypeError(f"messages must be NewMessage objects, not {type(message).__name__}")
-    return _draft(stream_id, message.role, message.content, message.metadata, message.idempotency_key)
-
-
-def _decode_all(texts: list[str]) -> list[Any]:
-    """Decode many JSON columns with one parser call (a page of metadata is one small array).
-
-    Each stored text passed json_valid(), so joining them with commas gives one JSON array with
-    exactly one element per text; the length check guards that assumption anyway.
-    """
-    if not texts:
-        return []
-    try:
-        values = from_json(f"[{','.join(texts)}]")
-    except ValueError:
-        values = None
-    if not isinstance(values, list) or len(values) != len(texts):
-        values = [json.loads(text) for text in texts]
-    return values
-
-
-def _messages(stream: Stream, stream_id: str, rows: list[tuple[Any, ...]]) -> list[Message]:
-    """Rows of (position, role, content, metadata, idempotency_key, created_at) as messages."""
-    metadata = _decode_all([row[3] for row in rows])
-    draft, frozen = _build_message.draft, _build_message.cls
-    messages = []
-    for (position, role, content, _, key, created_at), meta in zip(rows, metadata, strict=True):
-        message = draft(stream, stream_id, position, role, content, meta, key, created_at)
-        message.__class__ = frozen
-        messages.append(message)
-    return messages
-
-
-def _full_messages(stream: Stream, rows: list[tuple[Any, ...]]) -> list[Message]:
-    """Rows of (stream_id, position, role, content, metadata, idempotency_key, created_at)."""
-    metadata = _decode_all([row[4] for row in rows])
-    draft, frozen = _build_message.draft, _build_message.cls
-    messages = []
-    for (stream_id, position, role, content, _, key, created_at), meta in zip(rows, metadata, strict=True):
-        message = draft(stream, stream_id, position, role, content, meta, key, created_at)
-        message.__class__ = frozen
-        messages.append(message)
-    return messages
-
-
-def _same_message(stored: tuple[Any, ...], draft: _Draft) -> bool:
-    """Whether a stored row (stream_id, position, role, content, metadata, ...) is this draft."""
-    if stored[2] != draft.role or stored[3] != draft.content:
-        return False
-    # Compare metadata as canonical JSON: the same object may encode with its keys in another
-    # order, but true is not 1 and 1 is not 1.0 (Python's == would say they are).
-    return bool(stored[4] == draft.metadata or canonical_json(stored[4]) == canonical_json(draft.metadata))
-
-
-def _conflict(stream: _StreamSQL, stored: tuple[Any, ...]) -> errors.IdempotencyConflictError:
-    return errors.IdempotencyConflictError(
-        f"idempotency key {stored[5]!r} of {stream.owner_kind} {stored[0]!r} already names the message at "
-        f"position {stored[1]} with a different role, content or metadata; a new message needs a new key"
-    )
 
 
 def _keyed_append(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -310,8 +111,8 @@ class MessageLog:
         :raises InvalidTypeError: content is not a str (or an id is not a str).
         :raises InvalidValueError: metadata is not JSON, or role is empty or too long.
         """
-        sql = _stream(stream)
-        draft = _draft(_stream_id(stream_id), role, content, metadata, idempotency_key)
+        sql = stream_sql(stream)
+        draft = make_draft(_stream_id(stream_id), role, content, metadata, idempotency_key)
         params = {
             "stream_id": draft.stream_id,
             "role": draft.role,
@@ -326,9 +127,9 @@ class MessageLog:
                 row = run(self._conn, sql.append, params)
                 if row is None:  # the idempotency key is taken: this is a retry, or a conflict
                     stored = run(self._conn, sql.by_idempotency_key, params)
-                    if not _same_message(stored, draft):
-                        raise _conflict(sql, stored)
-                    return _full_messages(sql.name, [stored])[0]
+                    if not same_message(stored, draft):
+                        raise conflict(sql, stored)
+                    return messages_from_stored_rows(sql.name, [stored])[0]
         except errors.ForeignKeyError as exc:
             # Looked up after the rollback: a failed statement ends a PostgreSQL transaction.
             self._raise_if_unknown_owner(sql, [draft.stream_id], exc)
@@ -336,7 +137,7 @@ class MessageLog:
         if len(row) > 1:  # PostgreSQL stamps the server's time
             created_at = row[1]
         meta = from_json(draft.metadata)
-        return _build_message(
+        return build_message(
             sql.name,
             draft.stream_id,
             row[0],
@@ -357,9 +158,9 @@ class MessageLog:
         :raises NotFoundError, IdempotencyConflictError, InvalidTypeError, InvalidValueError: as
             :meth:`append`; the whole batch is then rolled back.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         key = _stream_id(stream_id)
-        return self._append_drafts(sql, [_draft_of(key, message) for message in iterable("messages", messages)])
+        return self._append_drafts(sql, [draft_of(key, message) for message in iterable("messages", messages)])
 
     @writes(repeat=_keyed_bulk)
     def append_bulk(self, stream: Stream, messages: Iterable[tuple[str, NewMessage]]) -> list[Message]:
@@ -369,76 +170,27 @@ class MessageLog:
         :raises NotFoundError, IdempotencyConflictError, InvalidTypeError, InvalidValueError: as
             :meth:`append`; the whole batch is then rolled back.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         drafts = []
         for pair in iterable("messages", messages):
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise errors.InvalidTypeError(f"append_bulk takes (stream_id, NewMessage) pairs, not {pair!r:.80}")
-            drafts.append(_draft_of(_stream_id(pair[0]), pair[1]))
+            drafts.append(draft_of(_stream_id(pair[0]), pair[1]))
         return self._append_drafts(sql, drafts)
 
-    def _append_drafts(self, sql: _StreamSQL, drafts: list[_Draft]) -> list[Message]:
+    def _append_drafts(self, sql: StreamSQL, drafts: list[Draft]) -> list[Message]:
         if not drafts:
             return []
         stream_ids = list(dict.fromkeys(draft.stream_id for draft in drafts))
         try:
             with write(self._conn):
-                rows = self._position_and_insert(sql, drafts, stream_ids)
+                rows = position_and_insert(self._conn, sql, drafts, stream_ids, utc_now())
         except errors.ForeignKeyError as exc:
             self._raise_if_unknown_owner(sql, stream_ids, exc)  # after the rollback, as in append
             raise
-        return _full_messages(sql.name, rows)
+        return messages_from_stored_rows(sql.name, rows)
 
-    def _position_and_insert(
-        self, sql: _StreamSQL, drafts: list[_Draft], stream_ids: list[str]
-    ) -> list[tuple[Any, ...]]:
-        """Inside the write transaction: read each stream's last position once, number the batch
-        in Python, and insert it with one executemany. Returns the stored rows, in batch order."""
-        conn = self._conn
-        created_at = utc_now()
-        if len(stream_ids) == 1:
-            found = [run(conn, sql.last_position, {"stream_id": stream_ids[0]})]
-        else:
-            # In one order (sorted): on PostgreSQL each lookup locks the stream's head until COMMIT,
-            # and two bulk loads locking shared streams in different orders would deadlock.
-            found = run_each(conn, sql.last_position, [{"stream_id": s} for s in sorted(stream_ids)])
-        last: dict[str, int] = {cast(str, row[0]): cast(int, row[1]) for row in found}
-        if len(found[0]) > 2:  # PostgreSQL: the server's time, read under the head's lock
-            created_at = found[-1][2]
-        stored: dict[tuple[str, str], tuple[Any, ...]] = {}
-        keyed = list(dict.fromkeys((d.stream_id, d.idempotency_key) for d in drafts if d.idempotency_key is not None))
-        if keyed:
-            bindings = [{"stream_id": s, "idempotency_key": k} for s, k in keyed]
-            for row in run_each(conn, sql.by_idempotency_key, bindings):
-                stored[row[0], row[5]] = row
-        rows: list[tuple[Any, ...]] = []
-        inserts: list[tuple[Any, ...]] = []
-        for draft in drafts:
-            stream_id, role, content, metadata, idempotency_key = draft
-            if idempotency_key is not None:
-                prior = stored.get((stream_id, idempotency_key))
-                if prior is not None:
-                    if not _same_message(prior, draft):
-                        raise _conflict(sql, prior)
-                    rows.append(prior)
-                    continue
-            position = last[stream_id] + 1
-            last[stream_id] = position
-            row = (stream_id, position, role, content, metadata, idempotency_key, created_at)
-            if idempotency_key is not None:
-                stored[stream_id, idempotency_key] = row
-            rows.append(row)
-            inserts.append(row)  # laid out as ROW_FIELDS: the insert statement's parameters, in order
-        if len(stream_ids) > 1:
-            # One stream after another walks the clustered b-tree in order instead of jumping
-            # between streams per row: about twice the insert rate for a bulk load. The sort is
-            # stable, so each stream's positions stay ascending.
-            inserts.sort(key=_by_stream_id)
-        if inserts:
-            run_each(conn, sql.insert, inserts)
-        return rows
-
-    def _raise_if_unknown_owner(self, sql: _StreamSQL, stream_ids: Sequence[str], exc: errors.ForeignKeyError) -> None:
+    def _raise_if_unknown_owner(self, sql: StreamSQL, stream_ids: Sequence[str], exc: errors.ForeignKeyError) -> None:
         """Turn a failed foreign key into NotFoundError naming the first unknown owner."""
         found = {row[0] for row in run_each(self._conn, sql.owner_exists, [{"id": s} for s in stream_ids])}
         for stream_id in stream_ids:
@@ -447,16 +199,16 @@ class MessageLog:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _read(self, sql: _StreamSQL, query: str, params: dict[str, Any], newest_first: bool) -> list[Message]:
+    def _read(self, sql: StreamSQL, query: str, params: dict[str, Any], newest_first: bool) -> list[Message]:
         rows = run(self._conn, query, params)
         if newest_first:
             rows.reverse()
-        return _messages(sql.name, params["stream_id"], rows)
+        return messages_from_rows(sql.name, params["stream_id"], rows)
 
     @reads
     def latest(self, stream: Stream, stream_id: str, limit: int = 50) -> list[Message]:
         """The last ``limit`` messages of a stream, oldest first (what a model call needs)."""
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         params = {"stream_id": _stream_id(stream_id), "limit": require_int("limit", limit, minimum=1)}
         return self._read(sql, sql.latest, params, newest_first=True)
 
@@ -466,7 +218,7 @@ class MessageLog:
 
         Pass the first position of the page you have to get the one before it.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         params = {
             "stream_id": _stream_id(stream_id),
             "position": require_int("position", position),
@@ -480,7 +232,7 @@ class MessageLog:
 
         Start from 0 for the beginning; pass the last position of a page to get the next one.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         params = {
             "stream_id": _stream_id(stream_id),
             "position": require_int("position", position),
@@ -504,7 +256,7 @@ class MessageLog:
         Times are aware datetimes or stored timestamp strings. To page through a long range,
         continue with :meth:`after` from the last position, or narrow ``since``.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         params = {
             "stream_id": _stream_id(stream_id),
             "since": _EARLIEST if since is None else as_timestamp("since", since),
@@ -516,23 +268,23 @@ class MessageLog:
     @reads
     def get(self, stream: Stream, stream_id: str, position: int) -> Message:
         """One message by position. :raises NotFoundError: no message has that position."""
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         key = _stream_id(stream_id)
         row = run(self._conn, sql.get, {"stream_id": key, "position": require_int("position", position)})
         if row is None:
             raise errors.NotFoundError(f"{stream} message", (stream_id, position))
-        return _messages(sql.name, key, [row])[0]
+        return messages_from_rows(sql.name, key, [row])[0]
 
     @reads
     def count(self, stream: Stream, stream_id: str) -> int:
         """How many messages a stream holds (reads an index range the size of the stream)."""
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         return cast(int, run(self._conn, sql.count, {"stream_id": _stream_id(stream_id)}))
 
     @reads
     def last_position(self, stream: Stream, stream_id: str) -> int:
         """The position of a stream's last message, 0 when it has none (one index seek)."""
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         return cast(int, run(self._conn, sql.last_position, {"stream_id": _stream_id(stream_id)})[1])
 
     # --- retention --------------------------------------------------------------------------
@@ -551,7 +303,7 @@ class MessageLog:
 
         :raises NotFoundError: ``delete_owner`` and there is no such conversation.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         key = _stream_id(stream_id)
         if not isinstance(delete_owner, bool):
             raise errors.InvalidTypeError(f"delete_owner must be True or False, not {delete_owner!r}")
@@ -574,7 +326,7 @@ class MessageLog:
         never passes over a message appended before it. The popped position is not reused: the
         next append takes the one after it.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         key = _stream_id(stream_id)
         with write(self._conn):
             # Take the stream's head first, as an append does: on PostgreSQL a pop arriving while
@@ -582,14 +334,14 @@ class MessageLog:
             # that message; on SQLite the write lock already orders them (one index seek).
             run(self._conn, sql.last_position, {"stream_id": key})
             row = run(self._conn, sql.pop_last, {"stream_id": key})
-        return None if row is None else _messages(sql.name, key, [row])[0]
+        return None if row is None else messages_from_rows(sql.name, key, [row])[0]
 
     @reads_all
     def all(self, stream: Stream, stream_id: str, *, page_size: int = 1000) -> list[Message]:
         """Every message of a stream, oldest first, read in pages of ``page_size`` inside one
         snapshot (consistent even while others append). For long streams prefer :meth:`latest`
         or paging with :meth:`after`: this holds the whole stream in memory."""
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         key = _stream_id(stream_id)
         size = require_int("page_size", page_size, minimum=1)
         found: list[Message] = []
@@ -610,7 +362,7 @@ class MessageLog:
         The freed pages are reused by later appends; run ``PRAGMA incremental_vacuum`` to hand
         them back to the file system.
         """
-        sql = _stream(stream)
+        sql = stream_sql(stream)
         key = _stream_id(stream_id)
         if (before is None) == (keep_last is None):
             raise errors.InvalidValueError("trim takes exactly one of before= or keep_last=")
@@ -623,7 +375,6 @@ class MessageLog:
             )
         with write(self._conn):
             return cast(int, run(self._conn, query, params))
-
 
 
 __all__ = ["STREAMS", "Message", "MessageLog", "NewMessage", "Stream"]

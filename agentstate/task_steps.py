@@ -1,0 +1,63 @@
+"""One step on a task's row, inside the caller's write transaction: read a task by a named
+query, finish a claimed task by compare-and-set on its fencing token, and explain why such a
+step matched no row (the task is gone, the token is stale, or the status does not allow it)."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from agentstate import errors
+from agentstate.engines import Connection
+from agentstate.runner import run
+from agentstate.task_arguments import held
+from agentstate.task_types import Claim, Task, task_from_row
+from agentstate.transactions import write
+from agentstate.values import to_json, utc_now
+
+
+def one_task(conn: Connection, name: str, params: dict[str, Any]) -> Task | None:
+    """A named query's one row as a Task (None if there is none)."""
+    row = run(conn, name, params)
+    return None if row is None else task_from_row(row)
+
+
+def finish_params(worker_id: str, token: int, to_status: str, result: Any, actor: str | None) -> dict[str, Any]:
+    return {
+        "worker_id": worker_id,
+        "token": token,
+        "to_status": to_status,
+        "result": None if result is None else to_json("result", result),
+        "actor": actor,
+    }
+
+
+def finish(
+    conn: Connection, actor: str | None, claim: Claim | str, token: int | None, to_status: str, result: Any, action: str
+) -> Task:
+    worker_id, token, owner = held(claim, token, actor)
+    params = finish_params(worker_id, token, to_status, result, actor)
+    params["actor"] = owner  # the executor that held it did this step
+    with write(conn):
+        params["now"] = utc_now()
+        task = one_task(conn, "tasks.finish", params)
+        if task is None:
+            refuse(conn, worker_id, action, ("claimed",), token)
+    return task
+
+
+def refuse(conn: Connection, worker_id: str, action: str, allowed: tuple[str, ...], token: int | None = None) -> NoReturn:
+    """Explain why a compare-and-set matched no row; called inside its transaction."""
+    task = one_task(conn, "tasks.get", {"worker_id": worker_id})
+    if task is None:
+        raise errors.NotFoundError("task", worker_id)
+    if token is not None and token != task.fence:
+        raise errors.StaleTokenError(
+            f"cannot {action} task {worker_id!r}: token {token} is stale (the task was claimed again; "
+            f"it is now {task.task_status!r} with token {task.fence}, owner {task.lease_owner!r}): "
+            "your lease expired and was taken over, so stop working on it"
+        )
+    if task.task_status not in allowed:
+        raise errors.InvalidTransitionError(worker_id, task.task_status, action, allowed)
+    if action == "retry":
+        raise errors.RetryLimitError(worker_id, task.attempts, task.max_attempts)
+    raise AssertionError(f"{action} of {worker_id!r} matched no row for no known reason")
