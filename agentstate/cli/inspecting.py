@@ -10,7 +10,7 @@ import apsw
 from agentstate import errors, health, migrations, queries
 from agentstate.cli.files import inspect_file, open_store, require_agentstate
 from agentstate.cli.output import OK, PROBLEMS, emit, mb
-from agentstate.sqlite import plans
+from agentstate.sqlite import query_plans
 from agentstate.transactions import translating
 
 
@@ -117,7 +117,7 @@ def check_plans(args: argparse.Namespace) -> int:
     results: dict[str, list[str]] = {}
     with open_store(args.path) as conn, translating(conn, "explaining queries"):
         for name, query in sorted(queries.registry().items()):
-            results[name] = plans.check(conn, query)
+            results[name] = query_plans.check(conn, query)
     bad = {name: found for name, found in results.items() if found}
     data = {"path": args.path, "ok": not bad, "queries": len(results), "problems": bad}
     emit(args, data, lambda: [

@@ -18,7 +18,7 @@ never know. Its parts:
 - :mod:`agentstate.postgres.connection`: psycopg connections whose rows look like SQLite's
   (timestamps as agentstate's UTC text, JSON as text);
 - :mod:`agentstate.postgres.translate`: psycopg's exceptions as agentstate's;
-- :mod:`agentstate.postgres.plans`: ``EXPLAIN (FORMAT JSON)`` judged against ``-- uses:``.
+- :mod:`agentstate.postgres.query_plans`: ``EXPLAIN (FORMAT JSON)`` judged against ``-- uses:``.
 
 Only :mod:`~agentstate.postgres.handle` is imported when agentstate is, and it imports psycopg
 only when a handle is made (then :mod:`~agentstate.postgres.engine`): the ``postgres`` extra

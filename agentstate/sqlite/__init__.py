@@ -15,7 +15,7 @@
 - :mod:`~agentstate.sqlite.migrations`: applying ``schema/sqlite/NNNN_name.sql``;
 - :mod:`~agentstate.sqlite.wal_checkpoints`: the background WAL checkpointer;
 - :mod:`~agentstate.sqlite.vacuum`: giving space back after deletes;
-- :mod:`~agentstate.sqlite.plans`: judging ``EXPLAIN QUERY PLAN`` against ``-- uses:``;
+- :mod:`~agentstate.sqlite.query_plans`: judging ``EXPLAIN QUERY PLAN`` against ``-- uses:``;
 - :mod:`~agentstate.sqlite.async_worker`: the lean controller of apsw's async mode.
 
 Nothing here imports :mod:`agentstate.postgres`, nor the reverse.

@@ -12,7 +12,7 @@ from agentstate import errors, queries
 from agentstate.engine import Cursor
 from agentstate.schema_files import Migration, MigrationStatus
 from agentstate.sqlite import migrations, transactions, vacuum
-from agentstate.sqlite.plans import plan_details
+from agentstate.sqlite.query_plans import plan_details
 from agentstate.sqlite.translate import translate
 
 

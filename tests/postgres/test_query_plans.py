@@ -1,5 +1,5 @@
 """Every registered PostgreSQL query searches the indexes its ``-- uses:`` line names, with no
-sequential scan and no sort (agentstate/postgres/plans.py), on an ANALYZEd generated store of 50k
+sequential scan and no sort (agentstate/postgres/query_plans.py), on an ANALYZEd generated store of 50k
 tasks and 50k messages per stream table (tests/postgres/datagen.py).
 
 Registry-driven like tests/test_query_plans.py, so a new query cannot skip it. Each query is
@@ -16,8 +16,9 @@ import pytest
 from postgres_server import Server
 
 from agentstate import errors, runner
-from agentstate.postgres import connection, plans
+from agentstate.postgres import connection
 from agentstate.postgres import queries as pg_queries
+from agentstate.postgres import query_plans as plans
 from tests.postgres import samples
 from tests.postgres.datagen import populate
 

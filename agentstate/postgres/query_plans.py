@@ -1,4 +1,4 @@
-"""Judging PostgreSQL query plans against a query's ``-- uses:`` line (SQLite's: agentstate.sqlite.plans).
+"""Judging PostgreSQL query plans against a query's ``-- uses:`` line (SQLite's: agentstate.sqlite.query_plans).
 
 A registered query must search the indexes its ``-- uses:`` line names (``a | b``: either), with
 no ``Seq Scan`` and no ``Sort`` or ``Incremental Sort`` (a sort means no index gave the order).
