@@ -1,8 +1,10 @@
 """Size and health of a store: what an operator looks at first (``agentstate stats``).
 
-Everything is read in one read transaction, so the numbers agree with each other. Counting rows
-reads whole (covering) indexes: a second or so at tens of millions of rows, on a reader, never
-blocking writers. ``full=False`` skips those counts for a quick look (``agentstate status``).
+Everything but the schema version is read in one read transaction, so the numbers agree with
+each other. Counting rows reads whole (covering) indexes: a second or so at tens of millions of
+rows, on a reader, never blocking writers. ``full=False`` skips those counts for a quick look
+(``agentstate status``). It works on both engines: the size facts are each engine's own
+(:mod:`agentstate.sqlite.storage`, :mod:`agentstate.postgres.storage`); see :class:`Stats`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agentstate import errors, migrations
-from agentstate.engines import Connection, require_connection, require_sqlite
+from agentstate.engines import Connection, is_sqlite, require_connection
 from agentstate.messages import STREAMS, Stream
 from agentstate.runner import run
+from agentstate.sqlite import storage as sqlite_storage
 from agentstate.tasks import STATUSES
 from agentstate.transactions import reading
-from agentstate.values import parse_time, require_int, utc_now
+from agentstate.values import parse_time, require_int
 
 logger = logging.getLogger("agentstate")
 
@@ -37,15 +40,35 @@ class StreamStats:
 
 @dataclass(frozen=True)
 class Stats:
-    """A store's size and health at one moment (see :func:`stats`)."""
+    """A store's size and health at one moment (see :func:`stats`).
+
+    The size fields are the file's on SQLite. PostgreSQL keeps the store in files of the server's
+    own, with one WAL for all its databases, so there they mean:
+
+    - ``path``: the server and database, as a URL without user or password;
+    - ``file_bytes``: what agentstate's tables take on the server, with their indexes and TOAST
+      (``pg_total_relation_size``; ``pg_database_size`` would add the catalogs and anything else
+      in the database); the size warning is about this;
+    - ``wal_bytes``: 0 (the server's WAL is not the store's own);
+    - ``page_size``: the server's ``block_size`` (8192 by default);
+    - ``page_count``: the pages of ``file_bytes`` (``file_bytes == page_size * page_count``);
+    - ``freelist_pages``: 0 (autovacuum makes deleted rows' space reusable inside each table and
+      gives none back to the file system; there is nothing for ``agentstate vacuum`` to return).
+
+    Ages (``oldest_pending_age_seconds``) and expired leases are measured on the clock that
+    stamps the store's times: this process's on SQLite, the server's on PostgreSQL.
+    """
 
     path: str
+    """The database file ('' in memory); on PostgreSQL, the URL without user or password."""
     file_bytes: int
+    """The file's size (in memory: its pages' bytes); on PostgreSQL, agentstate's tables' size."""
     wal_bytes: int
+    """The ``-wal`` file's size; 0 on PostgreSQL."""
     page_size: int
     page_count: int
     freelist_pages: int
-    """Pages free inside the file; retention and ``agentstate vacuum`` give them back."""
+    """Pages free inside the file; retention and ``agentstate vacuum`` give them back (0 on PostgreSQL)."""
     schema_version: int
     tasks_by_status: dict[str, int]
     tasks_by_planner: dict[str, dict[str, int]]
@@ -76,31 +99,63 @@ def size_warning_bytes() -> int:
     return int(megabytes * 1_000_000)
 
 
+class StorageFacts(Protocol):
+    """What each engine's ``storage(conn, run)`` reads: the size fields of :class:`Stats`, and now."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def file_bytes(self) -> int: ...
+    @property
+    def wal_bytes(self) -> int: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def page_count(self) -> int: ...
+    @property
+    def freelist_pages(self) -> int: ...
+    @property
+    def now(self) -> str:
+        """Now on the clock that stamps the store's times, as agentstate's UTC text."""
+        ...
+
+
+def storage_facts(conn: Connection) -> StorageFacts:
+    """The size facts of this connection's engine, in the caller's transaction if one is open
+    (:func:`stats`, and :func:`agentstate.cleanup` before and after)."""
+    # is_sqlite() does not narrow the type: each branch has the connection its engine takes.
+    if is_sqlite(conn):
+        return sqlite_storage.storage(conn, run)  # type: ignore[arg-type]
+    from agentstate.postgres import storage as postgres_storage  # only once a handle exists
+
+    return postgres_storage.storage(conn, run)  # type: ignore[arg-type]
+
+
 def stats(
     conn: Connection, *, full: bool = True, largest: int = 5, warn_above_bytes: int | None = None
 ) -> Stats:
-    """Measure the store behind ``conn``.
+    """Measure the store behind ``conn`` (an SQLite file or a PostgreSQL database: see :class:`Stats`).
 
     :param full: also count every table's rows and each message table's streams.
     :param largest: how many of the largest streams to list per message table.
-    :param warn_above_bytes: log a warning (and list it in ``warnings``) when the file and its
-        WAL pass this size (default: ``AGENTSTATE_SIZE_WARNING_MB``, else 100 MB).
+    :param warn_above_bytes: log a warning (and list it in ``warnings``) when the store passes
+        this size (``file_bytes + wal_bytes``; default: ``AGENTSTATE_SIZE_WARNING_MB``, else 100 MB).
     """
-    require_sqlite(conn, "stats()", "query pg_stat_user_tables and pg_total_relation_size")
     require_connection(conn, "stats()", sync_only=True)
     if not isinstance(full, bool):
         raise errors.InvalidTypeError("full must be True or False")
     largest = require_int("largest", largest, minimum=1)
     limit = size_warning_bytes() if warn_above_bytes is None else require_int("warn_above_bytes", warn_above_bytes, minimum=1)
+    # Before the snapshot: on PostgreSQL it reads on a pooled connection of its own.
+    version = migrations.status(conn).version
     with reading(conn):
-        page_size, page_count, freelist = run(conn, "stats.pages")
+        size = storage_facts(conn)
         per_planner: dict[str, dict[str, int]] = {}
         by_status = dict.fromkeys(STATUSES, 0)
         for planner, status, count in run(conn, "stats.tasks_by_planner_status"):
             per_planner.setdefault(planner, dict.fromkeys(STATUSES, 0))[status] = count
             by_status[status] += count
-        now = utc_now()
-        expired = run(conn, "stats.expired_leases", {"now": now})
+        expired = run(conn, "stats.expired_leases", {"now": size.now})
         oldest = run(conn, "stats.oldest_pending")
         rows = dict(run(conn, "stats.table_rows")) if full else {}
         streams = (
@@ -114,19 +169,14 @@ def stats(
             if full
             else {}
         )
-        version = migrations.status(conn).version
-    path = conn.filename
-    file_bytes = os.path.getsize(path) if path and os.path.exists(path) else page_size * page_count
-    wal_path = conn.filename_wal if path else ""
-    wal_bytes = os.path.getsize(wal_path) if wal_path and os.path.exists(wal_path) else 0
-    age = None if oldest is None else (parse_time(now) - parse_time(oldest)).total_seconds()
+    age = None if oldest is None else (parse_time(size.now) - parse_time(oldest)).total_seconds()
     result = Stats(
-        path=path,
-        file_bytes=file_bytes,
-        wal_bytes=wal_bytes,
-        page_size=page_size,
-        page_count=page_count,
-        freelist_pages=freelist,
+        path=size.path,
+        file_bytes=size.file_bytes,
+        wal_bytes=size.wal_bytes,
+        page_size=size.page_size,
+        page_count=size.page_count,
+        freelist_pages=size.freelist_pages,
         schema_version=version,
         tasks_by_status=by_status,
         tasks_by_planner=per_planner,
@@ -136,10 +186,11 @@ def stats(
         rows=rows,
         streams=streams,
     )
-    if file_bytes + wal_bytes > limit:
+    total = size.file_bytes + size.wal_bytes
+    if total > limit:
         warning = (
-            f"{path or 'the database'} holds {(file_bytes + wal_bytes) / 1e6:,.1f} MB, past the {limit / 1e6:,.0f} MB "
-            "warning size: schedule retention ('agentstate cleanup'), or raise AGENTSTATE_SIZE_WARNING_MB"
+            f"{size.path or 'the database'} holds {total / 1e6:,.1f} MB, past the {limit / 1e6:,.0f} MB "
+            "warning size: schedule retention ('agentstate cleanup', or agentstate.cleanup()), or raise AGENTSTATE_SIZE_WARNING_MB"
         )
         result.warnings.append(warning)
         logger.warning("agentstate: %s", warning)

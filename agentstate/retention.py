@@ -10,23 +10,27 @@ or a few dozen streams, at a time) so other processes' writes are never held up 
    positions never restart;
 3. **events**: of every remaining task, all but its last ``keep_last_events`` events.
 
-Then the freed pages go back to the file system (``incremental_vacuum``, then a WAL checkpoint
-that truncates): the file shrinks. A dry run counts exactly what the real run would delete,
-phase by phase, and writes nothing.
+Then, on SQLite, the freed pages go back to the file system (``incremental_vacuum``, then a WAL
+checkpoint that truncates): the file shrinks. On PostgreSQL the phases and their batches are the
+same (``schema/postgres/queries/retention.sql``), but the space is the server's to reclaim:
+autovacuum makes the deleted rows' space reusable inside each table and gives none back to the
+file system, there is no WAL of the store's own to truncate, so ``pages_freed`` is 0 and the
+tables' size (``file_bytes_after``) stays about where it was. A dry run counts exactly what the
+real run would delete, phase by phase, and writes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agentstate import engine, errors
-from agentstate.engines import Connection, engine_of, require_connection, require_sqlite
+from agentstate.engines import Connection, engine_of, require_connection
+from agentstate.health import storage_facts
 from agentstate.messages import STREAMS
 from agentstate.runner import run
 from agentstate.transactions import reading, translating, write
@@ -52,8 +56,13 @@ class CleanupReport:
     messages_deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
     """Per stream table, by age or ``keep_last_messages``."""
     pages_freed: int = 0
+    """Free pages given back to the file system (SQLite); always 0 on PostgreSQL, where autovacuum
+    makes the space reusable inside the tables instead."""
     file_bytes_before: int = 0
+    """:attr:`Stats.file_bytes <agentstate.health.Stats.file_bytes>` before the run: the file's size
+    on SQLite, agentstate's tables' size on PostgreSQL."""
     file_bytes_after: int = 0
+    """The same after the run (on PostgreSQL about the same as before: see :attr:`pages_freed`)."""
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,14 +97,14 @@ def cleanup(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> CleanupReport:
-    """Apply the retention policy to the whole store; see the module docs. None skips a rule;
-    an age of 0 days takes everything until now (a stream's last message still stays).
+    """Apply the retention policy to the whole store (an SQLite file or a PostgreSQL database);
+    see the module docs. None skips a rule; an age of 0 days takes everything until now (a
+    stream's last message still stays).
 
     :param batch_size: rows per write transaction (other writers wait at most one batch).
     :param dry_run: count what would go, write nothing.
     :param progress: ``progress(phase, done, total)`` while it works.
     """
-    require_sqlite(conn, "cleanup()", "use TaskManager.purge_recorded and MessageLog.trim (autovacuum reclaims the space)")
     require_connection(conn, "cleanup()", sync_only=True)
     recorded_days = _days("recorded_older_than_days", recorded_older_than_days)
     message_days = _days("messages_older_than_days", messages_older_than_days)
@@ -140,8 +149,7 @@ def _run(
 
 
 def _file_bytes(conn: Connection) -> int:
-    path = conn.filename
-    return os.path.getsize(path) if path and os.path.exists(path) else 0
+    return storage_facts(conn).file_bytes
 
 
 class _Cleanup:
@@ -256,8 +264,9 @@ class _Cleanup:
     # --- the space -----------------------------------------------------------------------------
 
     def give_back_space(self) -> None:
-        """Hand the freed pages to the file system and truncate the WAL: the file shrinks."""
+        """Hand the freed pages to the file system and truncate the WAL: the file shrinks. Both are
+        SQLite's steps (in memory, the checkpoint has nothing to do); on PostgreSQL they do nothing
+        (0 pages), since autovacuum reclaims the space inside the tables."""
         self.report.pages_freed = engine_of(self.conn).give_back_free_pages(self.conn)
-        if self.conn.filename:
-            with contextlib.suppress(errors.AgentStateError):  # the deletes stand; the WAL shrinks later
-                engine_of(self.conn).checkpoint_truncate(self.conn)
+        with contextlib.suppress(errors.AgentStateError):  # the deletes stand; the WAL shrinks later
+            engine_of(self.conn).checkpoint_truncate(self.conn)

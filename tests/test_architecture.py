@@ -50,7 +50,8 @@ SQLITE_FILE_TOOLS = {
     "agentstate.backup": "copies the file page by page (apsw's backup API)",
     "agentstate.cli.files": "opens a file read-only to look at it before anything changes it",
     "agentstate.cli.inspecting": "integrity_check and EXPLAIN QUERY PLAN of the file",
-    "agentstate.health": "the file's size, pages and WAL (SQLite's part of stats())",
+    "agentstate.health": "each engine's size facts for stats() and cleanup() (agentstate.sqlite.storage: the file's "
+    "size, pages and WAL; agentstate.postgres.storage: the tables' size on the server)",
     "agentstate.integrations.openai_agents": "checks a session's path as SQLite checks a file path",
     "agentstate.integrations._openai_agents_sdk_tables": "reads the SDK's own tables in the same file",
 }

@@ -1094,13 +1094,17 @@ CASES: list[Case] = [
 ]
 
 # On PostgreSQL: every manager line, and the module functions that take a PostgreSQL handle or URL.
-# SQLite's only: connect() on paths and file URIs, and backup, stats and cleanup (about a file: its
-# pages, its free space; on PostgreSQL they refuse the handle with InvalidTypeError by design).
+# SQLite's only: connect() on paths and file URIs, and backup (a copy of a file; on PostgreSQL it
+# refuses the handle with InvalidTypeError by design: pg_dump's job).
 URL = Lazy("the test database's URL", lambda w: cast(PostgresWorld, w).url)
 POSTGRES_MODULE_CASES = [
     # a server that refuses a connection is waited for until connect_timeout_s: 2 s, not 10
     connect_line(custom("path", (URL,), ()), state=db_state, timeout=2),
-    *(c for c in MODULE_CASES if c.method in ("write", "migrate", "status", "query_stats", "reset_query_stats")),
+    *(
+        c
+        for c in MODULE_CASES
+        if c.method in ("write", "migrate", "status", "query_stats", "reset_query_stats", "stats", "cleanup")
+    ),
 ]
 POSTGRES_CASES: list[Case] = [*(c for c in CASES if c.target != "agentstate"), *POSTGRES_MODULE_CASES]
 

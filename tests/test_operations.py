@@ -25,6 +25,7 @@ from agentstate.sqlite import vacuum
 from agentstate.tasks import TaskManager
 from agentstate.values import format_time
 from tests.dbdump import dump
+from tests.engines import is_postgres, rows, scalar
 
 DAY = 86400
 
@@ -80,6 +81,56 @@ def test_stats_warns_when_the_file_passes_its_size(file_db: apsw.Connection, cap
         found = agentstate.stats(file_db, warn_above_bytes=1000)
     assert found.warnings and "warning size" in found.warnings[0]
     assert any("warning size" in r.getMessage() for r in caplog.records)
+
+
+def test_stats_on_both_engines(db: Any) -> None:
+    """The same counts on either engine, and size facts that mean something on each: the file and
+    its WAL on SQLite; on PostgreSQL, what agentstate's tables take on the server (no WAL of the
+    store's own, no free pages waiting to be given back)."""
+    agents, log = Agents(db), MessageLog(db)
+    agents.create_planner("p")
+    agents.create_planner("q")
+    agents.create_conversation("c")
+    TaskManager(db, "p").create_tasks([{}, {}, {}])
+    TaskManager(db, "q").create_tasks([{}])
+    claim = TaskManager(db, "q").claim("e", lease_seconds=0.001)
+    assert claim is not None
+    time.sleep(0.01)
+    log.append_many("router", "c", [NewMessage("user", str(i)) for i in range(4)])
+    found = agentstate.stats(db, warn_above_bytes=10**12)
+    assert found.tasks_by_status == {"pending": 3, "claimed": 1, "completed": 0, "failed_validation": 0, "recorded": 0}
+    assert found.tasks_by_planner["q"]["claimed"] == 1 and found.tasks_by_planner["p"]["pending"] == 3
+    assert found.expired_leases == 1 and found.warnings == []
+    assert found.oldest_pending_age_seconds is not None and 0 <= found.oldest_pending_age_seconds < 60
+    assert found.rows["workers"] == 4 and found.rows["router_messages"] == 4 and found.rows["planners"] == 2
+    assert found.streams["router"].streams == 1 and found.streams["router"].largest == [("c", 4)]
+    if is_postgres(db):
+        from agentstate.postgres import migrations as postgres_migrations
+
+        assert found.schema_version == len(postgres_migrations.discover())
+    else:
+        assert found.schema_version == len(agentstate.migrations.discover())
+    assert found.page_size > 0 and found.page_count > 0 and found.file_bytes > 0
+    if is_postgres(db):
+        assert found.path == db.pool.shown and found.path.startswith("postgresql://")
+        assert found.page_size == int(scalar(db, "SELECT current_setting('block_size')"))
+        assert found.file_bytes == found.page_size * found.page_count
+        ours = scalar(db, "SELECT pg_total_relation_size('workers') + pg_total_relation_size('router_messages')")
+        assert ours <= found.file_bytes <= scalar(db, "SELECT pg_database_size(current_database())")
+        assert found.wal_bytes == 0 and found.freelist_pages == 0
+    else:
+        assert found.path == db.filename and found.file_bytes == Path(db.filename).stat().st_size
+        assert found.wal_bytes > 0
+    assert {"file_bytes", "wal_bytes", "freelist_pages", "schema_version", "tasks_by_status"} <= set(
+        json.loads(json.dumps(found.to_dict()))
+    )
+    quick = agentstate.stats(db, full=False)
+    assert quick.rows == {} and quick.streams == {} and quick.tasks_by_status == found.tasks_by_status
+    # The size follows what the store holds, and the warning names the store.
+    log.append_many("router", "c", [NewMessage("user", os.urandom(1000).hex()) for _ in range(500)])
+    grown = agentstate.stats(db, full=False, warn_above_bytes=1000)
+    assert grown.file_bytes + grown.wal_bytes >= found.file_bytes + found.wal_bytes + 250_000
+    assert len(grown.warnings) == 1 and grown.warnings[0].startswith(f"{found.path} holds ")
 
 
 # --- retention -----------------------------------------------------------------------------------
@@ -197,6 +248,62 @@ def test_cleanup_takes_zero_days_as_everything_until_now_and_checks_days_in_days
         assert "days" in str(refused.value) and "seconds" not in str(refused.value)
         assert str(refused.value).endswith(f"got {days!r}")  # the value given, not it in seconds
     assert agentstate.cleanup(fresh_db, recorded_older_than_days=36500, messages_older_than_days=36500).tasks_deleted == 0
+
+
+def test_cleanup_on_both_engines(db: Any) -> None:
+    """The same retention on either engine, in batches: a dry run counts exactly what the real run
+    deletes, and the rows that go are those. On PostgreSQL no pages go back to the file system
+    (autovacuum makes the space reusable inside the tables), and the report says 0."""
+    agents, log = Agents(db), MessageLog(db)
+    agents.create_planner("p")
+    old, young = _recorded(db, "p", 5), _recorded(db, "p", 2)
+    for worker_id in old + young:
+        log.append_many("worker", worker_id, [NewMessage("user", f"w{i}") for i in range(3)])
+    for worker_id in old:
+        rows(db, "UPDATE workers SET updated_at = ? WHERE worker_id = ?", (_ago(40), worker_id))
+    agents.create_conversation("c")
+    log.append_many("router", "c", [NewMessage("user", str(i)) for i in range(7)])
+    busy = TaskManager(db, "p")
+    long_lived = busy.create_task("long-lived").worker_id
+    for _ in range(4):
+        claim = busy.claim("e")
+        assert claim is not None
+        busy.release(claim)
+    before = dump(db)
+    events_of_old = sum(1 for event in before["task_events"] if event[1] in old)
+    rules: dict[str, Any] = {
+        "recorded_older_than_days": 30,
+        "keep_last_messages": 2,
+        "keep_last_events": 1,
+        "batch_size": 2,
+    }
+    dry = agentstate.cleanup(db, dry_run=True, **rules)
+    assert dump(db) == before, "a dry run wrote something"
+    seen: list[tuple[str, int, int | None]] = []
+    real = agentstate.cleanup(db, progress=lambda *a: seen.append(a), **rules)
+    assert _counts(dry) == _counts(real)
+    assert real.tasks_deleted == 5 and real.worker_messages_deleted == 15
+    assert real.messages_deleted == {"router": 5, "planner": 0, "worker": 2}  # the young tasks keep their last 2
+    kept = [e for e in before["task_events"] if e[1] not in old]
+    assert real.task_events_deleted == events_of_old + len(kept) - (len(young) + 1)  # one event left per task
+    after = dump(db)
+    assert {r[0] for r in after["workers"]} == {*young, long_lived}
+    assert [r[1] for r in after["router_messages"]] == [6, 7]
+    assert len([e for e in after["task_events"] if e[1] == long_lived]) == 1
+    tables = ("workers", "task_events", "worker_messages", "router_messages")
+    removed = {t: len(before[t]) - len(after[t]) for t in tables}
+    assert removed == {
+        "workers": real.tasks_deleted,
+        "task_events": real.task_events_deleted,
+        "worker_messages": real.worker_messages_deleted + real.messages_deleted["worker"],
+        "router_messages": real.messages_deleted["router"],
+    }
+    assert seen[0][0] == "tasks" and ("tasks", 5, 5) in seen and seen[-1][0] == "events"
+    assert real.file_bytes_before > 0 and real.file_bytes_after > 0
+    if is_postgres(db):
+        assert real.pages_freed == 0
+    assert agentstate.cleanup(db, **rules).tasks_deleted == 0
+
 
 # --- deletes -------------------------------------------------------------------------------------
 
@@ -347,14 +454,14 @@ def test_a_backup_refuses_to_overwrite_and_leaves_nothing_on_failure(file_db: ap
     assert target.stat().st_size > len("precious")
 
 
-def test_a_long_stream_is_trimmed_over_many_short_transactions(db_path: Path) -> None:
+def test_a_long_stream_is_trimmed_over_many_short_transactions(db_url: str) -> None:
     deletes: list[int] = []
 
     def seen(name: str, seconds: float, rows: int) -> None:
         if name == "retention.delete_old_planner_messages":
             deletes.append(rows)
 
-    conn = agentstate.connect(db_path, on_query=seen)
+    conn = agentstate.connect(db_url, on_query=seen)
     try:
         Agents(conn).create_planner("long")
         MessageLog(conn).append_many("planner", "long", [NewMessage("user", str(i)) for i in range(1000)])

@@ -213,18 +213,69 @@ def test_the_openai_agents_session_runs_on_a_url_and_on_a_handle(url: str) -> No
     asyncio.run(main())
 
 
-def test_what_is_about_an_sqlite_file_refuses_a_postgresql_handle(url: str, tmp_path: Any) -> None:
+def test_a_backup_of_an_sqlite_file_refuses_a_postgresql_handle(url: str, tmp_path: Any) -> None:
     conn = agentstate.connect(url)
     try:
         with pytest.raises(errors.InvalidTypeError, match="pg_dump"):
             agentstate.backup(conn, tmp_path / "copy.db")
         with pytest.raises(errors.InvalidTypeError, match="pg_dump"):
             agentstate.backup(url, tmp_path / "copy.db")
-        with pytest.raises(errors.InvalidTypeError, match="pg_stat_user_tables"):
-            agentstate.stats(conn)
-        with pytest.raises(errors.InvalidTypeError, match="purge_recorded"):
-            agentstate.cleanup(conn)
         assert not (tmp_path / "copy.db").exists()
+    finally:
+        conn.close()
+
+
+def test_stats_and_cleanup_run_on_a_handle_of_one_pooled_connection(url: str) -> None:
+    """Both run on a PostgreSQL handle (they refused it once); nothing in them needs a second
+    pooled connection while their own transaction holds the first (the schema version is read
+    on one of its own, so it is read before the snapshot), so a pool of one does not wait out
+    connect_timeout_s."""
+    conn = agentstate.connect(url, pool_size=1, connect_timeout_s=2)
+    try:
+        agentstate.Agents(conn).create_planner("p")
+        tm = agentstate.TaskManager(conn, "p")
+        task = tm.create_task("t")
+        claim = tm.claim("e")
+        assert claim is not None
+        tm.complete(claim)
+        tm.record(task.worker_id)
+        found = agentstate.stats(conn)
+        assert found.schema_version >= 1 and found.tasks_by_status["recorded"] == 1
+        assert found.wal_bytes == 0 and found.freelist_pages == 0 and found.file_bytes > 0
+        assert agentstate.cleanup(conn, recorded_older_than_days=0, dry_run=True).tasks_deleted == 1
+        report = agentstate.cleanup(conn, recorded_older_than_days=0, keep_last_events=1)
+        assert report.tasks_deleted == 1 and report.pages_freed == 0
+        assert agentstate.stats(conn, full=False).tasks_by_status["recorded"] == 0
+    finally:
+        conn.close()
+
+
+def test_stats_and_cleanup_refuse_an_async_handle(url: str) -> None:
+    async def main() -> None:
+        conn = await agentstate.connect_async(url)
+        try:
+            with pytest.raises(errors.InvalidTypeError, match="connect_async"):
+                agentstate.stats(conn)  # type: ignore[arg-type]
+            with pytest.raises(errors.InvalidTypeError, match="connect_async"):
+                agentstate.cleanup(conn)  # type: ignore[arg-type]
+        finally:
+            await conn.aclose()
+
+    asyncio.run(main())
+
+
+def test_stats_measures_a_wait_on_the_servers_clock(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server stamps created_at, so the oldest pending task's age is measured on its clock:
+    a host whose clock runs an hour fast still reports the real wait."""
+    conn = agentstate.connect(url)
+    try:
+        agentstate.Agents(conn).create_planner("p")
+        agentstate.TaskManager(conn, "p").create_task("t")
+        real = time.time_ns
+        monkeypatch.setattr(time, "time_ns", lambda: real() + 3600 * 10**9)
+        found = agentstate.stats(conn)
+        monkeypatch.undo()
+        assert found.oldest_pending_age_seconds is not None and 0 <= found.oldest_pending_age_seconds < 600
     finally:
         conn.close()
 

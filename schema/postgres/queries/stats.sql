@@ -67,3 +67,10 @@ FROM {stream}
 GROUP BY {key}
 ORDER BY messages DESC, {key}
 LIMIT :limit;
+
+-- name: now :value
+-- uses: none
+-- only: postgres: SQLite has no clock of its own: agentstate stamps SQLite's times with the process's clock (values.utc_now), and stats() measures ages on that
+-- The server's clock, which stamps every time stored here (created_at, leases): stats() measures
+-- the oldest pending task's age on it, so a client with a skewed clock reports the true wait.
+SELECT statement_timestamp();
