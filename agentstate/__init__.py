@@ -10,11 +10,11 @@ from agentstate.agents import Agents, Conversation, Link, Planner, Router
 from agentstate.aio import AsyncAgents, AsyncMessageLog, AsyncTaskManager
 from agentstate.backup import BackupReport, backup
 from agentstate.engines import DEFAULT_PATH, connect, connect_async
-from agentstate.health import Stats, stats
 from agentstate.messages import STREAMS, Message, MessageLog, NewMessage, Stream
 from agentstate.migrations import MigrationStatus, migrate, status
 from agentstate.monitor import QuerySnapshot, query_stats, reset_query_stats
 from agentstate.retention import CleanupReport, cleanup
+from agentstate.store_stats import Stats, stats
 from agentstate.tasks import Claim, Task, TaskEvent, TaskManager
 from agentstate.transactions import write, write_async
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -28,6 +29,21 @@ YIELD_S = 0.005
 def yield_lock() -> None:
     """Between two write transactions of a long job: let waiting writers take the lock."""
     time.sleep(YIELD_S)
+
+
+@dataclass(frozen=True)
+class StorageFacts:
+    """What a store takes, as its engine measures it (the size fields of
+    :class:`agentstate.store_stats.Stats`; each engine's module says what they mean there)."""
+
+    path: str
+    file_bytes: int
+    wal_bytes: int
+    page_size: int
+    page_count: int
+    freelist_pages: int
+    now: str
+    """Now on the clock that stamps the store's times, as agentstate's UTC text."""
 
 
 class Cursor(Protocol):
@@ -119,6 +135,11 @@ class Engine(Protocol):
     def checkpoint_truncate(self, conn: Any) -> bool:
         """Copy the write-ahead log into the database and truncate it where the engine owns one
         (SQLite); False if readers kept it from finishing."""
+        ...
+
+    def storage(self, conn: Any, run: Callable[..., Any]) -> StorageFacts:
+        """The store's size, read with ``run`` (:func:`agentstate.runner.run`, handed in: the
+        runner sits above the engines) in the caller's read transaction."""
         ...
 
     def protect(self, manager: object) -> None:

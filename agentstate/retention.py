@@ -30,9 +30,9 @@ from typing import Any
 
 from agentstate import engine, errors
 from agentstate.engines import Connection, engine_of, require_connection
-from agentstate.health import storage_facts
 from agentstate.messages import STREAMS
 from agentstate.runner import run
+from agentstate.store_stats import storage_facts
 from agentstate.transactions import reading, translating, write
 from agentstate.values import MAX_SECONDS, require_int, short, utc_after
 
@@ -59,7 +59,7 @@ class CleanupReport:
     """Free pages given back to the file system (SQLite); always 0 on PostgreSQL, where autovacuum
     makes the space reusable inside the tables instead."""
     file_bytes_before: int = 0
-    """:attr:`Stats.file_bytes <agentstate.health.Stats.file_bytes>` before the run: the file's size
+    """:attr:`Stats.file_bytes <agentstate.store_stats.Stats.file_bytes>` before the run: the file's size
     on SQLite, agentstate's tables' size on PostgreSQL."""
     file_bytes_after: int = 0
     """The same after the run (on PostgreSQL about the same as before: see :attr:`pages_freed`)."""

@@ -35,7 +35,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
         "agentstate.agent_",
     )),
     ("what is built on the managers", (
-        "agentstate.aio", "agentstate.health", "agentstate.retention", "agentstate.backup", "agentstate.demo",
+        "agentstate.aio", "agentstate.store_stats", "agentstate.retention", "agentstate.backup", "agentstate.demo",
     )),
     ("the public face, the command line and the framework adapters", (
         "agentstate", "agentstate.cli", "agentstate.cli.", "agentstate.integrations", "agentstate.integrations.",
@@ -50,8 +50,6 @@ SQLITE_FILE_TOOLS = {
     "agentstate.backup": "copies the file page by page (apsw's backup API)",
     "agentstate.cli.files": "opens a file read-only to look at it before anything changes it",
     "agentstate.cli.inspecting": "integrity_check and EXPLAIN QUERY PLAN of the file",
-    "agentstate.health": "each engine's size facts for stats() and cleanup() (agentstate.sqlite.storage: the file's "
-    "size, pages and WAL; agentstate.postgres.storage: the tables' size on the server)",
     "agentstate.integrations.openai_agents": "checks a session's path as SQLite checks a file path",
     "agentstate.integrations._openai_agents_sdk_tables": "reads the SDK's own tables in the same file",
 }

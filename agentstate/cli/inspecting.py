@@ -7,7 +7,7 @@ import argparse
 
 import apsw
 
-from agentstate import errors, health, migrations, queries
+from agentstate import errors, migrations, queries, store_stats
 from agentstate.cli.files import inspect_file, open_store, require_agentstate
 from agentstate.cli.output import OK, PROBLEMS, emit, mb
 from agentstate.sqlite import query_plans
@@ -18,7 +18,7 @@ def status(args: argparse.Namespace) -> int:
     with inspect_file(args.path) as conn:
         require_agentstate(conn, args.path)
         pending = [m.filename for m in migrations.status(conn).pending]
-        found = health.stats(conn, full=False)
+        found = store_stats.stats(conn, full=False)
     data = {**found.to_dict(), "pending_migrations": pending}
     data.pop("rows"), data.pop("streams"), data.pop("tasks_by_planner")
     age = found.oldest_pending_age_seconds
@@ -39,7 +39,7 @@ def stats(args: argparse.Namespace) -> int:
     warn = None if args.warn_mb is None else max(1, int(args.warn_mb * 1_000_000))
     with inspect_file(args.path) as conn:
         require_agentstate(conn, args.path)
-        found = health.stats(conn, largest=args.largest, warn_above_bytes=warn)
+        found = store_stats.stats(conn, largest=args.largest, warn_above_bytes=warn)
 
     def lines() -> list[str]:
         out = [

@@ -17,9 +17,9 @@ from typing import Any
 import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
 
 from agentstate import errors, queries
-from agentstate.engine import WrongMode
+from agentstate.engine import StorageFacts, WrongMode
 from agentstate.monitor import Monitor
-from agentstate.postgres import failover, migrations
+from agentstate.postgres import failover, migrations, storage
 from agentstate.postgres.handle import PostgresConnection
 from agentstate.postgres.queries import Query, registry
 from agentstate.postgres.translate import translate
@@ -151,6 +151,9 @@ class PostgresEngine:
 
     def checkpoint_truncate(self, conn: Any) -> bool:
         return True  # no write-ahead log of ours to truncate
+
+    def storage(self, conn: PostgresConnection, run: Callable[..., Any]) -> StorageFacts:
+        return storage.storage(conn, run)
 
     def protect(self, manager: object) -> None:
         failover.protect(manager)

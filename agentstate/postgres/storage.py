@@ -12,31 +12,10 @@ system short of ``VACUUM FULL``. This module imports no driver (the runner runs 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from agentstate.engine import StorageFacts
 from agentstate.postgres.handle import PostgresConnection
-
-
-@dataclass(frozen=True)
-class StorageFacts:
-    """A PostgreSQL store's size, read in the caller's read transaction."""
-
-    path: str
-    """The server and database, as a URL without user or password."""
-    file_bytes: int
-    """Bytes agentstate's tables take on the server, indexes and TOAST included
-    (``pg_total_relation_size``): ``page_size * page_count``."""
-    wal_bytes: int
-    """0: the server's WAL is shared by all its databases, none of it the store's own."""
-    page_size: int
-    """The server's ``block_size`` (8192 unless it was built otherwise)."""
-    page_count: int
-    """Pages agentstate's tables take, indexes and TOAST included."""
-    freelist_pages: int
-    """0: free space stays inside the tables for new rows (autovacuum), none waits to be given back."""
-    now: str
-    """Now on the server's clock, which stamps the store's times."""
 
 
 def storage(conn: PostgresConnection, run: Callable[..., Any]) -> StorageFacts:

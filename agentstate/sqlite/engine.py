@@ -9,9 +9,9 @@ from typing import Any
 import apsw
 
 from agentstate import errors, queries
-from agentstate.engine import Cursor
+from agentstate.engine import Cursor, StorageFacts
 from agentstate.schema_files import Migration, MigrationStatus
-from agentstate.sqlite import migrations, transactions, vacuum
+from agentstate.sqlite import migrations, storage, transactions, vacuum
 from agentstate.sqlite.query_plans import plan_details
 from agentstate.sqlite.translate import translate
 
@@ -75,6 +75,9 @@ class SqliteEngine:
 
     def checkpoint_truncate(self, conn: apsw.Connection) -> bool:
         return vacuum.checkpoint_truncate(conn)
+
+    def storage(self, conn: apsw.Connection, run: Callable[..., Any]) -> StorageFacts:
+        return storage.storage(conn, run)
 
     def protect(self, manager: object) -> None:
         """An SQLite connection is never lost mid-call: nothing to repeat, no wrapper."""

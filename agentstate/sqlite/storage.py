@@ -1,35 +1,22 @@
 """What an SQLite store takes on disk: its file, its WAL and its pages (for :func:`agentstate.stats`
-and :func:`agentstate.cleanup`). PostgreSQL's twin is :mod:`agentstate.postgres.storage`."""
+and :func:`agentstate.cleanup`). PostgreSQL's twin is :mod:`agentstate.postgres.storage`.
+
+Here ``path`` is the database file ('' for an in-memory database); ``file_bytes`` its size on
+disk (in memory: its pages' bytes); ``wal_bytes`` the ``-wal`` file's beside it (0 when there is
+none); ``freelist_pages`` the pages free inside the file, which retention and ``agentstate
+vacuum`` give back; ``now`` this process's clock (SQLite has none of its own).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import apsw
 
+from agentstate.engine import StorageFacts
 from agentstate.values import utc_now
-
-
-@dataclass(frozen=True)
-class StorageFacts:
-    """An SQLite store's size, read in the caller's read transaction."""
-
-    path: str
-    """The database file ('' for an in-memory database)."""
-    file_bytes: int
-    """The file's size on disk (an in-memory database: its pages' bytes)."""
-    wal_bytes: int
-    """The ``-wal`` file's size beside it (0 when there is none)."""
-    page_size: int
-    page_count: int
-    """Pages in the file."""
-    freelist_pages: int
-    """Pages free inside the file: retention and ``agentstate vacuum`` give them back."""
-    now: str
-    """Now on the clock that stamps the store's times: this process's (SQLite has none of its own)."""
 
 
 def storage(conn: apsw.Connection, run: Callable[..., Any]) -> StorageFacts:

@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from agentstate import errors, migrations
-from agentstate.engines import Connection, is_sqlite, require_connection
+from agentstate.engine import StorageFacts
+from agentstate.engines import Connection, engine_of, require_connection
 from agentstate.messages import STREAMS, Stream
 from agentstate.runner import run
-from agentstate.sqlite import storage as sqlite_storage
+from agentstate.settings import size_warning_bytes
 from agentstate.tasks import STATUSES
 from agentstate.transactions import reading
 from agentstate.values import parse_time, require_int
 
 logger = logging.getLogger("agentstate")
 
-DEFAULT_SIZE_WARNING_MB = 100
-SIZE_WARNING_ENV = "AGENTSTATE_SIZE_WARNING_MB"
 
 
 @dataclass(frozen=True)
@@ -87,48 +85,12 @@ class Stats:
         return dataclasses.asdict(self)
 
 
-def size_warning_bytes() -> int:
-    """``AGENTSTATE_SIZE_WARNING_MB`` (default 100) in bytes."""
-    raw = os.environ.get(SIZE_WARNING_ENV, "").strip() or str(DEFAULT_SIZE_WARNING_MB)
-    try:
-        megabytes = float(raw)
-    except ValueError:
-        raise errors.InvalidValueError(f"{SIZE_WARNING_ENV}={raw!r} is not a number of megabytes") from None
-    if not 0 < megabytes <= 1e9:  # NaN and infinity fail this too
-        raise errors.InvalidValueError(f"{SIZE_WARNING_ENV}={raw!r} must be more than 0 and at most 1e9 (a petabyte)")
-    return int(megabytes * 1_000_000)
-
-
-class StorageFacts(Protocol):
-    """What each engine's ``storage(conn, run)`` reads: the size fields of :class:`Stats`, and now."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def file_bytes(self) -> int: ...
-    @property
-    def wal_bytes(self) -> int: ...
-    @property
-    def page_size(self) -> int: ...
-    @property
-    def page_count(self) -> int: ...
-    @property
-    def freelist_pages(self) -> int: ...
-    @property
-    def now(self) -> str:
-        """Now on the clock that stamps the store's times, as agentstate's UTC text."""
-        ...
 
 
 def storage_facts(conn: Connection) -> StorageFacts:
     """The size facts of this connection's engine, in the caller's transaction if one is open
     (:func:`stats`, and :func:`agentstate.cleanup` before and after)."""
-    # is_sqlite() does not narrow the type: each branch has the connection its engine takes.
-    if is_sqlite(conn):
-        return sqlite_storage.storage(conn, run)  # type: ignore[arg-type]
-    from agentstate.postgres import storage as postgres_storage  # only once a handle exists
-
-    return postgres_storage.storage(conn, run)  # type: ignore[arg-type]
+    return engine_of(conn).storage(conn, run)
 
 
 def stats(
