@@ -12,8 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from agentstate import errors
@@ -31,10 +30,10 @@ def yield_lock() -> None:
     time.sleep(YIELD_S)
 
 
-@dataclass(frozen=True)
-class StorageFacts:
-    """What a store takes, as its engine measures it (the size fields of
-    :class:`agentstate.store_stats.Stats`; each engine's module says what they mean there)."""
+class StorageFacts(NamedTuple):
+    """What a store takes, as its engine measures it: the size fields of
+    :class:`agentstate.store_stats.Stats`, in its order (each engine's storage module says what
+    they mean there), and ``now`` on the clock that stamps the store's times (UTC text)."""
 
     path: str
     file_bytes: int
@@ -43,7 +42,6 @@ class StorageFacts:
     page_count: int
     freelist_pages: int
     now: str
-    """Now on the clock that stamps the store's times, as agentstate's UTC text."""
 
 
 class Cursor(Protocol):

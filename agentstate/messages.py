@@ -218,13 +218,7 @@ class MessageLog:
 
         Pass the first position of the page you have to get the one before it.
         """
-        sql = stream_sql(stream)
-        params = {
-            "stream_id": _stream_id(stream_id),
-            "position": require_int("position", position),
-            "limit": require_int("limit", limit, minimum=1),
-        }
-        return self._read(sql, sql.before, params, newest_first=True)
+        return self._page(stream, stream_id, position, limit, backwards=True)
 
     @reads
     def after(self, stream: Stream, stream_id: str, position: int = 0, *, limit: int = 50) -> list[Message]:
@@ -232,13 +226,17 @@ class MessageLog:
 
         Start from 0 for the beginning; pass the last position of a page to get the next one.
         """
+        return self._page(stream, stream_id, position, limit, backwards=False)
+
+    def _page(self, stream: Stream, stream_id: str, position: int, limit: int, *, backwards: bool) -> list[Message]:
+        """The page before ``position`` (``backwards``) or after it, oldest first."""
         sql = stream_sql(stream)
         params = {
             "stream_id": _stream_id(stream_id),
             "position": require_int("position", position),
             "limit": require_int("limit", limit, minimum=1),
         }
-        return self._read(sql, sql.after, params, newest_first=False)
+        return self._read(sql, sql.before if backwards else sql.after, params, newest_first=backwards)
 
     @reads
     def between(

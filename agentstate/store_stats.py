@@ -132,22 +132,8 @@ def stats(
             else {}
         )
     age = None if oldest is None else (parse_time(size.now) - parse_time(oldest)).total_seconds()
-    result = Stats(
-        path=size.path,
-        file_bytes=size.file_bytes,
-        wal_bytes=size.wal_bytes,
-        page_size=size.page_size,
-        page_count=size.page_count,
-        freelist_pages=size.freelist_pages,
-        schema_version=version,
-        tasks_by_status=by_status,
-        tasks_by_planner=per_planner,
-        expired_leases=expired,
-        oldest_pending_at=oldest,
-        oldest_pending_age_seconds=age,
-        rows=rows,
-        streams=streams,
-    )
+    # In Stats' field order: the size fields (not now, the clock the ages were measured on), then the counts.
+    result = Stats(*size[:-1], version, by_status, per_planner, expired, oldest, age, rows, streams)
     total = size.file_bytes + size.wal_bytes
     if total > limit:
         warning = (

@@ -3,7 +3,6 @@ owner and lease, the task and token a step acts on, and the fields of a new task
 
 from __future__ import annotations
 
-from inspect import signature
 from typing import Any
 
 from agentstate import errors
@@ -44,18 +43,13 @@ def task_spec(spec: object) -> dict[str, Any]:
     return spec
 
 
-def encode_task(
-    actor: str | None,
-    planner_id: str,
-    description: str = "",
-    acceptance_criteria: Any = None,
-    task_context: Any = None,
-    input_images: Any = None,
-    metadata: Any = None,
-    worker_id: str | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-) -> dict[str, Any]:
-    """The parameters of ``tasks.create`` for one new task of ``planner_id``, created by ``actor``."""
+def encode_task(actor: str | None, planner_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``tasks.create`` for one new task of ``planner_id``, created by ``actor``,
+    from a checked spec (:func:`task_spec`; a field left out takes create_task's default)."""
+    description = spec.get("description", "")
+    acceptance_criteria, task_context = spec.get("acceptance_criteria"), spec.get("task_context")
+    input_images, metadata, worker_id = spec.get("input_images"), spec.get("metadata"), spec.get("worker_id")
+    max_attempts = spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
     if not isinstance(description, str):
         raise errors.InvalidTypeError(f"description must be a str, not {type(description).__name__}")
     return {
@@ -73,5 +67,7 @@ def encode_task(
     }
 
 
-# What a create_tasks spec may hold: create_task's keyword arguments, read off the one signature.
-TASK_FIELDS = tuple(signature(encode_task).parameters)[2:]
+# What a create_tasks spec may hold: create_task's arguments (a test checks they agree).
+TASK_FIELDS = (
+    "description", "acceptance_criteria", "task_context", "input_images", "metadata", "worker_id", "max_attempts",
+)  # fmt: skip

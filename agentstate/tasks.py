@@ -137,7 +137,7 @@ class TaskManager(Claiming):
         return created
 
     def _new_task_params(self, planner_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return encode_task(self.actor, planner_id, **spec)
+        return encode_task(self.actor, planner_id, spec)
 
     @reads
     def get_task(self, worker_id: str) -> Task:

@@ -218,3 +218,12 @@ def test_no_library_module_is_long() -> None:
         if name != "agentstate.aio" and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 420
     }
     assert not long, f"split these by concern: {long}"
+
+
+def test_a_task_spec_takes_exactly_create_tasks_arguments() -> None:
+    """create_tasks' specs are checked against TASK_FIELDS, written out once beside the encoder."""
+    from inspect import signature
+
+    from agentstate.task_arguments import TASK_FIELDS
+
+    assert tuple(signature(TaskManager.create_task).parameters)[1:] == TASK_FIELDS
