@@ -3,7 +3,7 @@
 Each method is written once, synchronously. Its async twin (same name, same signature, same
 return type, awaitable) runs it on the async connection's worker thread; this script writes
 those twins by reading the sync classes' source, the way psycopg 3 generates its sync side from
-its async side. tests/test_aio_generated.py fails when agentstate/aio.py is stale:
+its async side. tests/tooling/test_aio_generated.py fails when agentstate/aio.py is stale:
 
     python scripts/gen_async.py           # rewrite agentstate/aio.py
     python scripts/gen_async.py --check   # exit 1 if it is stale (what the test runs)

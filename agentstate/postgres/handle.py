@@ -41,11 +41,6 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_FAILOVER_TIMEOUT_S = 30.0
 
 
-def is_url(path: object) -> bool:
-    """Whether ``connect()`` was given a PostgreSQL URL rather than an SQLite path."""
-    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
-
-
 def _redacted(url: str) -> str:
     """The URL without user or password, with every host's port (libpq's default if none was
     given), for messages and logs: ``postgresql://db1:5432,db2:5432/agents``."""

@@ -143,25 +143,11 @@ class Query:
     block: base.Query
     converted: Converted
 
-    @property
-    def name(self) -> str:
-        return self.block.name
-
-    @property
-    def cardinality(self) -> str:
-        return self.block.cardinality
-
-    @property
-    def uses(self) -> tuple[str, ...]:
-        return self.block.uses
-
-    @property
-    def scans(self) -> str:
-        return self.block.scans
-
-    @property
-    def where(self) -> str:
-        return self.block.where
+    def __getattr__(self, attribute: str) -> Any:
+        """The block's ``name``, ``cardinality``, ``uses``, ``scans``, ``where``, ... as its own."""
+        if attribute.startswith("__"):  # copy and pickle look for these before the fields exist
+            raise AttributeError(attribute)
+        return getattr(self.block, attribute)
 
     @property
     def sql(self) -> str:

@@ -15,11 +15,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from agentstate.engines import is_url
 from bench.contenders.registry import CONTENDERS
 from bench.contenders.shared import Bound
 from bench.data import DataSpec, Progress, payloads, planner_id, task_specs
 from bench.operations import FINGERPRINTED
-from bench.postgres import is_url
 from bench.timing import awaited, timed, timed_async
 
 

@@ -59,10 +59,6 @@ REPORTED_SETTINGS = (
 ENV_URL = "AGENTSTATE_TEST_POSTGRES_URL"
 
 
-def is_url(path: object) -> bool:
-    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 """``agentstate.connect("postgresql://...")``: the handle, its options, and what it refuses.
 
 The behaviour of the managers on it is tested by the suites parametrised over both engines
-(tests/test_tasks.py and the others, through the ``db`` fixture); this file covers what only the
+(tests/behaviour/test_tasks.py and the others, through the ``db`` fixture); this file covers what only the
 PostgreSQL handle has: the URL, the pool and its options, read-only sessions, a server that is
 not there, threads sharing one handle, the async handle, and the command line.
 """

@@ -2,7 +2,7 @@
 sequential scan and no sort (agentstate/postgres/query_plans.py), on an ANALYZEd generated store of 50k
 tasks and 50k messages per stream table (tests/postgres/datagen.py).
 
-Registry-driven like tests/test_query_plans.py, so a new query cannot skip it. Each query is
+Registry-driven like tests/sqlite/test_query_plans.py, so a new query cannot skip it. Each query is
 judged twice: its generic plan (what a prepared statement settles on, for any values) and its
 custom plan for typical values (tests/postgres/samples.py: what an unprepared statement gets).
 """

@@ -136,7 +136,7 @@ def test_schema_constraints_raise_library_errors(fresh_db: apsw.Connection, sql:
 
 def _made_by_apply_script(tmp_path: Path) -> Path:
     path = tmp_path / "tools.db"
-    script = Path(__file__).resolve().parent.parent / "scripts" / "apply_schema.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "apply_schema.py"
     subprocess.run([sys.executable, str(script), str(path)], check=True, capture_output=True)
     conn = agentstate.connect(path)
     try:

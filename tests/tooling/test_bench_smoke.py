@@ -25,7 +25,7 @@ import psycopg  # noqa: F401  (the postgres extra: the postgres contender)
 import pytest
 import sqlalchemy  # noqa: F401
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TASK_AND_MESSAGE_OPS = {
     "get_current_task", "get_completed_task", "latest_50", "keyset_page", "append_one",
     "append_turn_100", "append_bulk_10k", "claim_finish_1p", "claim_finish_4p",

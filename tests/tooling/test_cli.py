@@ -16,7 +16,7 @@ import agentstate
 import agentstate.cli
 from agentstate import migrations
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APPLY = [sys.executable, str(ROOT / "scripts" / "apply_schema.py")]
 CLI = [sys.executable, "-m", "agentstate.cli"]
 FIRST = migrations.discover()[0].filename

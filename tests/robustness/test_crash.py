@@ -1,6 +1,6 @@
 """Crash safety: SIGKILL a writer process at random moments and check what it left behind.
 
-A worker process (tests/crash_worker.py) runs task transitions, message appends or migrations and
+A worker process (tests/robustness/crash_worker.py) runs task transitions, message appends or migrations and
 prints an acknowledgement after each call returned, i.e. after its commit. The parent kills it
 with SIGKILL at a random moment, some kills during its startup and most in the middle of its
 writes, then checks the database: every acknowledged write is there exactly once, and a call that
@@ -46,8 +46,8 @@ from agentstate import migrations, schema_files
 from agentstate.engines import is_url
 from agentstate.sqlite import opening
 from tests import engines
-from tests.crash_worker import WORKER_APPLICATION
 from tests.engines import rows
+from tests.robustness.crash_worker import WORKER_APPLICATION
 
 KILLS = int(os.environ.get("AGENTSTATE_CRASH_KILLS", "100"))
 SEED = int(os.environ.get("AGENTSTATE_CRASH_SEED") or random.SystemRandom().randrange(2**32))
@@ -727,7 +727,7 @@ def finish(path: Path, mset: MigrationSet, monkeypatch: pytest.MonkeyPatch, ctx:
     """agentstate.connect() applies what the kill left pending, the test migrations included
     (shown to it as its own: connect() takes no folder), and leaves a complete, healthy file."""
     with monkeypatch.context() as patch:
-        patch.setattr(migrations, "_shipped", lambda: mset.known)
+        patch.setattr(schema_files, "_shipped", lambda engine: mset.known)
         agentstate.connect(path).close()
     _check_with_apsw(path, ctx)  # both readers saw the crashed file; this is connect()'s work
     with reader(path) as conn:

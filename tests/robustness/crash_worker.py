@@ -1,6 +1,6 @@
-"""A writer for tests/test_crash.py to SIGKILL at random moments.
+"""A writer for tests/robustness/test_crash.py to SIGKILL at random moments.
 
-Run as ``python tests/crash_worker.py MODE DB --run R --seed S ...``. It runs one short workload
+Run as ``python tests/robustness/crash_worker.py MODE DB --run R --seed S ...``. It runs one short workload
 against the database and reports on stdout, one flushed JSON object a line:
 
 - ``{"ready": ...}`` at the end of the startup: the imports, then (tasks, messages) connect()

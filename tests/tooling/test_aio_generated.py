@@ -24,7 +24,7 @@ from agentstate.messages import MessageLog, NewMessage
 from agentstate.tasks import TaskManager
 from tests import engines
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _generator():  # type: ignore[no-untyped-def]

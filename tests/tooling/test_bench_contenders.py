@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("sqlalchemy")  # the bench extra itself is required, whatever else is missing
 pytest.importorskip("matplotlib")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHOSEN = "CHOSEN "
 
 # The modules each extra's contenders import; None in sys.modules makes `import x` raise ImportError.

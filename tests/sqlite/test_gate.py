@@ -217,7 +217,7 @@ def test_the_writer_that_finishes_a_wal_copy_has_let_the_gate_go(db_path: Path, 
     after its commit (tens of milliseconds at 1M rows). SQLite lets other writers in meanwhile;
     the gate must too, or every writer queued behind waits for the whole copy (it was the
     benchmark's p99.9 of 35 ms with four executors)."""
-    from agentstate import checkpoint
+    from agentstate.sqlite import wal_checkpoints as checkpoint
 
     monkeypatch.setattr(checkpoint, "WAL_RESTART_PAGES", 1)  # every commit finishes the copy
     conn = agentstate.connect(db_path)
