@@ -12,7 +12,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
 
@@ -51,6 +51,15 @@ def _blocks() -> dict[str, queries.Query]:
     return {name: query.block for name, query in registry().items()}
 
 
+class Statement(NamedTuple):
+    """A query as this engine runs it: psycopg's SQL, how to bind, and whether it returns rows
+    (known once here: asking the cursor builds a description of every column, per call)."""
+
+    query: Query
+    sql: str
+    returns_rows: bool
+
+
 class PostgresEngine:
     """PostgreSQL through psycopg: a handle's pool, transactions pinned to a thread."""
 
@@ -62,8 +71,9 @@ class PostgresEngine:
     def registry(self) -> Mapping[str, queries.Query]:
         return _blocks()
 
-    def statement(self, query: queries.Query) -> Query:
-        return registry()[query.name]
+    def statement(self, query: queries.Query) -> Statement:
+        found = registry()[query.name]
+        return Statement(found, found.sql, query.cardinality != "exec")
 
     @contextlib.contextmanager
     def _connection(self, conn: PostgresConnection) -> Iterator[Any]:
@@ -73,18 +83,17 @@ class PostgresEngine:
         with conn.borrowed() as pg:
             yield pg
 
-    def execute(self, conn: Any, statement: Query, params: Any) -> Fetched:
+    def execute(self, conn: Any, statement: Statement, params: Any) -> Fetched:
         with self._connection(conn) as pg:
-            cursor = pg.execute(statement.sql, statement.bind(params))
-            rows = cursor.fetchall() if cursor.description is not None else []
-            return Fetched(rows, cursor.rowcount)
+            cursor = pg.execute(statement.sql, statement.query.bind(params))
+            return Fetched(cursor.fetchall() if statement.returns_rows else [], cursor.rowcount)
 
-    def execute_many(self, conn: Any, statement: Query, params: Iterable[Any]) -> tuple[list[Any], int]:
-        bound = [statement.bind(p) for p in params]
+    def execute_many(self, conn: Any, statement: Statement, params: Iterable[Any]) -> tuple[list[Any], int]:
+        bound = [statement.query.bind(p) for p in params]
         if not bound:  # executemany of nothing leaves no result to fetch
             return [], 0
         with self._connection(conn) as pg, pg.cursor() as cursor:
-            if statement.cardinality == "exec":
+            if not statement.returns_rows:
                 cursor.executemany(statement.sql, bound)
                 return [], cursor.rowcount
             cursor.executemany(statement.sql, bound, returning=True)
