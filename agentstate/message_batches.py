@@ -81,7 +81,7 @@ def position_and_insert(
         # and two bulk loads locking shared streams in different orders would deadlock.
         found = run_each(conn, sql.last_position, [{"stream_id": s} for s in sorted(stream_ids)])
     last: dict[str, int] = {cast(str, row[0]): cast(int, row[1]) for row in found}
-    if len(found[0]) > 2:  # PostgreSQL: the server's time, read under the head's lock
+    if len(found[0]) > 2:  # the statement read the time itself (PostgreSQL's: the server's, under the head's lock)
         created_at = found[-1][2]
     stored: dict[tuple[str, str], tuple[Any, ...]] = {}
     keyed = list(dict.fromkeys((d.stream_id, d.idempotency_key) for d in drafts if d.idempotency_key is not None))

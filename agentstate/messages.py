@@ -134,7 +134,7 @@ class MessageLog:
             # Looked up after the rollback: a failed statement ends a PostgreSQL transaction.
             self._raise_if_unknown_owner(sql, [draft.stream_id], exc)
             raise
-        if len(row) > 1:  # PostgreSQL stamps the server's time
+        if len(row) > 1:  # the statement stamped the time itself (PostgreSQL's: the server's clock)
             created_at = row[1]
         meta = from_json(draft.metadata)
         return build_message(
