@@ -44,6 +44,11 @@ class _Store(Protocol):
         """Items the SDK's SQLiteSession left in this file for a conversation with none of its own."""
         ...
 
+    async def transaction(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(conn, *args)``, a synchronous function that opens its own write transaction, run
+        where the connection answers synchronously, settled before a cancellation is raised."""
+        ...
+
 
 class _AsyncStore:
     """On a connection from :func:`agentstate.connect_async`: agentstate's Async classes, whose
@@ -87,6 +92,9 @@ class _AsyncStore:
         if not is_sqlite(self.conn) or await self.log.count(STREAM, conversation_id):
             return 0
         return await call_async(self.conn, _sdk_items, self.conn, conversation_id)
+
+    async def transaction(self, call: Callable[..., T], *args: Any) -> T:
+        return await call_async(self.conn, call, self.conn, *args)
 
 
 # Calls on one synchronous connection take turns, whichever sessions make them: two transactions
@@ -155,3 +163,6 @@ class _ThreadStore:
 
     async def sdk_items(self, conversation_id: str) -> int:
         return await self._read(self._sdk_items, conversation_id)
+
+    async def transaction(self, call: Callable[..., T], *args: Any) -> T:
+        return await self._write(call, self.conn, *args)

@@ -76,11 +76,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, cast
 
 from agents.items import TResponseInputItem
-from agents.memory.session import SessionABC
+from agents.memory.session import SessionABC, _CompactionSnapshot
 from agents.memory.session_settings import SessionSettings, coerce_session_settings, resolve_session_limit
 from agents.run_context import RunContextWrapper
 
@@ -97,9 +98,11 @@ from agentstate.engines import (
     is_url,
     translating,
 )
+from agentstate.integrations._openai_agents_compaction import replace_all, replace_tail
 from agentstate.integrations._openai_agents_items import _items, _message
 from agentstate.integrations._openai_agents_sdk_tables import _warn_not_carried_over
 from agentstate.integrations._openai_agents_stores import _AsyncStore, _Store, _ThreadStore
+from agentstate.messages import Message
 from agentstate.sqlite.files import database_path
 from agentstate.values import iterable, require_int, require_str
 
@@ -318,6 +321,56 @@ class AgentStateSession(SessionABC):
         store = await self._store()
         with translating():
             await store.clear(self.session_id)
+
+    # --- the SDK's compaction hooks (OpenAIResponsesCompactionSession looks them up by name) -----
+
+    async def _get_compaction_snapshot(
+        self, limit: int, *, prune_prefix: Callable[[TResponseInputItem], bool] | None = None
+    ) -> _CompactionSnapshot | None:
+        """The latest ``limit`` items and whether they are all there is, with a ``replace_suffix``
+        that swaps the tail it read for the compacted items in one transaction, or changes nothing
+        and returns False if the tail moved on (see :mod:`~agentstate.integrations._openai_agents_compaction`).
+        None (the SDK then checks coverage its own way) for a stream holding something not an item."""
+        count = require_int("limit", limit, minimum=1)
+        store = await self._store()
+        with translating():
+            rows = await store.latest(self.session_id, count + 1)
+        complete, rows = len(rows) <= count, rows[-count:]
+        try:
+            items = _items(rows)
+        except errors.InvalidValueError:
+            return None
+        prune = None if prune_prefix is None else _pruner(prune_prefix)
+
+        async def replace_suffix(start: int, output: list[TResponseInputItem]) -> bool:
+            expected = rows[start:]
+            if not expected:
+                return False
+            messages = [_message(index, item) for index, item in enumerate(iterable("output", output))]
+            with translating():
+                return await store.transaction(replace_tail, self.session_id, expected, messages, prune, count)
+
+        return _CompactionSnapshot(items, complete, replace_suffix)
+
+    async def _atomic_replace_items(self, items: list[TResponseInputItem]) -> bool:
+        """The whole history replaced by ``items`` in one transaction (a manual compaction)."""
+        messages = [_message(index, item) for index, item in enumerate(iterable("items", items))]
+        store = await self._store()
+        with translating():
+            return await store.transaction(replace_all, self.session_id, messages)
+
+
+def _pruner(prune_prefix: Callable[[TResponseInputItem], bool]) -> Callable[[Message], bool]:
+    """The SDK's prefix test on a stored message; a message that is not an item stops the pruning."""
+
+    def prune(message: Message) -> bool:
+        try:
+            item = _items([message])[0]
+        except errors.InvalidValueError:
+            return False
+        return bool(prune_prefix(item))
+
+    return prune
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
