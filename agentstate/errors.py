@@ -108,6 +108,11 @@ class ConnectionClosedError(AgentStateError):
     """The connection was closed: open a new one."""
 
 
+class SessionClosedError(AgentStateError, RuntimeError):
+    """A framework session (:class:`~agentstate.integrations.openai_agents.AgentStateSession`)
+    was used after ``close()``: the ``RuntimeError`` the framework's own sessions raise."""
+
+
 class ForeignFileError(AgentStateError):
     """A file agentstate would create or write beside the database (or an empty database file)
     belongs to another user, who could read or stall what is written to it: refused, untouched."""
@@ -155,6 +160,11 @@ class InvalidValueError(AgentStateError, ValueError):
 
 class InvalidTypeError(AgentStateError, TypeError):
     """An argument has the wrong Python type."""
+
+
+class UnknownFieldError(InvalidValueError, InvalidTypeError):
+    """Settings that name a field there is none of (an OpenAI Agents ``session_settings`` dict):
+    an :class:`InvalidValueError`, and the ``TypeError`` the framework's own sessions raise."""
 
 
 # --- task lifecycle ------------------------------------------------------------------------------

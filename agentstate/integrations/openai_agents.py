@@ -116,7 +116,9 @@ def _settings(value: object) -> SessionSettings:
         )
     try:
         return coerce_session_settings(value)
-    except Exception as exc:  # pydantic's validation error, or an unknown field
+    except TypeError as exc:  # an unknown field: the SDK's own sessions raise TypeError
+        raise errors.UnknownFieldError(f"session_settings: {exc}") from exc
+    except Exception as exc:  # pydantic's validation error (a ValueError)
         raise errors.InvalidValueError(f"session_settings: {exc}") from exc
 
 
@@ -203,7 +205,7 @@ class AgentStateSession(SessionABC):
 
     async def _connected(self) -> _Store:
         if self._closed:
-            raise errors.AgentStateError(f"AgentStateSession {self.session_id!r} is closed")
+            raise errors.SessionClosedError(f"AgentStateSession {self.session_id!r} is closed")
         if isinstance(self._given, _AsyncStore):
             self._given.check_loop()
             return self._given
@@ -236,7 +238,7 @@ class AgentStateSession(SessionABC):
             closed = self._closed
         if closed:  # closed while this connection opened: nobody else will close it
             await conn.aclose()
-            raise errors.AgentStateError(f"AgentStateSession {self.session_id!r} is closed")
+            raise errors.SessionClosedError(f"AgentStateSession {self.session_id!r} is closed")
         return _AsyncStore(conn)
 
     def _take_opened(self) -> dict[asyncio.AbstractEventLoop, asyncio.Future[_AsyncStore]]:

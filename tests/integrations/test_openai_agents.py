@@ -759,3 +759,26 @@ def test_a_file_holding_an_sqlitesession_history_is_named_not_silently_empty(
         assert not [r for r in caplog.records if "SQLiteSession" in r.getMessage()]
 
     run(main)
+
+
+# --- the error classes the SDK's own tests expect (tests/memory/test_session.py, 0.24.0) --------
+
+
+def test_a_closed_sessions_empty_add_raises_what_the_sdk_expects(db_path: Path) -> None:
+    """SDK: test_sqlite_session_closed_rejects_empty_add_items (RuntimeError), still an AgentStateError."""
+    session = AgentStateSession("closed", db_path)
+    session.close()
+    for call in (session.add_items([]), session.get_items()):
+        with pytest.raises(RuntimeError, match="is closed") as caught:
+            run(lambda call=call: call)
+        assert isinstance(caught.value, errors.AgentStateError)
+
+
+def test_an_unknown_settings_field_raises_what_the_sdk_expects(db_path: Path) -> None:
+    """SDK: test_session_settings_rejects_unknown_dictionary_fields (TypeError naming the field)."""
+    with pytest.raises(TypeError, match="Unknown session settings: limitt") as caught:
+        AgentStateSession("bad-settings", db_path, session_settings={"limitt": 1})
+    assert isinstance(caught.value, errors.AgentStateError)
+    with pytest.raises(ValueError) as invalid:  # a value of the wrong kind stays a ValueError
+        AgentStateSession("bad-settings", db_path, session_settings={"limit": "x"})
+    assert isinstance(invalid.value, errors.InvalidValueError)
