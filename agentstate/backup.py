@@ -19,10 +19,9 @@ from typing import Any, cast
 import apsw
 
 from agentstate import errors, migrations
-from agentstate.engines import Connection, connect, is_sqlite, require_connection, require_sqlite
+from agentstate.engines import Connection, connect, is_sqlite, require_connection, require_sqlite, translating
 from agentstate.settings import DEFAULT_FILE_MODE
 from agentstate.sqlite.files import database_path
-from agentstate.transactions import translating
 from agentstate.values import require_int
 
 Progress = Callable[[int, int], None]
@@ -71,11 +70,11 @@ def backup(
     target = Path(database_path(dest))
     if is_sqlite(source):
         require_connection(source, "backup()", sync_only=True)
-        with translating(cast(apsw.Connection, source), "backup"):
+        with translating("backup"):
             return _backup(cast(apsw.Connection, source), target, overwrite, step, progress, file_mode)
     conn = cast(apsw.Connection, connect(cast("str | os.PathLike[str]", source), migrate=False))
     try:
-        with translating(conn, "backup"):
+        with translating("backup"):
             return _backup(conn, target, overwrite, step, progress, file_mode)
     finally:
         conn.close()
@@ -97,7 +96,7 @@ def _backup(
 
 def _copy(source: apsw.Connection, target: Path, step: int, progress: Progress | None, started: float) -> BackupReport:
     own = source.get_autocommit()
-    with translating(source, f"backing up to {target}"):
+    with translating(f"backing up to {target}"):
         if own:  # one snapshot for the whole copy: writers go on in the WAL meanwhile
             source.execute("BEGIN")
             source.execute("SELECT count(*) FROM sqlite_schema").fetchall()

@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agentstate import engine, errors
-from agentstate.engines import Connection, engine_of, require_connection
+from agentstate.engines import Connection, engine_of, require_connection, translating
 from agentstate.messages import STREAMS
 from agentstate.runner import run
 from agentstate.store_stats import storage_facts
-from agentstate.transactions import reading, translating, write
+from agentstate.transactions import reading, write
 from agentstate.values import MAX_SECONDS, require_int, short, utc_after
 
 DEFAULT_RECORDED_DAYS = 30.0
@@ -115,7 +115,7 @@ def cleanup(
         raise errors.InvalidTypeError("dry_run must be True or False")
     if progress is not None and not callable(progress):
         raise errors.InvalidTypeError(f"progress must be a callable(phase, done, total), not {type(progress).__name__}")
-    with translating(conn, "cleanup"):
+    with translating("cleanup"):
         return _run(conn, recorded_days, message_days, keep_messages, keep_events, batch_size, dry_run, progress)
 
 

@@ -5,7 +5,7 @@ on either engine (each engine's own form: :mod:`agentstate.sqlite.transactions`,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -56,12 +56,3 @@ async def write_async(conn: AsyncConnection) -> AsyncIterator[Any]:
     async with engine.write_async(conn) as block:
         yield block
 
-
-@contextlib.contextmanager
-def translating(conn: Connection, context: str = "") -> Iterator[None]:
-    """Driver errors raised inside (SQL run on ``conn`` directly) come out as agentstate's."""
-    engine = require_connection(conn, context or "translating()")
-    try:
-        yield
-    except engine.driver_errors as exc:
-        raise engine.translate(exc, context, conn=conn) from exc

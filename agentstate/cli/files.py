@@ -11,11 +11,10 @@ from typing import cast
 import apsw
 
 from agentstate import errors
-from agentstate.engines import connect
+from agentstate.engines import connect, translating
 from agentstate.settings import Settings
 from agentstate.sqlite.files import SQLITE_HEADER
 from agentstate.sqlite.opening import open_connection
-from agentstate.transactions import translating
 
 
 def require_file(path: str) -> None:
@@ -49,7 +48,7 @@ def inspect_file(path: str) -> Iterator[apsw.Connection]:
     wal = _in_wal_mode(path)
     conn = open_connection(path, readonly=not wal, settings=settings, create=False)
     try:
-        with translating(conn, f"opening {path}"):
+        with translating(f"opening {path}"):
             if wal:
                 conn.pragma("query_only", True)
         yield conn
@@ -58,7 +57,7 @@ def inspect_file(path: str) -> Iterator[apsw.Connection]:
 
 
 def is_agentstate(conn: apsw.Connection) -> bool:
-    with translating(conn, "reading the schema"):
+    with translating("reading the schema"):
         found = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'")
         return found.fetchall() != []
 

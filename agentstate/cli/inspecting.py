@@ -10,8 +10,8 @@ import apsw
 from agentstate import errors, migrations, queries, store_stats
 from agentstate.cli.files import inspect_file, open_store, require_agentstate
 from agentstate.cli.output import OK, PROBLEMS, emit, mb
+from agentstate.engines import translating
 from agentstate.sqlite import query_plans
-from agentstate.transactions import translating
 
 
 def status(args: argparse.Namespace) -> int:
@@ -68,7 +68,7 @@ def _integrity(conn: apsw.Connection) -> list[str]:
     SQLite raises SQLITE_CORRUPT after the lines that name it: those lines are kept."""
     lines: list[str] = []
     try:
-        with translating(conn, "integrity_check"):
+        with translating("integrity_check"):
             for (text,) in conn.execute("PRAGMA integrity_check"):
                 lines += [line for line in str(text).splitlines() if line != "*** in database main ***"]
     except errors.DatabaseCorruptError as exc:
@@ -97,7 +97,7 @@ def _check_file(path: str) -> tuple[int | None, list[str]]:
         require_agentstate(conn, path)
         problems += [f"integrity: {line}" for line in _integrity(conn)]
         try:
-            with translating(conn, "foreign_key_check"):
+            with translating("foreign_key_check"):
                 orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
             problems += [f"foreign key: {table} row {rowid} points at a missing {parent}"
                          for table, rowid, parent, _ in orphans]  # fmt: skip
@@ -115,7 +115,7 @@ def _check_file(path: str) -> tuple[int | None, list[str]]:
 
 def check_plans(args: argparse.Namespace) -> int:
     results: dict[str, list[str]] = {}
-    with open_store(args.path) as conn, translating(conn, "explaining queries"):
+    with open_store(args.path) as conn, translating("explaining queries"):
         for name, query in sorted(queries.registry().items()):
             results[name] = query_plans.check(conn, query)
     bad = {name: found for name, found in results.items() if found}

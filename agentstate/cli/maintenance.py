@@ -14,8 +14,7 @@ from agentstate import errors, migrations, retention
 from agentstate.backup import backup as copy_database
 from agentstate.cli.files import inspect_file, is_agentstate, open_store, require_file
 from agentstate.cli.output import OK, Progress, emit, mb
-from agentstate.engines import engine_of, is_url, open_unmigrated
-from agentstate.transactions import translating
+from agentstate.engines import engine_of, is_url, open_unmigrated, translating
 
 
 def _announce(args: argparse.Namespace) -> Callable[[migrations.Migration], None] | None:
@@ -135,7 +134,7 @@ def vacuum(args: argparse.Namespace) -> int:
         before = os.path.getsize(conn.filename)
         started = time.perf_counter()
         if args.full:
-            with translating(conn, "VACUUM"):
+            with translating("VACUUM"):
                 conn.execute("VACUUM")
             freed = 0
         else:
