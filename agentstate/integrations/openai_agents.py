@@ -99,12 +99,12 @@ from agentstate.engines import (
     translating,
 )
 from agentstate.integrations._openai_agents_compaction import replace_all, replace_tail
-from agentstate.integrations._openai_agents_items import _items, _message
+from agentstate.integrations._openai_agents_items import _items, _messages
 from agentstate.integrations._openai_agents_sdk_tables import _warn_not_carried_over
 from agentstate.integrations._openai_agents_stores import _AsyncStore, _Store, _ThreadStore
 from agentstate.messages import Message
 from agentstate.sqlite.files import database_path
-from agentstate.values import iterable, require_int, require_str
+from agentstate.values import require_int, require_str
 
 
 def _settings(value: object) -> SessionSettings:
@@ -304,7 +304,7 @@ class AgentStateSession(SessionABC):
         :raises InvalidTypeError: ``items`` is not a list, or an item is not a dict.
         :raises InvalidValueError: an item is not JSON, or would not come back from JSON as given.
         """
-        messages = [_message(index, item) for index, item in enumerate(iterable("items", items))]
+        messages = _messages("items", items)
         store = await self._store()
         if messages:
             with translating():
@@ -348,7 +348,7 @@ class AgentStateSession(SessionABC):
             expected = rows[start:]
             if not expected:
                 return False
-            messages = [_message(index, item) for index, item in enumerate(iterable("output", output))]
+            messages = _messages("output", output)
             with translating():
                 return await store.transaction(replace_tail, self.session_id, expected, messages, prune, count)
 
@@ -356,7 +356,7 @@ class AgentStateSession(SessionABC):
 
     async def _atomic_replace_items(self, items: list[TResponseInputItem]) -> bool:
         """The whole history replaced by ``items`` in one transaction (a manual compaction)."""
-        messages = [_message(index, item) for index, item in enumerate(iterable("items", items))]
+        messages = _messages("items", items)
         store = await self._store()
         with translating():
             return await store.transaction(replace_all, self.session_id, messages)

@@ -224,7 +224,7 @@ def test_a_batch_with_one_bad_item_stores_nothing(
     async def main() -> None:
         async with AgentStateSession("conv-1", db_path) as session:
             await session.add_items(items_of("before"))
-            with pytest.raises(error):
+            with pytest.raises(error, match="^item 1 "):  # the bad item named by its index
                 await session.add_items([user("a"), bad, user("b")])
             assert await session.get_items() == items_of("before")
 
