@@ -82,5 +82,23 @@ def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100
             """,
             {"messages": messages, "agents": agents},
         )
+        # LangGraph: 50 threads of 1000 checkpoints, interleaved in time, in two namespaces; each
+        # checkpoint's parent the one before it in its thread and namespace, a quarter with a run id.
+        conn.execute(
+            """
+            INSERT INTO langgraph_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id,
+                                               type, checkpoint, metadata, channels, replays)
+            SELECT printf('thread-%d', n % 50), CASE WHEN n % 100 < 50 THEN '' ELSE 'sub' END,
+                   printf('1ef-%010d', n), CASE WHEN n >= 100 THEN printf('1ef-%010d', n - 100) END,
+                   CASE WHEN n % 200 < 50 THEN printf('run-%d', n % 50) END,
+                   'msgpack', randomblob(200), json_object('source', 'loop', 'step', n / 100),
+                   CASE WHEN n % 1000 < 100 THEN '["messages"]' ELSE '[]' END, '["messages"]'
+            FROM temp.numbers WHERE n < 50000;
+            INSERT INTO langgraph_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path, channel,
+                                          type, value)
+            SELECT thread_id, checkpoint_ns, checkpoint_id, 'task-1', 0, '', 'messages', 'msgpack', randomblob(50)
+            FROM langgraph_checkpoints;
+            """
+        )
         conn.execute("DROP TABLE temp.numbers")
     conn.execute("ANALYZE")

@@ -1,5 +1,4 @@
-"""What both LangGraph savers share: LangGraph's text channel versions, the delta-channel
-history, and the ``a*`` methods, each a read or a write the saver runs where it runs its calls."""
+"""What both LangGraph savers share: LangGraph's text channel versions and the ``a*`` methods, each a read or a write the saver runs where it runs its calls."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ if TYPE_CHECKING:  # DeltaChannel support (beta) is in langgraph-checkpoint 4.1+
 from agentstate.async_calls import materialise
 from agentstate.integrations import _langgraph_operations as operations
 from agentstate.integrations._langgraph_configs import _Listing
-from agentstate.integrations._langgraph_history import _History
+from agentstate.integrations._langgraph_history import _history
 
 T = TypeVar("T")
 
@@ -53,7 +52,7 @@ class _Saver(BaseCheckpointSaver[str]):
         listing: _Listing | None = _Listing.of(config, filter, before, limit)
         while listing is not None:
             page = await self._read(operations._page, self.serde, listing)
-            for item in page:
+            for item in page.tuples:
                 yield item
             listing = listing.after(page)
 
@@ -79,7 +78,7 @@ class _Saver(BaseCheckpointSaver[str]):
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """The async form of :meth:`AgentStateSaver.delete_for_runs`."""
-        await self._write(operations._delete_for_runs, materialise(run_ids))
+        await self._write(operations._delete_for_runs, self.serde, materialise(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """The async form of :meth:`AgentStateSaver.copy_thread`."""
@@ -87,34 +86,13 @@ class _Saver(BaseCheckpointSaver[str]):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """The async form of :meth:`AgentStateSaver.prune`."""
-        await self._write(operations._prune, materialise(thread_ids), strategy)
-
-    def get_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        """For each channel, the pending writes of the checkpoint's ancestors back to the nearest
-        that holds the channel's value (its ``seed``), oldest first: LangGraph's own walk over
-        ``get_tuple`` and ``parent_config``, each ancestor read once, so that a parent chain
-        that loops (a checkpoint put again under its own descendant) ends where it comes back."""
-        if not channels:
-            return {}
-        walk = _History(channels)
-        parent = walk.start(self.get_tuple(config))
-        while parent is not None:
-            parent = walk.step(self.get_tuple(parent))
-        return walk.result()
+        await self._write(operations._prune, self.serde, materialise(thread_ids), strategy)
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
-        """The async form of :meth:`get_delta_channel_history`."""
-        if not channels:
-            return {}
-        walk = _History(channels)
-        parent = walk.start(await self.aget_tuple(config))
-        while parent is not None:
-            parent = walk.step(await self.aget_tuple(parent))
-        return walk.result()
+        """The async form of :meth:`AgentStateSaver.get_delta_channel_history`."""
+        return await self._read(_history, self.serde, config, materialise(channels))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The version after ``current``: a zero-padded counter and a random fraction, as

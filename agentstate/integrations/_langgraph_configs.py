@@ -4,9 +4,10 @@ of a stored checkpoint. Ids are checked here; nothing here touches the database.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
@@ -74,46 +75,80 @@ def _config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableC
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id}}
 
 
+_FILTER_KEY = re.compile(r"^[a-zA-Z0-9_.-]+$")
+"""The metadata keys ``filter`` takes, as LangGraph's SqliteSaver checks them."""
+
+
+def _filter_paths(filter: object) -> str:
+    """``filter`` as the queries take it: a JSON object of JSON paths and values. A key is a
+    dotted path into the metadata (``"user.access"`` is ``metadata["user"]["access"]``), as in
+    LangGraph's SqliteSaver, which takes the same keys."""
+    if filter is None:
+        return "{}"
+    if not isinstance(filter, Mapping):
+        raise errors.InvalidTypeError(f"filter must be a dict of metadata keys and values, not {short(filter)}")
+    paths: dict[str, Any] = {}
+    for key, value in filter.items():
+        if not isinstance(key, str):
+            raise errors.InvalidTypeError(f"filter keys must be str, not {type(key).__name__}")
+        if not _FILTER_KEY.match(key):
+            raise errors.InvalidValueError(
+                f"Invalid filter key: {key!r}: filter keys hold only letters, digits, '_', '-' and '.' (a nested key)"
+            )
+        paths["$" + "".join(f'."{part}"' for part in key.split("."))] = value
+    return to_json("filter", paths)
+
+
+class _Page(NamedTuple):
+    """One page of a ``list()``: its checkpoints, how many rows the query read (the filter may
+    have refused some of them) and the key of the last one read."""
+
+    tuples: Tuples
+    read: int
+    last: tuple[str, str, str] | None  # (checkpoint_id, thread_id, checkpoint_ns)
+
+
 @dataclass(frozen=True, slots=True)
 class _Listing:
-    """What a ``list()`` asks for; each page read moves ``before`` past it and uses up ``limit``."""
+    """What a ``list()`` asks for; each page read moves ``before`` (``position`` across threads)
+    past it and uses up ``limit``."""
 
-    thread_id: str
+    thread_id: str | None  # None: every thread (list(None))
     checkpoint_ns: str | None  # None: every namespace of the thread
     checkpoint_id: str | None  # the one checkpoint the config names
-    filter: str  # a JSON object
+    filter: str  # a JSON object of paths and values
     before: str | bytes
     limit: int | None
+    position: tuple[str, str, str] | None = None  # list(None): the key the next page starts below
 
     @classmethod
     def of(cls, config: object, filter: object, before: object, limit: object) -> _Listing:
+        paths = _filter_paths(filter)
+        before_id = None if before is None else _configurable("list(before=...)", before).get("checkpoint_id")
+        bound = _text("before's checkpoint_id", before_id) if before_id else NO_BOUND
+        count = None if limit is None else require_int("limit", limit, minimum=0)
         if config is None:
-            raise errors.InvalidValueError(
-                "list(None) would read the checkpoints of every thread: pass a config with a thread_id"
-            )
+            return cls(None, None, None, paths, bound, count, None if bound is NO_BOUND else (str(bound), "", ""))
         key = _Key.of("list", config)
         ns = _configurable("list", config).get("checkpoint_ns")
-        if filter is not None and not isinstance(filter, Mapping):
-            raise errors.InvalidTypeError(f"filter must be a dict of metadata keys and values, not {short(filter)}")
-        before_id = None if before is None else _configurable("list(before=...)", before).get("checkpoint_id")
-        return cls(
-            key.thread_id,
-            None if ns is None else key.checkpoint_ns,
-            key.checkpoint_id,
-            to_json("filter", dict(filter or {})),
-            _text("before's checkpoint_id", before_id) if before_id else NO_BOUND,
-            None if limit is None else require_int("limit", limit, minimum=0),
-        )
+        return cls(key.thread_id, None if ns is None else key.checkpoint_ns, key.checkpoint_id, paths, bound, count)
 
     @property
     def size(self) -> int:
+        """Rows a page reads: across threads with a filter, a whole page, whatever the limit
+        (the filter may refuse most); else no more than the limit needs."""
+        if self.thread_id is None and self.filter != "{}":
+            return PAGE
         return PAGE if self.limit is None else min(PAGE, self.limit)
 
-    def after(self, page: Tuples) -> _Listing | None:
-        """The rest of the listing once ``page`` is read; None when nothing is left. The next page
-        starts below the last id read (two namespaces of one thread sharing a checkpoint id at a
-        page's edge would lose one: LangGraph's ids are unique per thread)."""
-        limit = None if self.limit is None else self.limit - len(page)
-        if self.checkpoint_id is not None or len(page) < self.size or limit == 0:
+    def after(self, page: _Page) -> _Listing | None:
+        """The rest of the listing once ``page`` is read; None when nothing is left. Within a
+        thread the next page starts below the last id read (two namespaces of one thread sharing
+        a checkpoint id at a page's edge would lose one: LangGraph's ids are unique per thread);
+        across threads, below the last key read."""
+        limit = None if self.limit is None else self.limit - len(page.tuples)
+        if self.checkpoint_id is not None or page.read < self.size or limit == 0 or page.last is None:
             return None
-        return replace(self, before=page[-1].config["configurable"]["checkpoint_id"], limit=limit)
+        if self.thread_id is None:
+            return replace(self, position=page.last, limit=limit)
+        return replace(self, before=page.last[0], limit=limit)

@@ -13,13 +13,15 @@ from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
     CheckpointMetadata,
     CheckpointTuple,
-    get_serializable_checkpoint_metadata,
+    get_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agentstate import errors, transactions
 from agentstate.engines import Connection, engine_of
-from agentstate.integrations._langgraph_configs import NO_BOUND, Tuples, _config, _id, _Key, _Listing, _text
+from agentstate.integrations._langgraph_configs import NO_BOUND, Tuples, _config, _id, _Key, _Listing, _Page, _text
+from agentstate.integrations._langgraph_history import _needed, _replays_of, replayed_channels, stored_channels
+from agentstate.integrations._langgraph_serde import _dump, _load
 from agentstate.runner import run, run_each
 from agentstate.values import from_json, iterable, require_str, short, to_json
 
@@ -27,50 +29,31 @@ Row = tuple[Any, ...]
 STRATEGIES = ("keep_latest", "delete")
 
 
-# --- serialising ----------------------------------------------------------------------------
-
-
-def _dump(serde: SerializerProtocol, what: str, value: Any) -> tuple[str, bytes]:
-    try:
-        return serde.dumps_typed(value)
-    except Exception as exc:  # whatever the serde raises, the value came from the caller
-        raise errors.InvalidValueError(f"{what} cannot be serialised by {type(serde).__name__}: {exc}") from exc
-
-
-def _load(serde: SerializerProtocol, what: str, type_: str, blob: bytes) -> Any:
-    try:
-        return serde.loads_typed((type_, blob))
-    except Exception as exc:
-        raise errors.AgentStateError(
-            f"a stored {what} cannot be read back by {type(serde).__name__} ({exc}); was it written with another serde?"
-        ) from exc
+# --- the operations, on a synchronous connection (the async saver's worker thread has one) ----
 
 
 def _write_order(row: Row) -> tuple[str, str, int]:
     """LangGraph's ``writes_sort_key``: the order a step applies its tasks' writes in."""
-    return row[4], row[2], row[3]  # task_path, task_id, idx
+    return row[5], row[3], row[4]  # task_path, task_id, idx
 
 
-# --- the operations, on a synchronous connection (the async saver's worker thread has one) ----
-
-
-def _tuples(conn: Connection, serde: SerializerProtocol, thread_id: str, rows: list[Row]) -> Tuples:
-    """Checkpoint rows (checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,
-    metadata) as CheckpointTuples, with their pending writes (one executemany for all)."""
-    keys = [{"thread_id": thread_id, "checkpoint_ns": row[0], "checkpoint_id": row[1]} for row in rows]
-    writes: dict[tuple[str, str], list[Row]] = {}
+def _tuples(conn: Connection, serde: SerializerProtocol, rows: list[Row]) -> Tuples:
+    """Checkpoint rows (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,
+    checkpoint, metadata) as CheckpointTuples, with their pending writes (one executemany for all)."""
+    keys = [{"thread_id": row[0], "checkpoint_ns": row[1], "checkpoint_id": row[2]} for row in rows]
+    writes: dict[tuple[str, str, str], list[Row]] = {}
     for write in run_each(conn, "langgraph.writes", keys):
-        writes.setdefault((write[0], write[1]), []).append(write)
+        writes.setdefault((write[0], write[1], write[2]), []).append(write)
     tuples = []
-    for ns, checkpoint_id, parent_id, type_, blob, metadata in rows:
-        pending = sorted(writes.get((ns, checkpoint_id), ()), key=_write_order)
+    for thread_id, ns, checkpoint_id, parent_id, type_, blob, metadata in rows:
+        pending = sorted(writes.get((thread_id, ns, checkpoint_id), ()), key=_write_order)
         tuples.append(
             CheckpointTuple(
                 config=_config(thread_id, ns, checkpoint_id),
                 checkpoint=_load(serde, "checkpoint", type_, blob),
                 metadata=cast(CheckpointMetadata, from_json(metadata)),
                 parent_config=_config(thread_id, ns, parent_id) if parent_id else None,
-                pending_writes=[(w[2], w[5], _load(serde, "write", w[6], w[7])) for w in pending],
+                pending_writes=[(w[3], w[6], _load(serde, "write", w[7], w[8])) for w in pending],
             )
         )
     return tuples
@@ -83,10 +66,12 @@ def _get_tuple(conn: Connection, serde: SerializerProtocol, config: object) -> C
             row = run(conn, "langgraph.latest_checkpoint", key.params())
         else:
             row = run(conn, "langgraph.checkpoint", key.params())
-        return None if row is None else _tuples(conn, serde, key.thread_id, [row])[0]
+        return None if row is None else _tuples(conn, serde, [row])[0]
 
 
-def _page(conn: Connection, serde: SerializerProtocol, listing: _Listing) -> Tuples:
+def _page(conn: Connection, serde: SerializerProtocol, listing: _Listing) -> _Page:
+    if listing.thread_id is None:
+        return _page_of_every_thread(conn, serde, listing)
     params: dict[str, object] = {
         "thread_id": listing.thread_id,
         "checkpoint_ns": listing.checkpoint_ns or "",
@@ -104,7 +89,24 @@ def _page(conn: Connection, serde: SerializerProtocol, listing: _Listing) -> Tup
             rows = run(conn, "langgraph.list_thread_checkpoints", params)
         else:
             rows = run(conn, "langgraph.list_checkpoints", params)
-        return _tuples(conn, serde, listing.thread_id, rows)
+        last = (rows[-1][2], rows[-1][0], rows[-1][1]) if rows else None
+        return _Page(_tuples(conn, serde, rows), len(rows), last)
+
+
+def _page_of_every_thread(conn: Connection, serde: SerializerProtocol, listing: _Listing) -> _Page:
+    """A page of list(None): a range of ``listing.size`` rows of every thread's checkpoints
+    (newest first, then by thread and namespace), those the filter takes as tuples."""
+    params: dict[str, object] = {"filter": listing.filter, "limit": listing.size}
+    with transactions.reading(conn):
+        if listing.position is None:
+            rows = run(conn, "langgraph.list_all_checkpoints_first", params)
+        else:
+            checkpoint_id, thread_id, checkpoint_ns = listing.position
+            params |= {"checkpoint_id": checkpoint_id, "thread_id": thread_id, "checkpoint_ns": checkpoint_ns}
+            rows = run(conn, "langgraph.list_all_checkpoints", params)
+        matched = [row for row in rows if row[5] is not None][: listing.limit]  # the filter's NULL blobs
+        last = (rows[-1][2], rows[-1][0], rows[-1][1]) if rows else None
+        return _Page(_tuples(conn, serde, matched), len(rows), last)
 
 
 def _put(
@@ -116,10 +118,12 @@ def _put(
         raise errors.InvalidValueError(
             f"put: checkpoint must be a LangGraph Checkpoint, with a str 'id', not {short(checkpoint)}"
         )
+    stored = cast(Mapping[str, Any], checkpoint)
     for what, value in (("metadata", metadata), ("config['metadata']", config.get("metadata") or {})):
         if not isinstance(value, Mapping):
             raise errors.InvalidTypeError(f"put: {what} must be a dict, not {type(value).__name__}")
-    meta = get_serializable_checkpoint_metadata(config, cast(CheckpointMetadata, metadata))
+    # As LangGraph's SqliteSaver stores it: `writes` stays (its PostgresSaver drops it).
+    meta = get_checkpoint_metadata(config, cast(CheckpointMetadata, metadata))
     run_id = meta.get("run_id")
     type_, blob = _dump(serde, "the checkpoint", checkpoint)
     params = {
@@ -131,6 +135,8 @@ def _put(
         "type": type_,
         "checkpoint": blob,
         "metadata": to_json("metadata", meta),
+        "channels": to_json("channels", stored_channels(stored)),
+        "replays": to_json("replays", replayed_channels(stored, meta)),
     }
     with transactions.write(conn):
         run(conn, "langgraph.put_checkpoint", params)
@@ -163,18 +169,34 @@ def _put_writes(
 
 
 def _delete_thread(conn: Connection, thread_id: object) -> None:
-    params = {"thread_id": _id("thread_id", thread_id)}
     with transactions.write(conn):
-        run(conn, "langgraph.delete_thread_writes", params)
-        run(conn, "langgraph.delete_thread_checkpoints", params)
+        _delete_thread_rows(conn, _id("thread_id", thread_id))
 
 
-def _delete_for_runs(conn: Connection, run_ids: object) -> None:
+def _delete_thread_rows(conn: Connection, thread_id: str) -> None:
+    params = {"thread_id": thread_id}
+    run(conn, "langgraph.delete_thread_writes", params)
+    run(conn, "langgraph.delete_thread_checkpoints", params)
+
+
+def _delete_for_runs(conn: Connection, serde: SerializerProtocol, run_ids: object) -> None:
+    """Delete the runs' checkpoints and their writes, except those a checkpoint left behind
+    replays a DeltaChannel's history from: the ancestors its history reads, found from each
+    deleted checkpoint's children that stay."""
     ids = [_id("run_id", run_id) for run_id in iterable("run_ids", run_ids)]
     with transactions.write(conn):
-        for run_id in ids:
-            keys = run(conn, "langgraph.delete_run_checkpoints", {"run_id": run_id})
-            run_each(conn, "langgraph.delete_checkpoint_writes", [_Key(*key).params() for key in keys])
+        doomed = {tuple(key) for run_id in ids for key in run(conn, "langgraph.run_checkpoints", {"run_id": run_id})}
+        kept: set[tuple[Any, ...]] = set()
+        for thread_id, ns, checkpoint_id in doomed:
+            parent = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
+            for child_id, replays, type_, blob, metadata in run(conn, "langgraph.checkpoint_children", parent):
+                if (thread_id, ns, child_id) not in doomed:
+                    channels = _replays_of(serde, replays, type_, blob, metadata)
+                    needed = _needed(conn, serde, _Key(thread_id, ns, child_id), channels)
+                    kept.update((thread_id, ns, ancestor) for ancestor in needed)
+        keys = [_Key(*key).params() for key in sorted(doomed - kept)]
+        run_each(conn, "langgraph.delete_checkpoint_writes", keys)
+        run_each(conn, "langgraph.delete_checkpoint", keys)
 
 
 def _copy_thread(conn: Connection, source: object, target: object) -> None:
@@ -184,16 +206,30 @@ def _copy_thread(conn: Connection, source: object, target: object) -> None:
         run(conn, "langgraph.copy_writes", params)
 
 
-def _prune(conn: Connection, thread_ids: object, strategy: object) -> None:
+def _prune(conn: Connection, serde: SerializerProtocol, thread_ids: object, strategy: object) -> None:
     if strategy not in STRATEGIES:
         raise errors.InvalidValueError(f"prune: strategy must be 'keep_latest' or 'delete', not {short(strategy)}")
     ids = [_id("thread_id", thread_id) for thread_id in iterable("thread_ids", thread_ids)]
-    writes, checkpoints = (
-        ("langgraph.prune_writes", "langgraph.prune_checkpoints")
-        if strategy == "keep_latest"
-        else ("langgraph.delete_thread_writes", "langgraph.delete_thread_checkpoints")
-    )
     with transactions.write(conn):
         for thread_id in ids:
-            run(conn, writes, {"thread_id": thread_id})  # first: the prune finds them by their checkpoints
-            run(conn, checkpoints, {"thread_id": thread_id})
+            if strategy == "delete":
+                _delete_thread_rows(conn, thread_id)
+                continue
+            ns: str | None = ""
+            while ns is not None:
+                _keep_latest(conn, serde, thread_id, ns)
+                ns = run(conn, "langgraph.next_namespace", {"thread_id": thread_id, "checkpoint_ns": ns})
+
+
+def _keep_latest(conn: Connection, serde: SerializerProtocol, thread_id: str, ns: str) -> None:
+    """Prune one namespace to its newest checkpoint and the ancestors whose writes and values
+    its DeltaChannels replay (none for a graph without them), with their writes."""
+    newest = run(conn, "langgraph.newest_in_namespace", {"thread_id": thread_id, "checkpoint_ns": ns})
+    if newest is None:
+        return
+    checkpoint_id, replays, type_, blob, metadata = newest
+    channels = _replays_of(serde, replays, type_, blob, metadata)
+    needed = _needed(conn, serde, _Key(thread_id, ns, checkpoint_id), channels)
+    params = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id, "ids": to_json("ids", sorted(needed))}
+    run(conn, "langgraph.prune_namespace_writes", params)
+    run(conn, "langgraph.prune_namespace_checkpoints", params)

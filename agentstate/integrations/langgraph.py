@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 try:
     from langchain_core.runnables import RunnableConfig
@@ -56,6 +56,8 @@ except ImportError as exc:  # the langgraph extra is not installed
     raise ImportError(
         f"agentstate.integrations.langgraph needs LangGraph: pip install 'agentstate[langgraph]' ({exc})"
     ) from exc
+if TYPE_CHECKING:  # DeltaChannel support (beta) is in langgraph-checkpoint 4.1+ only
+    from langgraph.checkpoint.base import DeltaChannelHistory
 
 # Its parts: _langgraph_configs (what a config names), _langgraph_operations (the statements, on a
 # synchronous connection), _langgraph_history (the delta-channel walk), _langgraph_base (what both
@@ -72,6 +74,7 @@ from agentstate.engines import (
 )
 from agentstate.integrations._langgraph_base import _Saver
 from agentstate.integrations._langgraph_configs import PAGE, _Listing
+from agentstate.integrations._langgraph_history import _history
 from agentstate.integrations._langgraph_operations import (
     _copy_thread,
     _delete_for_runs,
@@ -148,7 +151,7 @@ class AgentStateSaver(_Saver):
         listing: _Listing | None = _Listing.of(config, filter, before, limit)
         while listing is not None:
             page = self._call(_page, self.serde, listing)
-            yield from page
+            yield from page.tuples
             listing = listing.after(page)
 
     def put(
@@ -174,8 +177,9 @@ class AgentStateSaver(_Saver):
         self._call(_delete_thread, thread_id)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints whose metadata names one of these runs, and their writes."""
-        self._call(_delete_for_runs, run_ids)
+        """Delete the checkpoints whose metadata names one of these runs, and their writes,
+        except the ancestors a checkpoint that stays replays a DeltaChannel's history from."""
+        self._call(_delete_for_runs, self.serde, run_ids)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of one thread to another (same namespaces and ids;
@@ -184,8 +188,18 @@ class AgentStateSaver(_Saver):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep only the newest checkpoint (and its writes) of each namespace of
-        these threads; ``delete``: delete the threads. One transaction."""
-        self._call(_prune, thread_ids, strategy)
+        these threads, and the ancestors its DeltaChannels replay their history from (none for a
+        graph without them); ``delete``: delete the threads. One transaction."""
+        self._call(_prune, self.serde, thread_ids, strategy)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """For each channel, the writes to it of the checkpoint's ancestors, oldest first, back to
+        the nearest one that stores its value (the ``seed``; none if the walk reaches the root):
+        one query per channel along the parent chain, in one read snapshot. A chain that loops (a
+        checkpoint put again under its own descendant) ends where it comes back."""
+        return self._call(_history, self.serde, config, list(channels))
 
     # The a* methods (see _Saver) run the same calls on a thread of asyncio's default executor.
     async def _read(self, operation: Callable[..., T], *args: Any) -> T:
@@ -278,7 +292,7 @@ class AsyncAgentStateSaver(_Saver):
         listing: _Listing | None = _Listing.of(config, filter, before, limit)
         while listing is not None:
             page = self._wait(self._read(_page, self.serde, listing))
-            yield from page
+            yield from page.tuples
             listing = listing.after(page)
 
     def put(
@@ -312,6 +326,12 @@ class AsyncAgentStateSaver(_Saver):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """:meth:`aprune`, from another thread."""
         self._wait(self.aprune(thread_ids, strategy=strategy))
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """:meth:`aget_delta_channel_history`, from another thread."""
+        return self._wait(self.aget_delta_channel_history(config=config, channels=channels))
 
 
 __all__ = ["PAGE", "AgentStateSaver", "AsyncAgentStateSaver"]

@@ -242,12 +242,15 @@ def test_a_config_without_a_namespace_lists_every_namespace_of_the_thread(saver:
     assert ids_of(saver.list(thread("t", checkpoint_ns="child:1"))) == child[::-1]
 
 
-def test_metadata_filters_match_exact_top_level_keys(saver: AgentStateSaver) -> None:
-    [plain] = put_chain(saver, "f", 1, user="ada", score=1.5, flags={"a": 1}, dotted=None)
+def test_metadata_filters_match_keys_and_dotted_paths_as_sqlite_saver_does(saver: AgentStateSaver) -> None:
+    """A filter key is a path into the metadata, its parts split at dots (LangGraph's SqliteSaver's
+    keys: letters, digits, '_', '-'); a missing key matches None."""
+    [plain] = put_chain(saver, "f", 1, user="ada", score=1.5, flags={"a": 1, "x-1": "y"}, dotted=None)
     assert ids_of(saver.list(thread("f"), filter={"user": "ada", "score": 1.5})) == [plain]
-    assert ids_of(saver.list(thread("f"), filter={"flags": {"a": 1}})) == [plain]
+    assert ids_of(saver.list(thread("f"), filter={"flags": {"a": 1, "x-1": "y"}})) == [plain]
+    assert ids_of(saver.list(thread("f"), filter={"flags.a": 1, "flags.x-1": "y"})) == [plain]
     assert ids_of(saver.list(thread("f"), filter={"dotted": None, "missing": None})) == [plain]
-    for miss in ({"user": "bob"}, {"score": "1.5"}, {"flags.a": 1}, {"user": "ada", "step": 3}):
+    for miss in ({"user": "bob"}, {"score": "1.5"}, {"flags.a": 2}, {"flags.b": 1}, {"user": "ada", "step": 3}):
         assert ids_of(saver.list(thread("f"), filter=miss)) == [], miss
 
 
@@ -339,7 +342,8 @@ BAD_CALLS: list[tuple[str, Any, type[errors.AgentStateError]]] = [
     ("dict thread_id", lambda s: s.get_tuple(thread({"id": 1})), errors.InvalidTypeError),
     ("int namespace", lambda s: s.get_tuple(thread("t", checkpoint_ns=1)), errors.InvalidTypeError),
     ("surrogate", lambda s: s.get_tuple(thread("t", checkpoint_id="\udc80")), errors.InvalidValueError),
-    ("list(None)", lambda s: list(s.list(None)), errors.InvalidValueError),
+    ("filter key", lambda s: list(s.list(None, filter={"a') OR 1=1 --": 1})), errors.InvalidValueError),
+    ("filter key type", lambda s: list(s.list(None, filter={1: 1})), errors.InvalidTypeError),
     ("filter", lambda s: list(s.list(thread("t"), filter="source")), errors.InvalidTypeError),
     ("limit", lambda s: list(s.list(thread("t"), limit=-1)), errors.InvalidValueError),
     ("limit type", lambda s: list(s.list(thread("t"), limit="2")), errors.InvalidTypeError),
@@ -393,7 +397,7 @@ def test_the_async_saver_raises_the_same_errors(db_path: Path) -> None:
             with pytest.raises(errors.InvalidValueError):
                 await saver.aget_tuple({"configurable": {}})
             with pytest.raises(errors.InvalidValueError):
-                [t async for t in saver.alist(None)]
+                [t async for t in saver.alist(None, filter={"a b": 1})]
             with pytest.raises(errors.InvalidValueError):
                 await saver.aput_writes(thread("t", checkpoint_id="x"), [("ch", threading.Lock())], "task")
             with pytest.raises(errors.InvalidValueError):

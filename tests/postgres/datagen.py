@@ -28,7 +28,7 @@ def populate(
     messages: int = 50_000,
     agents: int = 1_000,
     busy: int = 100,
-    checkpoints: int = 20_000,
+    checkpoints: int = 50_000,
 ) -> None:
     """Fill an empty, migrated database, then VACUUM ANALYZE it (``conn`` in autocommit mode).
 

@@ -86,4 +86,6 @@ def values(query: Query) -> dict[str, Any]:
         found["before"] = None  # no bound: the first page
         found["limit"] = 100  # agentstate.integrations.langgraph.PAGE
         found["metadata"] = '{"source": "loop"}'
+        found["channels"] = '["messages"]'
+        found["replays"] = "[]"
     return {param: found[param] for param in query.params}
