@@ -68,7 +68,12 @@ def _walk(
     seen: set[str] = set()
     start = key.checkpoint_id
     while True:
-        params = {"thread_id": key.thread_id, "checkpoint_ns": key.checkpoint_ns, "checkpoint_id": start, "channel": channel}
+        params = {
+            "thread_id": key.thread_id,
+            "checkpoint_ns": key.checkpoint_ns,
+            "checkpoint_id": start,
+            "channel": channel,
+        }
         nodes: dict[str, Row] = {}
         anchor: Row | None = None
         for cid, parent, holds, is_anchor, type_, blob, task_id, idx, task_path, w_type, value in run(
@@ -134,7 +139,9 @@ def _history(
     return history
 
 
-def _replays_of(serde: SerializerProtocol, replays: str | None, type_: str | None, blob: bytes | None, metadata: str) -> list[str]:
+def _replays_of(
+    serde: SerializerProtocol, replays: str | None, type_: str | None, blob: bytes | None, metadata: str
+) -> list[str]:
     """The channels a stored checkpoint replays: its column, or for a row stored before 0006,
     what its blob and metadata say."""
     if replays is not None:

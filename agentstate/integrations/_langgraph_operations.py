@@ -230,6 +230,11 @@ def _keep_latest(conn: Connection, serde: SerializerProtocol, thread_id: str, ns
     checkpoint_id, replays, type_, blob, metadata = newest
     channels = _replays_of(serde, replays, type_, blob, metadata)
     needed = _needed(conn, serde, _Key(thread_id, ns, checkpoint_id), channels)
-    params = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id, "ids": to_json("ids", sorted(needed))}
+    params = {
+        "thread_id": thread_id,
+        "checkpoint_ns": ns,
+        "checkpoint_id": checkpoint_id,
+        "ids": to_json("ids", sorted(needed)),
+    }
     run(conn, "langgraph.prune_namespace_writes", params)
     run(conn, "langgraph.prune_namespace_checkpoints", params)
