@@ -113,6 +113,12 @@ class SessionClosedError(AgentStateError, RuntimeError):
     was used after ``close()``: the ``RuntimeError`` the framework's own sessions raise."""
 
 
+class StaleSessionError(AgentStateError, ValueError):
+    """A framework session object is older than the stored session (another writer appended to it
+    since it was loaded): nothing was written; reload the session and try again. The ADK session
+    service raises its subclass that is also ADK's own ``StaleSessionError``."""
+
+
 class ForeignFileError(AgentStateError):
     """A file agentstate would create or write beside the database (or an empty database file)
     belongs to another user, who could read or stall what is written to it: refused, untouched."""

@@ -88,6 +88,18 @@ OPERATIONS = (
         "LangGraph put: one new checkpoint (a small channel state) on an existing thread, its parent the "
         "thread's newest, as a graph's step stores it; its own transaction",
     ),
+    # Google ADK session services (adk_sqlite, adk_sqlite_wal, agentstate_adk, agentstate_adk_full), on
+    # data of their own built untimed: a session of 3,000 events per key planner, whatever the size.
+    Operation(
+        "adk_get_session_50",
+        "ADK get_session(config=GetSessionConfig(num_recent_events=50)) of a 3,000-event session: its state "
+        "and latest 50 events, decoded",
+    ),
+    Operation(
+        "adk_append_event",
+        "ADK append_event: a new assistant event with a one-key state delta, to a session loaded untimed; "
+        "its own transaction",
+    ),
 )
 OPERATION = {op.name: op for op in OPERATIONS}
 CLAIM_OPERATIONS = tuple(op.name for op in OPERATIONS if op.processes)
@@ -95,4 +107,5 @@ CLAIM_OPERATIONS = tuple(op.name for op in OPERATIONS if op.processes)
 
 FINGERPRINTED = {
     "get_current_task", "get_completed_task", "latest_50", "keyset_page", "checkpoint_get", "checkpoint_list_50",
+    "adk_get_session_50",
 }  # fmt: skip

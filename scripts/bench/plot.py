@@ -31,6 +31,10 @@ COLORS = {
     "agentstate_session": "#f7b6d2",
     "langgraph_sqlite": "#bcbd22",
     "agentstate_langgraph": "#dbdb8d",
+    "adk_sqlite": "#98df8a",
+    "adk_sqlite_wal": "#637939",
+    "agentstate_adk_full": "#6b6ecf",
+    "agentstate_adk": "#9c9ede",
 }
 
 

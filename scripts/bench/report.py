@@ -79,7 +79,8 @@ def markdown(report: Report) -> str:
         "Latencies are per call (per batch for the append_turn, append_bulk and enqueue_batch rows, per task for "
         "the claim rows), timed one by one after an untimed warm-up pass; openai_session's, agentstate_session's "
         "and agentstate_async's calls are awaited in their event loop. \"vs agentstate\" is the contender's figure "
-        "divided by agentstate's (above 1: slower); on the checkpoint rows, by agentstate_langgraph's. "
+        "divided by agentstate's (above 1: slower); on the checkpoint rows, by agentstate_langgraph's; on the ADK "
+        "rows, by agentstate_adk_full's. "
         "Throughput: items per second over all timed calls (claim rows: tasks per second of wall time, all "
         'executor processes together). "done twice": on every claim row, how many times a claim was handed a '
         "task that another claim of the same round (in any process) already had; a task the round left "
@@ -234,7 +235,8 @@ def _summary_section(report: Report, names: list[str], size: int) -> list[str]:
     if others:
         lines += [
             "",
-            "The checkpoint rows' ratios are to " + ", ".join(sorted(others)) + ", agentstate's LangGraph saver.",
+            "The checkpoint and ADK rows' ratios are to " + ", ".join(sorted(others)) + ": agentstate's LangGraph "
+            "saver and ADK session service.",
         ]
     return [*lines, ""]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.contenders.adk_sessions import ADK_OPERATIONS
 from bench.contenders.agentstate import AsyncContender
 from bench.contenders.checkpointers import CHECKPOINT_OPERATIONS
 from bench.contenders.registry import CONTENDERS, PAIRS, PEERS
@@ -16,6 +17,8 @@ from bench.operations import CLAIM_OPERATIONS, OPERATIONS
 def reference(op: str) -> str:
     """The contender an operation's "x agentstate" ratios are taken against: agentstate, or for the
     checkpoint operations (agentstate's core API has none) agentstate's LangGraph saver."""
+    if op in ADK_OPERATIONS:  # the ADK session service's, at the durability of ADK's own service
+        return "agentstate_adk_full"
     return "agentstate_langgraph" if op in CHECKPOINT_OPERATIONS else "agentstate"
 
 
@@ -113,7 +116,7 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not (ours and theirs):
                 continue
             durabilities = CONTENDERS[ours_name].durability, CONTENDERS[theirs_name].durability
-            writes = op.name.startswith(("append", "checkpoint_put"))
+            writes = op.name.startswith(("append", "checkpoint_put", "adk_append"))
             add(
                 f"{op.name}: {ours_name}'s median at most {theirs_name}'s"
                 + (f" (synchronous {durabilities[0].upper()} vs {durabilities[1].upper()})" if writes else ""),

@@ -146,4 +146,48 @@ def populate(
             """,
             params,
         )
+        populate_adk(conn)
     conn.execute("VACUUM ANALYZE")
+
+
+def populate_adk(
+    conn: psycopg.Connection[Any], *, apps: int = 1_000, sessions: int = 10_000, events: int = 500
+) -> None:
+    """Google ADK state and sessions: ``apps`` apps ('app' and 'app-1', ...) of ten users each,
+    half the sessions in 'app' and the rest spread over the next hundred apps, and ``events``
+    events in each of the first hundred sessions (those of 'app' among them)."""
+    params = {"apps": apps, "sessions": sessions, "events": events}
+    app = "CASE WHEN {n} = 0 THEN 'app' ELSE format('app-%%s', {n}) END"
+    conn.execute(
+        f"""
+        INSERT INTO adk_app_states (app_name, state, update_time)
+        SELECT {app.format(n="n")}, '{{}}', 1800000000 FROM generate_series(0, %(apps)s - 1) AS n
+        """,
+        params,
+    )
+    conn.execute(
+        f"""
+        INSERT INTO adk_user_states (app_name, user_id, state, update_time)
+        SELECT {app.format(n="n / 10")}, format('user-%%s', n %% 10), '{{}}', 1800000000
+        FROM generate_series(0, %(apps)s * 10 - 1) AS n
+        """,
+        params,
+    )
+    conn.execute(
+        f"""
+        INSERT INTO adk_sessions (app_name, user_id, session_id, state, create_time, update_time, revision, events)
+        SELECT {app.format(n="CASE WHEN n %% 2 = 0 THEN 0 ELSE n %% 100 END")}, format('user-%%s', n / 2 %% 10), format('session-%%s', n), '{{"k": 1}}',
+               1800000000 + n, 1800000000 + n + %(events)s, %(events)s + 1, %(events)s
+        FROM generate_series(0, %(sessions)s - 1) AS n
+        """,
+        params,
+    )
+    conn.execute(
+        """
+        INSERT INTO adk_events (session_key, timestamp, seq, event_id, event)
+        SELECT s.session_key, 1800000000 + e, e, format('event-%%s-%%s', s.session_key, e), '{"author": "user"}'
+        FROM adk_sessions AS s, generate_series(1, %(events)s) AS e
+        WHERE s.session_key <= 100
+        """,
+        params,
+    )

@@ -59,6 +59,24 @@ COMMON: dict[str, Any] = {
     "target": "thread-new",
 }
 
+# Google ADK sessions (tests/postgres/datagen.py: 5,000 sessions of app "app", users user-0..9).
+ADK: dict[str, Any] = {
+    "app_name": "app",
+    "user_id": "user-7",
+    "session_id": "session-7",
+    "session_key": 7,
+    "state": '{"k": 1}',
+    "now": 1_800_000_000.0,
+    "after": float("-inf"),  # no after_timestamp: the latest :limit events
+    "timestamp": 1_800_000_000.0,
+    "seq": 501,
+    "event_id": "event-new",
+    "event": '{"author": "user"}',
+    "after_time": float("-inf"),  # list_sessions' first page
+    "after_user": "",
+    "limit": 100,  # agentstate.integrations._adk_operations.PAGE (list_sessions)
+}
+
 STREAM_IDS = {"router_messages": "conv-0007", "planner_messages": "planner-0007", "worker_messages": "task-00000007"}
 AGENT_IDS = {"conversations": "conv-0007", "routers": "router-0007", "planners": "planner-0007"}
 
@@ -88,4 +106,8 @@ def values(query: Query) -> dict[str, Any]:
         found["metadata"] = '{"source": "loop"}'
         found["channels"] = '["messages"]'
         found["replays"] = "[]"
+    if name.startswith("adk."):
+        found.update(ADK)
+        if name == "adk.events":
+            found["limit"] = 50  # GetSessionConfig(num_recent_events=50)
     return {param: found[param] for param in query.params}

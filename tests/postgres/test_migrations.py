@@ -20,6 +20,11 @@ def copy_schema(tmp_path: Path) -> Path:
     return folder
 
 
+def after_shipped(name: str) -> str:
+    """A migration file name numbered one past the shipped ones."""
+    return f"{len(migrations.discover()) + 1:04d}_{name}.sql"
+
+
 def tables(conn: Any) -> set[str]:
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
     return {row[0] for row in rows}
@@ -45,6 +50,10 @@ def test_migrate_applies_every_file_once_and_records_it(pg_empty_url: str) -> No
             "message_heads",
             "langgraph_checkpoints",
             "langgraph_writes",
+            "adk_app_states",
+            "adk_user_states",
+            "adk_sessions",
+            "adk_events",
             "schema_migrations",
         } <= tables(conn)
         status = migrations.status(conn)
@@ -67,12 +76,12 @@ def test_a_missing_applied_file_and_a_newer_database_are_refused(pg_empty_url: s
     folder = copy_schema(tmp_path)
     with connection.connect(pg_empty_url) as conn:
         migrations.migrate(conn, migrations.discover(folder))
-        extra = folder / "0002_add_column.sql"
+        extra = folder / after_shipped("add_column")
         extra.write_text("ALTER TABLE planners ADD COLUMN note text;\n")
         assert [m.filename for m in migrations.migrate(conn, migrations.discover(folder))] == [extra.name]
-        renamed = folder / "0002_other_name.sql"
+        renamed = folder / after_shipped("other_name")
         extra.rename(renamed)
-        with pytest.raises(errors.MigrationMissingError, match="0002_add_column"):
+        with pytest.raises(errors.MigrationMissingError, match=extra.stem):
             migrations.status(conn, migrations.discover(folder))
         renamed.unlink()
         with pytest.raises(errors.SchemaTooNewError):
@@ -81,22 +90,24 @@ def test_a_missing_applied_file_and_a_newer_database_are_refused(pg_empty_url: s
 
 def test_a_failing_file_leaves_nothing_behind(pg_empty_url: str, tmp_path: Path) -> None:
     folder = copy_schema(tmp_path)
-    (folder / "0002_broken.sql").write_text("CREATE TABLE half_done (x int);\nSELECT no_such_function();\n")
+    broken = folder / after_shipped("broken")
+    broken.write_text("CREATE TABLE half_done (x int);\nSELECT no_such_function();\n")
     with connection.connect(pg_empty_url) as conn:
-        with pytest.raises(errors.SchemaError, match="0002_broken"):
+        with pytest.raises(errors.SchemaError, match=broken.stem):
             migrations.migrate(conn, migrations.discover(folder))
         assert "half_done" not in tables(conn)
-        assert migrations.status(conn, migrations.discover(folder)).version == 1  # 0001 stays applied
+        # the shipped files stay applied
+        assert migrations.status(conn, migrations.discover(folder)).version == len(migrations.discover())
 
 
 def test_a_non_transactional_file_runs_outside_a_transaction(pg_empty_url: str, tmp_path: Path) -> None:
     folder = copy_schema(tmp_path)
-    (folder / "0002_concurrent_index.sql").write_text(
+    (folder / after_shipped("concurrent_index")).write_text(
         "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_planners_metadata ON planners USING gin (metadata);\n"
     )
     with connection.connect(pg_empty_url) as conn:
         applied = migrations.migrate(conn, migrations.discover(folder))
-        assert [m.version for m in applied] == [1, 2]
+        assert [m.version for m in applied] == list(range(1, len(migrations.discover()) + 2))
         assert conn.execute("SELECT to_regclass('idx_planners_metadata') IS NOT NULL").fetchone() == (True,)
 
 

@@ -25,6 +25,7 @@ CHOSEN = "CHOSEN "
 PEERS = ["litequeue", "huey", "agents", "langgraph.checkpoint.sqlite"]
 LANGGRAPH = ["langgraph", "langgraph.checkpoint", "langgraph.checkpoint.base"]
 POSTGRES = ["psycopg", "psycopg_pool"]
+GOOGLE_ADK = ["google.adk"]
 CORE = ["orm_today", "orm_indexed", "agentstate", "agentstate_full", "agentstate_async", "agentstate_unmonitored"]
 
 DRIVER = """
@@ -70,17 +71,19 @@ def left_out_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 def test_quick_with_only_the_bench_extra_leaves_out_what_is_missing(tmp_path: Path) -> None:
     """pip install -e '.[bench]': no peers, no postgres, no langgraph. The run goes on without them."""
-    result = run(PEERS + LANGGRAPH + POSTGRES, tmp_path=tmp_path)
+    result = run(PEERS + LANGGRAPH + POSTGRES + GOOGLE_ADK, tmp_path=tmp_path)
     names = chosen(result)
     assert names == [*CORE, "raw_apsw", "floor"]
     left = left_out_lines(result)
     gone = {"postgres", "litequeue", "huey", "huey_nofsync", "openai_session", "agentstate_session"}
-    gone |= {"langgraph_sqlite", "agentstate_langgraph"}
+    gone |= {"langgraph_sqlite", "agentstate_langgraph", "adk_sqlite", "adk_sqlite_wal", "agentstate_adk_full", "agentstate_adk"}
     for name in gone:  # one line each, naming the contender and the extra that brings it
         lines = [line for line in left if f"leaving out {name}:" in line]
         assert len(lines) == 1, (name, left)
     assert len(left) == len(gone), left
-    for name, extra in (("litequeue", "peers"), ("postgres", "postgres"), ("agentstate_langgraph", "langgraph")):
+    for name, extra in (
+        ("litequeue", "peers"), ("postgres", "postgres"), ("agentstate_langgraph", "langgraph"), ("adk_sqlite", "google-adk"),
+    ):  # fmt: skip
         assert any(names_extra(line, extra) for line in left if f"leaving out {name}:" in line), (name, left)
     assert "Traceback" not in result.stderr
 
@@ -89,7 +92,7 @@ def test_only_the_missing_peers_are_left_out(tmp_path: Path) -> None:
     result = run(["litequeue"], "--postgres-url", "postgresql://nobody@127.0.0.1:1/x", tmp_path=tmp_path)
     names = chosen(result)
     assert "litequeue" not in names
-    assert {"huey", "openai_session", "langgraph_sqlite", "agentstate_langgraph", "postgres"} <= set(names)
+    assert {"huey", "openai_session", "langgraph_sqlite", "agentstate_langgraph", "postgres", "adk_sqlite"} <= set(names)
     assert len(left_out_lines(result)) == 1
 
 
@@ -100,6 +103,7 @@ def test_only_the_missing_peers_are_left_out(tmp_path: Path) -> None:
         (["huey"], "huey_nofsync", "peers"),
         (["agents"], "agentstate_session", "openai-agents"),
         (LANGGRAPH, "agentstate_langgraph", "langgraph"),
+        (GOOGLE_ADK, "agentstate_adk", "google-adk"),
         (POSTGRES, "agentstate,postgres", "postgres"),
     ],
 )

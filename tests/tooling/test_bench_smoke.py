@@ -17,6 +17,7 @@ from typing import Any
 # The bench and peers extras. Imported here so that a CI without them fails on collection, loudly,
 # instead of skipping the benchmark's only test.
 import agents  # noqa: F401  (openai-agents)
+import google.adk  # noqa: F401  (google-adk)
 import huey  # noqa: F401
 import langgraph.checkpoint.sqlite  # noqa: F401  (langgraph-checkpoint-sqlite)
 import litequeue  # noqa: F401
@@ -33,6 +34,7 @@ TASK_AND_MESSAGE_OPS = {
 QUEUE_OPS = {"enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k"}
 SESSION_OPS = {"latest_50", "append_one", "append_turn_100"}
 CHECKPOINT_OPS = {"checkpoint_get", "checkpoint_list_50", "checkpoint_put"}
+ADK_OPS = {"adk_get_session_50", "adk_append_event"}
 CLAIM_OPS = {"claim_finish_1p", "claim_finish_4p", "claim_finish_16p", "claim_finish_4p_batch10", "claim_backlog_5k"}
 AGENTSTATE_WRITES = {
     "append_one", "append_turn_100", "append_bulk_10k", "enqueue_one", "enqueue_batch_100",
@@ -56,6 +58,10 @@ EXPECTED = {
     "agentstate_session": SESSION_OPS,
     "langgraph_sqlite": CHECKPOINT_OPS,
     "agentstate_langgraph": CHECKPOINT_OPS,
+    "adk_sqlite": ADK_OPS,
+    "adk_sqlite_wal": ADK_OPS,
+    "agentstate_adk_full": ADK_OPS,
+    "agentstate_adk": ADK_OPS,
 }
 QUICK_SIZES = {500, 5_000}
 
@@ -134,7 +140,7 @@ def test_targets_are_evaluated(report: dict[str, Any]) -> None:
     }
     assert pairs == {(op, "agentstate_session") for op in SESSION_OPS} | {
         (op, "agentstate_langgraph") for op in CHECKPOINT_OPS
-    }
+    } | {(op, "agentstate_adk_full") for op in ADK_OPS}
     # Issue 13's: agentstate on PostgreSQL against agentstate on one SQLite file.
     postgres = sorted(t["target"].split(":")[0] for t in targets if t["source"] == "issue 13")
     assert postgres == ["claim_finish_16p", "get_current_task", "latest_50", "postgres"], postgres
@@ -191,7 +197,7 @@ def test_markdown_table_has_a_row_per_contender_operation_and_size(out: Path) ->
         # taken against agentstate_langgraph (itself at 1.00x)
         if op != "select_1":
             assert re.fullmatch(r"[\d,.]+x", vs_median) and re.fullmatch(r"[\d,.]+x", vs_p99), (contender, op)
-        if contender == "agentstate_langgraph":
+        if contender in ("agentstate_langgraph", "agentstate_adk_full"):
             assert vs_median == vs_p99 == "1.00x", (contender, op)
     # The summary gives LangGraph's own saver a ratio to agentstate's, and agentstate's none.
     heading = "## Median µs at 5k rows (x agentstate)"

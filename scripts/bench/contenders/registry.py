@@ -8,6 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.contenders.adk_sessions import (
+    AdkSqlitePeer,
+    AdkSqliteWalPeer,
+    AgentStateAdkContender,
+    AgentStateAdkFullContender,
+)
 from bench.contenders.agentstate import (
     AgentstateContender,
     AsyncContender,
@@ -42,11 +48,18 @@ class ContenderInfo:
     :func:`select_contenders`)."""
 
 
-PEERS = ("litequeue", "huey", "huey_nofsync", "openai_session", "langgraph_sqlite")
-PEER_DISTRIBUTIONS = ("litequeue", "huey", "openai-agents", "langgraph-checkpoint-sqlite", "langgraph-checkpoint")
+PEERS = ("litequeue", "huey", "huey_nofsync", "openai_session", "langgraph_sqlite", "adk_sqlite", "adk_sqlite_wal")
+PEER_DISTRIBUTIONS = (
+    "litequeue", "huey", "openai-agents", "langgraph-checkpoint-sqlite", "langgraph-checkpoint", "google-adk",
+)  # fmt: skip
 """The ``peers`` extra's packages (and langgraph-checkpoint, which agentstate's saver builds on too),
 whose versions each report names."""
-PAIRS = (("agentstate_session", "openai_session"), ("agentstate_langgraph", "langgraph_sqlite"))
+PAIRS = (
+    ("agentstate_session", "openai_session"),
+    ("agentstate_langgraph", "langgraph_sqlite"),
+    ("agentstate_adk_full", "adk_sqlite"),
+    ("agentstate_adk_full", "adk_sqlite_wal"),
+)
 """agentstate's drop-in for a framework's own SQLite backend, and that backend: compared on every
 operation they share (issue 12's targets)."""
 
@@ -179,6 +192,42 @@ CONTENDERS = {
             AgentStateSaverContender,
             AgentStateSaverContender.operations,
             needs=(("langgraph.checkpoint.base", "langgraph-checkpoint", "langgraph"),),
+        ),
+        ContenderInfo(
+            "adk_sqlite",
+            "peer: Google ADK's own SqliteSessionService at its defaults (a rollback journal, SQLite's default "
+            "synchronous=FULL, a new aiosqlite connection per call): get_session(num_recent_events=50) of a "
+            "3,000-event session, append_event; async, one event loop",
+            AdkSqlitePeer,
+            AdkSqlitePeer.operations,
+            durability="full",
+            needs=(("google.adk.sessions.sqlite_session_service", "google-adk", "google-adk"),),
+        ),
+        ContenderInfo(
+            "adk_sqlite_wal",
+            "peer: the same SqliteSessionService on a file put in WAL mode once (a file's journal mode persists; "
+            "synchronous stays FULL: the service sets no pragma but foreign_keys)",
+            AdkSqliteWalPeer,
+            AdkSqliteWalPeer.operations,
+            durability="full",
+            needs=(("google.adk.sessions.sqlite_session_service", "google-adk", "google-adk"),),
+        ),
+        ContenderInfo(
+            "agentstate_adk_full",
+            "agentstate's AgentStateSessionService (agentstate.integrations.adk), the drop-in for adk_sqlite, on a "
+            'file of its own with the same sessions, connect(durability="full") (WAL, synchronous=FULL); async',
+            AgentStateAdkFullContender,
+            AgentStateAdkFullContender.operations,
+            durability="full",
+            needs=(("google.adk.sessions", "google-adk", "google-adk"),),
+        ),
+        ContenderInfo(
+            "agentstate_adk",
+            "the same AgentStateSessionService at agentstate's default durability (synchronous=NORMAL), which "
+            "ADK's SqliteSessionService has no way to set",
+            AgentStateAdkContender,
+            AgentStateAdkContender.operations,
+            needs=(("google.adk.sessions", "google-adk", "google-adk"),),
         ),
     )
 }
