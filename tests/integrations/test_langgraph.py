@@ -512,7 +512,8 @@ def test_the_delta_history_walk_ends_on_a_checkpoint_put_under_its_own_child(kin
 
 
 def test_the_savers_own_calls_end_on_a_parent_cycle(db_url: str) -> None:
-    """list, copy_thread, prune and delete_for_runs never follow parents: a loop changes nothing."""
+    """list and copy_thread never follow parents; prune and delete_for_runs follow them only for the
+    channels a checkpoint replays, and end on a loop: a loop changes nothing."""
     with AgentStateSaver.from_conn_string(db_url) as saver:
         a, b = put_parent_cycle(saver)
         assert within(WALK_TIMEOUT_S, lambda: ids_of(saver.list(thread("loop")))) == [b, a]
