@@ -15,7 +15,7 @@ from agentstate.migrations import MigrationStatus, migrate, status
 from agentstate.monitor import QuerySnapshot, query_stats, reset_query_stats
 from agentstate.retention import CleanupReport, cleanup
 from agentstate.store_stats import Stats, stats
-from agentstate.tasks import Claim, Task, TaskEvent, TaskManager
+from agentstate.tasks import BlockedTask, Claim, Task, TaskEvent, TaskManager
 from agentstate.transactions import write, write_async
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "AsyncMessageLog",
     "AsyncTaskManager",
     "BackupReport",
+    "BlockedTask",
     "Claim",
     "CleanupReport",
     "Conversation",

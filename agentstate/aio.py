@@ -21,7 +21,15 @@ from agentstate.async_calls import call_async, materialise, read_async, run_asyn
 from agentstate.engines import AsyncConnection, Connection, require_async_connection
 from agentstate.message_types import Message, NewMessage, Stream
 from agentstate.messages import MessageLog
-from agentstate.task_types import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPTS, Claim, Task, TaskEvent, TaskStatus
+from agentstate.task_types import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    BlockedTask,
+    Claim,
+    Task,
+    TaskEvent,
+    TaskStatus,
+)
 from agentstate.tasks import TaskManager, claim_call
 
 
@@ -29,18 +37,19 @@ class AsyncTaskManager:
     """:class:`agentstate.tasks.TaskManager` for asyncio, on a connection from
     :func:`agentstate.connect_async`; every method is the synchronous one, awaited."""
 
-    def __init__(self, conn: AsyncConnection, planner_id: str | None = None, *, actor: str | None = None) -> None:
+    def __init__(self, conn: AsyncConnection, planner_id: str | None = None, *, actor: str | None = None, lease_backoff_seconds: float = 0) -> None:
         require_async_connection(conn, "AsyncTaskManager")
         self.conn = conn
         # On its worker thread an async connection answers synchronously, like a plain one.
-        self._sync = TaskManager(cast(Connection, conn), planner_id, actor=actor)
+        self._sync = TaskManager(cast(Connection, conn), planner_id, actor=actor, lease_backoff_seconds=lease_backoff_seconds)
         # Short reads and writes run inline when the connection has a reader and a writer (see
         # read_async and write_call in agentstate.async_calls).
         reader, writer = getattr(conn, "reader", None), getattr(conn, "writer", None)
-        self._reader = None if reader is None else TaskManager(reader, planner_id, actor=actor)
-        self._writer = None if writer is None else TaskManager(writer, planner_id, actor=actor)
+        self._reader = None if reader is None else TaskManager(reader, planner_id, actor=actor, lease_backoff_seconds=lease_backoff_seconds)
+        self._writer = None if writer is None else TaskManager(writer, planner_id, actor=actor, lease_backoff_seconds=lease_backoff_seconds)
         self.planner_id = self._sync.planner_id
         self.actor = self._sync.actor
+        self.lease_backoff_seconds = self._sync.lease_backoff_seconds
 
     async def create_task(
         self,
@@ -52,6 +61,10 @@ class AsyncTaskManager:
         metadata: Any = None,
         worker_id: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        priority: int = 0,
+        delay_seconds: float = 0,
+        depends_on: Iterable[str] = (),
+        idempotency_key: str | None = None,
     ) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.create_task`."""
         return await write_call(
@@ -65,6 +78,10 @@ class AsyncTaskManager:
             metadata=metadata,
             worker_id=worker_id,
             max_attempts=max_attempts,
+            priority=priority,
+            delay_seconds=delay_seconds,
+            depends_on=materialise(depends_on),
+            idempotency_key=idempotency_key,
         )
 
     async def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
@@ -125,13 +142,42 @@ class AsyncTaskManager:
             worker_id,
         )
 
-    async def retry(self, worker_id: str) -> Task:
+    async def retry(self, worker_id: str, *, delay_seconds: float = 0) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.retry`."""
-        return await write_call(self.conn, self._sync.retry, self._writer.retry if self._writer else None, worker_id)
+        return await write_call(
+            self.conn,
+            self._sync.retry,
+            self._writer.retry if self._writer else None,
+            worker_id,
+            delay_seconds=delay_seconds,
+        )
 
     async def record(self, worker_id: str) -> Task:
         """See :meth:`agentstate.tasks.TaskManager.record`."""
         return await write_call(self.conn, self._sync.record, self._writer.record if self._writer else None, worker_id)
+
+    async def cancel(self, worker_id: str, reason: Any = None) -> list[Task]:
+        """See :meth:`agentstate.tasks.TaskManager.cancel`."""
+        return await write_call(
+            self.conn,
+            self._sync.cancel,
+            self._writer.cancel if self._writer else None,
+            worker_id,
+            reason,
+        )
+
+    async def cancel_all(self, reason: Any = None) -> int:
+        """See :meth:`agentstate.tasks.TaskManager.cancel_all`."""
+        return await write_call(
+            self.conn,
+            self._sync.cancel_all,
+            self._writer.cancel_all if self._writer else None,
+            reason,
+        )
+
+    async def blocked(self) -> list[BlockedTask]:
+        """See :meth:`agentstate.tasks.TaskManager.blocked`."""
+        return await run_async(self.conn, self._sync.blocked)
 
     async def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
         """See :meth:`agentstate.tasks.TaskManager.purge_recorded`."""

@@ -207,6 +207,16 @@ class StaleTokenError(AgentStateError):
     """The fencing token is not the task's current one: the lease was lost to another owner."""
 
 
+class TaskCancelledError(StaleTokenError):
+    """The task was cancelled by its planner while its executor held it: stop working on it
+    (a StaleTokenError too: an executor loses the task either way, and nothing is written)."""
+
+
+class DependencyError(InvalidValueError):
+    """A task's ``depends_on`` names no task of its planner, the task itself, a cancelled task, or
+    makes a cycle; nothing was created."""
+
+
 # --- messages ----------------------------------------------------------------------------------
 
 

@@ -7,7 +7,18 @@ from typing import Any
 
 from agentstate import errors
 from agentstate.task_types import DEFAULT_MAX_ATTEMPTS, Claim, Task
-from agentstate.values import new_id, optional_str, require_int, require_seconds, require_str, text, to_json
+from agentstate.values import (
+    iterable,
+    new_id,
+    optional_str,
+    require_age,
+    require_int,
+    require_seconds,
+    require_str,
+    text,
+    to_json,
+    utc_after,
+)
 
 
 def claimant(owner: object, lease_seconds: object) -> tuple[str, float]:
@@ -50,6 +61,10 @@ def encode_task(actor: str | None, planner_id: str, spec: dict[str, Any]) -> dic
     acceptance_criteria, task_context = spec.get("acceptance_criteria"), spec.get("task_context")
     input_images, metadata, worker_id = spec.get("input_images"), spec.get("metadata"), spec.get("worker_id")
     max_attempts = spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+    delay_seconds = require_age("delay_seconds", spec.get("delay_seconds", 0))
+    idempotency_key = optional_str("idempotency_key", spec.get("idempotency_key"))
+    if idempotency_key is not None and len(idempotency_key) > 256:
+        raise errors.InvalidValueError(f"idempotency_key must be at most 256 characters, not {len(idempotency_key)}")
     if not isinstance(description, str):
         raise errors.InvalidTypeError(f"description must be a str, not {type(description).__name__}")
     return {
@@ -64,10 +79,34 @@ def encode_task(actor: str | None, planner_id: str, spec: dict[str, Any]) -> dic
         "metadata": to_json("metadata", {} if metadata is None else metadata),
         "max_attempts": require_int("max_attempts", max_attempts, minimum=1),
         "actor": actor,
+        "priority": require_int("priority", spec.get("priority", 0)),
+        # SQLite stamps the client's clock (under the lock, see create_tasks); PostgreSQL the server's.
+        "delay_seconds": delay_seconds,
+        "available_at": None,
+        "waiting_on": 0,
+        "idempotency_key": None if idempotency_key is None else text("idempotency_key", idempotency_key),
+        "depends_on": prerequisites(spec.get("depends_on", ())),
+        "explicit_id": worker_id is not None,
     }
+
+
+def prerequisites(value: object) -> tuple[str, ...]:
+    """Check ``depends_on``: worker ids (an iterable of str, not a str), each once, in order."""
+    if isinstance(value, str):
+        raise errors.InvalidTypeError(
+            f"depends_on must be a list of worker ids, not one str ({value!r:.40}): write depends_on=[{value!r:.40}]"
+        )
+    found = [require_str("depends_on[]", item) for item in iterable("depends_on", value)]
+    return tuple(dict.fromkeys(found))
+
+
+def delayed_until(delay_seconds: float) -> str | None:
+    """When a task delayed by ``delay_seconds`` becomes claimable (None: at once)."""
+    return utc_after(delay_seconds) if delay_seconds > 0 else None
 
 
 # What a create_tasks spec may hold: create_task's arguments (a test checks they agree).
 TASK_FIELDS = (
     "description", "acceptance_criteria", "task_context", "input_images", "metadata", "worker_id", "max_attempts",
+    "priority", "delay_seconds", "depends_on", "idempotency_key",
 )  # fmt: skip

@@ -4,15 +4,16 @@ step matched no row (the task is gone, the token is stale, or the status does no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from agentstate import errors
 from agentstate.engines import Connection
-from agentstate.runner import run
+from agentstate.runner import run, run_each
 from agentstate.task_arguments import held
 from agentstate.task_types import Claim, Task, task_from_row
 from agentstate.transactions import write
-from agentstate.values import to_json, utc_now
+from agentstate.values import iterable, require_seconds, short, to_json, utc_after, utc_now
 
 
 def one_task(conn: Connection, name: str, params: dict[str, Any]) -> Task | None:
@@ -45,11 +46,55 @@ def finish(
     return task
 
 
+def finish_many(conn: Connection, actor: str | None, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
+    """complete_many: every (claim, result) pair completed in one transaction, or none."""
+    steps = []
+    for pair in iterable("results", results):
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], Claim)):
+            raise errors.InvalidTypeError(f"complete_many takes (Claim, result) pairs, not {pair!r:.80}")
+        worker_id, token, owner = held(pair[0], None, actor)
+        steps.append({**finish_params(worker_id, token, "completed", pair[1], actor), "actor": owner})
+    with write(conn):
+        now = utc_now()
+        for params in steps:
+            params["now"] = now
+        # One executemany (pipelined on PostgreSQL); a step whose token no longer holds its task
+        # returns no row: the first such step is refused, and the whole batch rolls back.
+        rows = iter(run_each(conn, "tasks.finish", steps))
+        done, row = [], next(rows, None)
+        for params in steps:
+            if row is None or row[0] != params["worker_id"]:
+                refuse(conn, params["worker_id"], "complete", ("claimed",), params["token"])
+            done.append(task_from_row(row))
+            row = next(rows, None)
+    return done
+
+
+def extend_lease(conn: Connection, actor: str | None, claim: Claim | str, token: int | None, lease_seconds: float) -> Claim:
+    """heartbeat: the lease of a task still held, ``lease_seconds`` from now."""
+    worker_id, token, _ = held(claim, token, actor)
+    lease_seconds = require_seconds("lease_seconds", lease_seconds)
+    params: dict[str, Any] = {"worker_id": worker_id, "token": token, "lease_seconds": lease_seconds}
+    with write(conn):
+        # Under the lock: a lease runs from when it is granted, not from when the call began.
+        params["now"], params["lease_expires_at"] = utc_now(), utc_after(lease_seconds)
+        task = one_task(conn, "tasks.heartbeat", params)
+        if task is None:
+            refuse(conn, worker_id, "heartbeat", ("claimed",), token)
+    return Claim(task)
+
+
 def refuse(conn: Connection, worker_id: str, action: str, allowed: tuple[str, ...], token: int | None = None) -> NoReturn:
     """Explain why a compare-and-set matched no row; called inside its transaction."""
     task = one_task(conn, "tasks.get", {"worker_id": worker_id})
     if task is None:
         raise errors.NotFoundError("task", worker_id)
+    if token is not None and task.task_status == "cancelled":  # an executor's step on a cancelled task
+        raise errors.TaskCancelledError(
+            f"cannot {action} task {worker_id!r}: its planner cancelled it "
+            f"(reason: {short(task.result.get('reason') if isinstance(task.result, dict) else None)}); "
+            "stop working on it: nothing was written"
+        )
     if token is not None and token != task.fence:
         raise errors.StaleTokenError(
             f"cannot {action} task {worker_id!r}: token {token} is stale (the task was claimed again; "

@@ -13,8 +13,8 @@ from agentstate import errors
 from agentstate.rows import Builder
 from agentstate.values import from_json
 
-TaskStatus = Literal["pending", "claimed", "completed", "failed_validation", "recorded"]
-STATUSES: Final = ("pending", "claimed", "completed", "failed_validation", "recorded")
+TaskStatus = Literal["pending", "claimed", "completed", "failed_validation", "recorded", "cancelled"]
+STATUSES: Final = ("pending", "claimed", "completed", "failed_validation", "recorded", "cancelled")
 DEFAULT_LEASE_SECONDS: Final = 60.0
 DEFAULT_MAX_ATTEMPTS: Final = 3
 
@@ -40,6 +40,22 @@ class Task:
     updated_by: str | None
     created_at: str
     updated_at: str
+    priority: int = 0
+    """Claimed before every ready task of a lower priority; ties go to the older task."""
+    available_at: str | None = None
+    """A delayed task is not claimable before this time; None once it is (or if never delayed)."""
+    waiting_on: int = 0
+    """How many of its prerequisites (``depends_on``) have not yet reached completed or recorded."""
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedTask:
+    """A pending task that waits on prerequisites (:meth:`~agentstate.TaskManager.blocked`)."""
+
+    task: Task
+    waiting_for: tuple[str, ...]
+    """The worker ids of its prerequisites that have not yet reached completed or recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +114,14 @@ def task_from_row(row: Any) -> Task:
 def events_from_rows(rows: list[Any]) -> list[TaskEvent]:
     """``task_events`` rows as TaskEvents, their detail decoded."""
     return [TaskEvent(e, w, f, t, fence, a, from_json(d), at) for (e, w, f, t, fence, a, d, at) in rows]
+
+
+def blocked_from_rows(rows: list[Any]) -> list[BlockedTask]:
+    """``tasks.blocked`` rows (a task's columns, then one unfinished prerequisite) per task."""
+    found: dict[str, tuple[Task, list[str]]] = {}
+    for row in rows:
+        entry = found.get(row[0])
+        if entry is None:
+            entry = found[row[0]] = (task_from_row(row[:-1]), [])
+        entry[1].append(row[-1])
+    return [BlockedTask(task, tuple(sorted(ids))) for task, ids in found.values()]

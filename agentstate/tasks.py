@@ -3,11 +3,14 @@
 A task is one row of ``workers``. Its life::
 
     pending --claim--> claimed --complete--> completed --record--> recorded
-       ^                 |  |                                    ^
-       |                 |  +--fail_validation--> failed_validation --+
-       |                 |                          |
-       +----release------+                          | retry (attempts < max_attempts)
-       +--------------------------------------------+
+       ^                 |  |                                    ^  ^
+       |                 |  +--fail_validation--> failed_validation --+  |
+       +----release------+                          | retry              | record
+       +--------------------------------------------+                    |
+    pending or claimed --cancel (and every dependant)--> cancelled ------+
+
+A claim takes a *ready* task: pending, not delayed, its prerequisites all completed or recorded;
+higher ``priority`` first, then the oldest (see docs/tasks.md).
 
 A claim is a lease: the owner must ``heartbeat`` before ``lease_expires_at`` or another executor's
 ``claim`` takes the task over (no sweeper needed). Each claim uses one of the task's
@@ -24,21 +27,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from agentstate import engine, errors
-from agentstate.calls import claims, reads, writes
+from agentstate.calls import claims, reads, reads_all, writes
 from agentstate.engines import Connection, require_connection
-from agentstate.runner import run, run_each
-from agentstate.task_arguments import claimant, encode_task, held, task_spec
+from agentstate.runner import run
+from agentstate.task_arguments import claimant, delayed_until, encode_task, held, task_spec
 from agentstate.task_async_claims import claim_async, claim_call
 from agentstate.task_claiming import Claiming
-from agentstate.task_steps import finish, finish_params, one_task, refuse
+from agentstate.task_planning import cancel_tree, check_batch, insert_tasks
+from agentstate.task_steps import extend_lease, finish, finish_many, finish_params, one_task, refuse
 from agentstate.task_types import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
     STATUSES,
+    BlockedTask,
     Claim,
     Task,
     TaskEvent,
     TaskStatus,
+    blocked_from_rows,
     events_from_rows,
     task_from_row,
 )
@@ -48,8 +54,8 @@ from agentstate.values import (
     optional_str,
     require_age,
     require_int,
-    require_seconds,
     require_str,
+    to_json,
     utc_after,
     utc_now,
 )
@@ -62,12 +68,22 @@ class TaskManager(Claiming):
     within one thread (see docs/concurrency.md).
     """
 
-    def __init__(self, conn: Connection, planner_id: str | None = None, *, actor: str | None = None) -> None:
-        """:param actor: who is acting, recorded on task events (default: the planner id)."""
+    def __init__(
+        self,
+        conn: Connection,
+        planner_id: str | None = None,
+        *,
+        actor: str | None = None,
+        lease_backoff_seconds: float = 0,
+    ) -> None:
+        """:param actor: who is acting, recorded on task events (default: the planner id).
+        :param lease_backoff_seconds: how long after its lease expired (its executor crashed)
+            this manager's claims leave a task alone before taking it over."""
         self._engine = require_connection(conn, "TaskManager")
         self.conn = conn
         self.planner_id = optional_str("planner_id", planner_id)
         self.actor = optional_str("actor", actor) or self.planner_id
+        self.lease_backoff_seconds = require_age("lease_backoff_seconds", lease_backoff_seconds)
         self._start_claiming(conn)
         self._engine.protect(self)
 
@@ -91,11 +107,23 @@ class TaskManager(Claiming):
         metadata: Any = None,
         worker_id: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        priority: int = 0,
+        delay_seconds: float = 0,
+        depends_on: Iterable[str] = (),
+        idempotency_key: str | None = None,
     ) -> Task:
         """Add a pending task for this planner. ``worker_id`` defaults to a new time-ordered id.
 
+        :param priority: claimed before every ready task of a lower one (any 64-bit int).
+        :param delay_seconds: not claimable before this many seconds from now.
+        :param depends_on: worker ids of this planner's tasks that must each reach ``completed``
+            or ``recorded`` before this one is claimable.
+        :param idempotency_key: a second create with the same key returns the first task.
         :raises NotFoundError: the planner does not exist.
         :raises DuplicateError: a task with this worker_id exists.
+        :raises DependencyError: ``depends_on`` names no task of this planner, the task itself, or
+            a cancelled task.
+        :raises IdempotencyConflictError: the key names a task with other fields.
         :raises InvalidValueError: a JSON argument cannot be encoded as JSON.
         """
         return self.create_tasks(
@@ -108,6 +136,10 @@ class TaskManager(Claiming):
                     metadata=metadata,
                     worker_id=worker_id,
                     max_attempts=max_attempts,
+                    priority=priority,
+                    delay_seconds=delay_seconds,
+                    depends_on=depends_on,
+                    idempotency_key=idempotency_key,
                 )
             ]
         )[0]
@@ -116,28 +148,25 @@ class TaskManager(Claiming):
     def create_tasks(self, specs: Iterable[dict[str, Any]]) -> list[Task]:
         """Add several tasks in one transaction: all of them, or (on any error) none.
 
-        Each spec is a dict of the keyword arguments of :meth:`create_task`.
+        Each spec is a dict of the keyword arguments of :meth:`create_task`; a ``depends_on``
+        may name a task earlier in the same batch.
 
         :raises InvalidValueError: a spec names a field that does not exist.
+        :raises DependencyError: a ``depends_on`` names a task later in the batch, or makes a cycle.
         """
         planner_id = self._planner()
-        rows = [self._new_task_params(planner_id, task_spec(spec)) for spec in iterable("specs", specs)]
+        rows = [encode_task(self.actor, planner_id, task_spec(spec)) for spec in iterable("specs", specs)]
+        check_batch(rows)
         created: list[Task] = []
         try:
             with write(self.conn):
-                now = utc_now()  # under the lock, so creation times follow commit order
-                for params in rows:
-                    params["now"] = now
-                # One executemany: on PostgreSQL the statements go out pipelined, not a round trip each.
-                created = [task_from_row(row) for row in run_each(self.conn, "tasks.create", rows)]
+                # now: under the lock, so creation times follow commit order
+                created = insert_tasks(self.conn, planner_id, rows, utc_now())
         except errors.ForeignKeyError as exc:
             raise errors.NotFoundError("planner", planner_id) from exc
         except errors.DuplicateError as exc:
             raise errors.DuplicateError(f"a task with one of these worker_ids already exists: {exc}") from exc
         return created
-
-    def _new_task_params(self, planner_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return encode_task(self.actor, planner_id, spec)
 
     @reads
     def get_task(self, worker_id: str) -> Task:
@@ -193,15 +222,16 @@ class TaskManager(Claiming):
         return events_from_rows(rows)
 
     @writes()
-    def retry(self, worker_id: str) -> Task:
-        """Send a task that failed validation back to pending.
+    def retry(self, worker_id: str, *, delay_seconds: float = 0) -> Task:
+        """Send a task that failed validation back to pending, claimable in ``delay_seconds``.
 
         :raises RetryLimitError: it already used ``max_attempts`` attempts.
         :raises InvalidTransitionError: it is not ``failed_validation``.
         """
-        params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
+        params: dict[str, Any] = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
+        params["delay_seconds"] = require_age("delay_seconds", delay_seconds)
         with write(self.conn):
-            params["now"] = utc_now()
+            params["now"], params["available_at"] = utc_now(), delayed_until(params["delay_seconds"])
             task = one_task(self.conn, "tasks.retry", params)
             if task is None:
                 refuse(self.conn, worker_id, "retry", ("failed_validation",))
@@ -209,17 +239,55 @@ class TaskManager(Claiming):
 
     @writes()
     def record(self, worker_id: str) -> Task:
-        """Mark a finished task recorded: the planner has taken its outcome into account.
+        """Mark a finished (or cancelled) task recorded: the planner has taken its outcome into account.
 
-        :raises InvalidTransitionError: it is not ``completed`` or ``failed_validation``.
+        :raises InvalidTransitionError: it is not ``completed``, ``failed_validation`` or ``cancelled``.
         """
         params = {"worker_id": require_str("worker_id", worker_id), "actor": self.actor}
         with write(self.conn):
             params["now"] = utc_now()
             task = one_task(self.conn, "tasks.record", params)
             if task is None:
-                refuse(self.conn, worker_id, "record", ("completed", "failed_validation"))
+                refuse(self.conn, worker_id, "record", ("completed", "failed_validation", "cancelled"))
         return task
+
+    @writes()
+    def cancel(self, worker_id: str, reason: Any = None) -> list[Task]:
+        """Cancel a pending or claimed task of this planner, and in the same transaction every
+        task that depends on it, transitively. ``reason`` (any JSON value) is kept in their
+        results and histories. Its executor's next step raises :class:`TaskCancelledError`.
+        Returns the cancelled tasks, this one first.
+
+        :raises InvalidTransitionError: it is not ``pending`` or ``claimed``.
+        :raises NotFoundError: this planner has no such task.
+        """
+        params: dict[str, Any] = {"worker_id": require_str("worker_id", worker_id), "planner_id": self._planner()}
+        params.update(reason=to_json("reason", reason), actor=self.actor)
+        with write(self.conn):
+            params["now"] = utc_now()
+            cancelled = cancel_tree(self.conn, params)
+            if not cancelled:
+                task = one_task(self.conn, "tasks.get", {"worker_id": worker_id})
+                if task is None or task.planner_id != self.planner_id:
+                    raise errors.NotFoundError("task", worker_id)
+                refuse(self.conn, worker_id, "cancel", ("pending", "claimed"))
+        return cancelled
+
+    @writes()
+    def cancel_all(self, reason: Any = None) -> int:
+        """Cancel every pending or claimed task of this planner (the user gave up on the
+        request); returns how many."""
+        params = {"planner_id": self._planner(), "reason": to_json("reason", reason), "actor": self.actor}
+        with write(self.conn):
+            params["now"] = utc_now()
+            count: int = run(self.conn, "tasks.cancel_all", params)
+        return count
+
+    @reads_all
+    def blocked(self) -> list[BlockedTask]:
+        """The planner's pending tasks that wait on prerequisites, oldest first, each with the
+        ids of the prerequisites it still waits for."""
+        return blocked_from_rows(run(self.conn, "tasks.blocked", {"planner_id": self._planner()}))
 
     @writes(several=True)
     def purge_recorded(self, *, older_than_seconds: float, batch_size: int = 1000) -> int:
@@ -274,26 +342,7 @@ class TaskManager(Claiming):
     def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
         """Complete several claimed tasks, each with its result, in one transaction: all of
         them, or (if any token is stale) none."""
-        steps = []
-        for pair in iterable("results", results):
-            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], Claim)):
-                raise errors.InvalidTypeError(f"complete_many takes (Claim, result) pairs, not {pair!r:.80}")
-            worker_id, token, owner = held(pair[0], None, self.actor)
-            steps.append({**finish_params(worker_id, token, "completed", pair[1], self.actor), "actor": owner})
-        with write(self.conn):
-            now = utc_now()
-            for params in steps:
-                params["now"] = now
-            # One executemany (pipelined on PostgreSQL); a step whose token no longer holds its task
-            # returns no row: the first such step is refused, and the whole batch rolls back.
-            rows = iter(run_each(self.conn, "tasks.finish", steps))
-            done, row = [], next(rows, None)
-            for params in steps:
-                if row is None or row[0] != params["worker_id"]:
-                    refuse(self.conn, params["worker_id"], "complete", ("claimed",), params["token"])
-                done.append(task_from_row(row))
-                row = next(rows, None)
-        return done
+        return finish_many(self.conn, self.actor, results)
 
     @writes(repeat="always")
     def heartbeat(
@@ -304,16 +353,7 @@ class TaskManager(Claiming):
 
         :raises StaleTokenError: another owner claimed the task since.
         """
-        worker_id, token, _ = held(claim, token, self.actor)
-        lease_seconds = require_seconds("lease_seconds", lease_seconds)
-        params: dict[str, Any] = {"worker_id": worker_id, "token": token, "lease_seconds": lease_seconds}
-        with write(self.conn):
-            # Under the lock: a lease runs from when it is granted, not from when the call began.
-            params["now"], params["lease_expires_at"] = utc_now(), utc_after(lease_seconds)
-            task = one_task(self.conn, "tasks.heartbeat", params)
-            if task is None:
-                refuse(self.conn, worker_id, "heartbeat", ("claimed",), token)
-        return Claim(task)
+        return extend_lease(self.conn, self.actor, claim, token, lease_seconds)
 
     @writes()
     def complete(self, claim: Claim | str, token: int | None = None, *, result: Any = None) -> Task:
@@ -366,6 +406,7 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_ATTEMPTS",
     "STATUSES",
+    "BlockedTask",
     "Claim",
     "Task",
     "TaskEvent",

@@ -56,6 +56,24 @@ def populate(conn: apsw.Connection, *, tasks: int = 100_000, messages: int = 100
             """,
             {"tasks": tasks, "agents": agents},
         )
+        # Planning (0008): a few priorities, 10% of pending tasks delayed and 10% waiting on the
+        # planner's previous task, so the claims' plans are judged with both present.
+        conn.execute(
+            """
+            UPDATE workers SET priority = n % 3,
+                available_at = CASE WHEN task_status = 'pending' AND n % 10 = 3
+                                    THEN strftime('%Y-%m-%dT%H:%M:%f000Z', 'now', '+1 hour') END
+            FROM temp.numbers WHERE worker_id = printf('task-%08d', n) AND n < :tasks;
+            INSERT INTO task_dependencies (worker_id, depends_on)
+            SELECT printf('task-%08d', n), printf('task-%08d', n - :agents)
+            FROM temp.numbers WHERE n < :tasks AND n >= :agents AND n % 10 = 7;
+            UPDATE workers SET waiting_on = 1
+            WHERE task_status = 'pending' AND worker_id IN (
+                SELECT d.worker_id FROM task_dependencies AS d JOIN workers AS p ON p.worker_id = d.depends_on
+                WHERE p.task_status NOT IN ('completed', 'recorded'));
+            """,
+            {"tasks": tasks, "agents": agents},
+        )
         for table, key, fmt in (
             ("router_messages", "conversation_id", "conv-%04d"),
             ("planner_messages", "agent_id", "planner-%04d"),

@@ -60,7 +60,7 @@ def test_stats_counts_what_the_store_holds(file_db: apsw.Connection) -> None:
     log.append_many("router", "c", [NewMessage("user", str(i)) for i in range(4)])
     log.append("planner", "p", role="user", content="hi")
     found = agentstate.stats(file_db)
-    assert found.tasks_by_status == {"pending": 3, "claimed": 1, "completed": 0, "failed_validation": 0, "recorded": 0}
+    assert found.tasks_by_status == {"pending": 3, "claimed": 1, "completed": 0, "failed_validation": 0, "recorded": 0, "cancelled": 0}
     assert found.tasks_by_planner["q"]["claimed"] == 1 and found.tasks_by_planner["p"]["pending"] == 3
     assert found.expired_leases == 1
     assert found.oldest_pending_age_seconds is not None and found.oldest_pending_age_seconds >= 0
@@ -98,7 +98,7 @@ def test_stats_on_both_engines(db: Any) -> None:
     time.sleep(0.01)
     log.append_many("router", "c", [NewMessage("user", str(i)) for i in range(4)])
     found = agentstate.stats(db, warn_above_bytes=10**12)
-    assert found.tasks_by_status == {"pending": 3, "claimed": 1, "completed": 0, "failed_validation": 0, "recorded": 0}
+    assert found.tasks_by_status == {"pending": 3, "claimed": 1, "completed": 0, "failed_validation": 0, "recorded": 0, "cancelled": 0}
     assert found.tasks_by_planner["q"]["claimed"] == 1 and found.tasks_by_planner["p"]["pending"] == 3
     assert found.expired_leases == 1 and found.warnings == []
     assert found.oldest_pending_age_seconds is not None and 0 <= found.oldest_pending_age_seconds < 60

@@ -35,7 +35,7 @@ def test_current_and_completed_task_are_the_oldest(tm: TaskManager) -> None:
     tm.complete(claim, result={"answer": 42})
     completed = tm.get_completed_task()
     assert completed is not None and completed.worker_id == first.worker_id and completed.result == {"answer": 42}
-    assert tm.counts() == {"pending": 2, "claimed": 0, "completed": 1, "failed_validation": 0, "recorded": 0}
+    assert tm.counts() == {"pending": 2, "claimed": 0, "completed": 1, "failed_validation": 0, "recorded": 0, "cancelled": 0}
     tm.record(first.worker_id)
     assert tm.get_completed_task() is None
     assert third.worker_id in {t.worker_id for t in tm.list_tasks("pending")}

@@ -1,9 +1,9 @@
 """A hypothesis state machine drives the task lifecycle against a plain Python model of the rules,
-on both engines.
+on both engines: priorities, delays, prerequisites, idempotency keys and cancellation included.
 
 Lease expiry is simulated by moving a lease's end into the past, the one thing the clock does (a
 write to the row, so it works the same whichever clock, the process's or the PostgreSQL server's,
-stamps leases).
+stamps leases); a delay passes the same way (its available_at moved into the past).
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ class Model:
     owner: str | None = None
     expired: bool = False
     transitions: int = 1  # the creation event
+    priority: int = 0
+    deps: frozenset[str] = frozenset()
+    delayed: bool = False  # not claimable until its delay passes and a claim's sweep sees it
+    due: bool = False  # its delay has passed; the next claim's sweep makes it ready
+    key: str | None = None
+
+
+FINISHED = ("completed", "recorded")
 
 
 class TaskLifecycle(RuleBasedStateMachine):
@@ -59,6 +67,17 @@ class TaskLifecycle(RuleBasedStateMachine):
         manager.SWEEP_INTERVAL_S = 0.0  # every claim sweeps, so the model knows when tasks fail
         return manager
 
+    def unfinished(self, m: Model) -> list[str]:
+        return sorted(d for d in m.deps if self.model[d].status not in FINISHED)
+
+    def first_ready(self, planner: str | None) -> str | None:
+        ready = [
+            (-m.priority, m.created_at, wid)
+            for wid, m in self.model.items()
+            if m.status == "pending" and planner in (None, m.planner) and not m.delayed and not self.unfinished(m)
+        ]
+        return min(ready)[2] if ready else None
+
     def oldest_pending(self, planner: str | None) -> str | None:
         waiting = [
             (m.created_at, wid)
@@ -67,10 +86,40 @@ class TaskLifecycle(RuleBasedStateMachine):
         ]
         return min(waiting)[1] if waiting else None
 
-    @rule(planner=st.sampled_from(PLANNERS), max_attempts=st.integers(1, 3))
-    def create(self, planner: str, max_attempts: int) -> None:
-        task = self.tm(planner).create_task("t", max_attempts=max_attempts)
-        self.model[task.worker_id] = Model(planner, task.created_at, max_attempts)
+    @rule(
+        planner=st.sampled_from(PLANNERS),
+        max_attempts=st.integers(1, 3),
+        priority=st.integers(0, 2),
+        delayed=st.booleans(),
+        key=st.sampled_from((None, None, "k1", "k2")),
+        data=st.data(),
+    )
+    def create(self, planner: str, max_attempts: int, priority: int, delayed: bool, key: str | None, data: st.DataObject) -> None:
+        mine = sorted(w for w, m in self.model.items() if m.planner == planner)
+        deps = data.draw(st.lists(st.sampled_from(mine), max_size=2, unique=True)) if mine else []
+        stored = next((w for w, m in self.model.items() if m.planner == planner and key and m.key == key), None)
+        tm = self.tm(planner)
+        call = lambda: tm.create_task(  # noqa: E731
+            "t", max_attempts=max_attempts, priority=priority, delay_seconds=3600 if delayed else 0,
+            depends_on=deps, idempotency_key=key,
+        )  # fmt: skip
+        if stored is not None:
+            m = self.model[stored]
+            if (m.max_attempts, m.priority, m.deps) == (max_attempts, priority, frozenset(deps)):
+                assert call().worker_id == stored
+            else:
+                with pytest.raises(errors.IdempotencyConflictError):
+                    call()
+            return
+        if any(self.model[d].status == "cancelled" for d in deps):
+            with pytest.raises(errors.DependencyError):
+                call()
+            return
+        task = call()
+        self.model[task.worker_id] = Model(
+            planner, task.created_at, max_attempts, priority=priority, deps=frozenset(deps), delayed=delayed, key=key
+        )
+        assert task.waiting_on == len(self.unfinished(self.model[task.worker_id]))
 
     @rule(target=claims, planner=st.sampled_from((*PLANNERS, None)), owner=st.sampled_from(OWNERS))
     def claim(self, planner: str | None, owner: str) -> Claim | None:
@@ -80,7 +129,10 @@ class TaskLifecycle(RuleBasedStateMachine):
                 m.status, m.owner, m.expired = "failed_validation", None, False
                 m.transitions += 1
         expired = {w for w, m in in_scope if m.status == "claimed" and m.expired}
-        pending = self.oldest_pending(planner)
+        for m in self.model.values():  # the sweep makes every due task ready, whoever's it is
+            if m.due:
+                m.delayed = m.due = False
+        pending = self.first_ready(planner)
         claim = self.tm(planner).claim(owner)
         if expired:
             assert claim is not None and claim.worker_id in expired
@@ -105,8 +157,10 @@ class TaskLifecycle(RuleBasedStateMachine):
 
     def expect_refusal(self, claim: Claim, error: Exception) -> None:
         m = self.model[claim.worker_id]
-        if m.fence != claim.token:
-            assert isinstance(error, errors.StaleTokenError), error
+        if m.status == "cancelled":
+            assert isinstance(error, errors.TaskCancelledError), error
+        elif m.fence != claim.token:
+            assert type(error) is errors.StaleTokenError, error
         else:
             assert isinstance(error, errors.InvalidTransitionError), error
 
@@ -143,19 +197,19 @@ class TaskLifecycle(RuleBasedStateMachine):
             m.transitions += 1
 
     @precondition(lambda self: self.model)
-    @rule(data=st.data())
-    def retry(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), delayed=st.booleans())
+    def retry(self, data: st.DataObject, delayed: bool) -> None:
         wid = data.draw(st.sampled_from(sorted(self.model)))
         m = self.model[wid]
         try:
-            self.tm().retry(wid)
+            self.tm().retry(wid, delay_seconds=3600 if delayed else 0)
         except errors.RetryLimitError:
             assert m.status == "failed_validation" and m.attempts >= m.max_attempts
         except errors.InvalidTransitionError:
             assert m.status != "failed_validation"
         else:
             assert m.status == "failed_validation" and m.attempts < m.max_attempts
-            m.status = "pending"
+            m.status, m.delayed, m.due = "pending", delayed, False
             m.transitions += 1
 
     @precondition(lambda self: self.model)
@@ -166,11 +220,47 @@ class TaskLifecycle(RuleBasedStateMachine):
         try:
             self.tm().record(wid)
         except errors.InvalidTransitionError:
-            assert m.status not in ("completed", "failed_validation")
+            assert m.status not in ("completed", "failed_validation", "cancelled")
         else:
-            assert m.status in ("completed", "failed_validation")
+            assert m.status in ("completed", "failed_validation", "cancelled")
             m.status = "recorded"
             m.transitions += 1
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), reason=st.sampled_from((None, "stop", {"why": 1})))
+    def cancel(self, data: st.DataObject, reason: Any) -> None:
+        wid = data.draw(st.sampled_from(sorted(self.model)))
+        m = self.model[wid]
+        try:
+            cancelled = self.tm(m.planner).cancel(wid, reason=reason)
+        except errors.InvalidTransitionError:
+            assert m.status not in ("pending", "claimed")
+            return
+        assert m.status in ("pending", "claimed")
+        closure = {wid}
+        while grown := {w for w, d in self.model.items() if d.status == "pending" and d.deps & closure} - closure:
+            closure |= grown
+        assert cancelled[0].worker_id == wid and {t.worker_id for t in cancelled} == closure
+        for w in closure:
+            d = self.model[w]
+            d.status, d.owner, d.expired, d.delayed, d.due = "cancelled", None, False, False, False
+            d.transitions += 1
+        assert self.tm().history(wid)[-1].detail == {"reason": reason}
+
+    @rule(planner=st.sampled_from(PLANNERS))
+    def cancel_all(self, planner: str) -> None:
+        open_ = [m for m in self.model.values() if m.planner == planner and m.status in ("pending", "claimed")]
+        assert self.tm(planner).cancel_all() == len(open_)
+        for d in open_:
+            d.status, d.owner, d.expired, d.delayed, d.due = "cancelled", None, False, False, False
+            d.transitions += 1
+
+    @precondition(lambda self: any(m.delayed and not m.due for m in self.model.values()))
+    @rule(data=st.data())
+    def delay_passes(self, data: st.DataObject) -> None:
+        wid = data.draw(st.sampled_from(sorted(w for w, m in self.model.items() if m.delayed and not m.due)))
+        rows(self.conn, "UPDATE workers SET available_at = ? WHERE worker_id = ?", (PAST, wid))
+        self.model[wid].due = True
 
     @precondition(lambda self: any(m.status == "claimed" for m in self.model.values()))
     @rule(data=st.data())
@@ -181,9 +271,12 @@ class TaskLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def database_matches_model(self) -> None:
-        found = rows(self.conn, "SELECT worker_id, task_status, attempts, fence, lease_owner FROM workers")
+        found = rows(
+            self.conn, "SELECT worker_id, task_status, attempts, fence, lease_owner, waiting_on, priority FROM workers"
+        )
         assert {r[0]: r[1:] for r in found} == {
-            w: (m.status, m.attempts, m.fence, m.owner) for w, m in self.model.items()
+            w: (m.status, m.attempts, m.fence, m.owner, len(self.unfinished(m)), m.priority)
+            for w, m in self.model.items()
         }
         events = dict(rows(self.conn, "SELECT worker_id, count(*) FROM task_events GROUP BY worker_id"))
         assert events == {w: m.transitions for w, m in self.model.items()}
@@ -201,6 +294,11 @@ class TaskLifecycle(RuleBasedStateMachine):
             counts = tm.counts()
             for status, n in counts.items():
                 assert n == sum(1 for m in self.model.values() if m.planner == planner and m.status == status)
+            blocked = sorted((m.created_at, w) for w, m in self.model.items()
+                             if m.planner == planner and m.status == "pending" and self.unfinished(m))  # fmt: skip
+            assert [(b.task.worker_id, b.waiting_for) for b in tm.blocked()] == [
+                (w, tuple(self.unfinished(self.model[w]))) for _, w in blocked
+            ]
 
 
 # As many examples on PostgreSQL as on SQLite: a local server runs the 60 in about 2 s.

@@ -84,6 +84,33 @@ def populate(
             """,
             params,
         )
+        # Planning (0004): a few priorities, 10%% of pending tasks delayed and 10%% waiting on the
+        # planner's previous task, so the claims' plans are judged with both present.
+        conn.execute(
+            """
+            UPDATE workers SET priority = n %% 3,
+                available_at = CASE WHEN task_status = 'pending' AND n %% 10 = 3 THEN now() + interval '1 hour' END
+            FROM generate_series(0, %(tasks)s - 1) AS n
+            WHERE worker_id = format('task-%%s', lpad(n::text, 8, '0'));
+            """,
+            params,
+        )
+        conn.execute(
+            """
+            INSERT INTO task_dependencies (worker_id, depends_on)
+            SELECT format('task-%%s', lpad(n::text, 8, '0')), format('task-%%s', lpad((n - %(busy)s)::text, 8, '0'))
+            FROM generate_series(%(busy)s, %(tasks)s - 1) AS n WHERE n %% 10 = 7;
+            """,
+            params,
+        )
+        conn.execute(
+            """
+            UPDATE workers SET waiting_on = 1
+            WHERE task_status = 'pending' AND worker_id IN (
+                SELECT d.worker_id FROM task_dependencies AS d JOIN workers AS p ON p.worker_id = d.depends_on
+                WHERE p.task_status NOT IN ('completed', 'recorded'));
+            """
+        )
         for table, key, prefix in (
             ("router_messages", "conversation_id", "conv-"),
             ("planner_messages", "agent_id", "planner-"),

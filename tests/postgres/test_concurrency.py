@@ -15,6 +15,7 @@ naive port and passes for schema/postgres's statements:
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +48,8 @@ def create_tasks(conn: Any, planner_id: str, count: int, prefix: str = "task") -
     with conn.transaction():
         run_each(conn, "tasks.create", [
             {"worker_id": worker_id, "planner_id": planner_id, "description": "", "acceptance_criteria": "[]",
-             "task_context": "{}", "input_images": "[]", "metadata": "{}", "max_attempts": 3, "actor": planner_id}
+             "task_context": "{}", "input_images": "[]", "metadata": "{}", "max_attempts": 3, "actor": planner_id,
+             "priority": 0, "delay_seconds": 0, "waiting_on": 0, "idempotency_key": None}
             for worker_id in ids
         ])  # fmt: skip
     return ids
@@ -100,7 +102,7 @@ def test_skip_locked_claims_hand_out_no_task_twice(pg: Any, pg_connect: Callable
         conn, owner, mine = conns[index], f"executor-{index}", []
         while True:
             with conn.transaction():  # claim and finish in one transaction, holding the row meanwhile
-                row = run(conn, claim, {"owner": owner, "lease_seconds": 60, "planner_id": "p"})
+                row = run(conn, claim, {"owner": owner, "lease_seconds": 60, "lease_backoff_seconds": 0, "planner_id": "p"})
                 if row is None:
                     return mine
                 time.sleep(random.uniform(0, 0.001))
@@ -131,7 +133,7 @@ def test_expired_leases_are_taken_over_once(pg: Any, pg_connect: Callable[..., A
         mine = []
         while True:
             with conns[index].transaction():
-                row = run(conns[index], "tasks.claim_any", {"owner": f"executor-{index}", "lease_seconds": 60})
+                row = run(conns[index], "tasks.claim_any", {"owner": f"executor-{index}", "lease_seconds": 60, "lease_backoff_seconds": 0})
                 if row is None:
                     return mine
                 assert row[11] == 2  # the fence moved past the dead owner's token
@@ -153,7 +155,7 @@ def test_a_claimer_skips_a_task_another_transaction_is_claiming(pg: Any, pg_conn
     create_planner(pg, "p")
     create_tasks(pg, "p", 2)
     first, second = pg_connect(), waiting(pg_connect)
-    params = {"owner": "executor-1", "lease_seconds": 60}
+    params = {"owner": "executor-1", "lease_seconds": 60, "lease_backoff_seconds": 0}
     with ThreadPoolExecutor(1) as pool:
         with first.transaction():
             mine = run(first, "tasks.claim_any", params)
@@ -161,11 +163,14 @@ def test_a_claimer_skips_a_task_another_transaction_is_claiming(pg: Any, pg_conn
         assert mine[0] == "task-00000" and theirs[0] == "task-00001"
 
         # SQLite's claim_any, run unchanged (its SQL and its client-clock parameters).
-        naive = pg_queries.convert(sqlite_queries.registry()["tasks.claim_any"].sql).pyformat
+        # (INDEXED BY, SQLite's index pin, is not PostgreSQL's syntax: left out, the statement is the same)
+        unpinned = re.sub(r"INDEXED BY \w+", "", sqlite_queries.registry()["tasks.claim_any"].sql)
+        naive = pg_queries.convert(unpinned).pyformat
         pg.execute("UPDATE workers SET task_status = 'pending', lease_owner = NULL, lease_expires_at = NULL")
 
         def naive_claim(conn: Any, owner: str) -> Any:
-            values = {"owner": owner, "now": utc_now(), "lease_expires_at": utc_after(60)}
+            now = utc_now()
+            values = {"owner": owner, "now": now, "reclaim_before": now, "lease_expires_at": utc_after(60)}
             return conn.execute(naive, values).fetchone()
 
         with first.transaction():
@@ -185,7 +190,7 @@ def test_leases_and_times_come_from_the_server_clock(pg: Any) -> None:
     with pg.transaction():
         server_now = when(pg.execute("SELECT to_char(statement_timestamp() AT TIME ZONE 'UTC', "
                                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").fetchone()[0])  # fmt: skip
-        row = run(pg, "tasks.claim_any", {"owner": "executor-1", "lease_seconds": 90.5})
+        row = run(pg, "tasks.claim_any", {"owner": "executor-1", "lease_seconds": 90.5, "lease_backoff_seconds": 0})
     lease, updated = when(row[13]), when(row[16])
     assert (lease - updated).total_seconds() == 90.5
     assert abs((updated - server_now).total_seconds()) < 5

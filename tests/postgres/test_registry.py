@@ -15,12 +15,14 @@ POSTGRES = pg_queries.registry()
 # Parameters a PostgreSQL statement needs that its SQLite twin does not take: leases run from
 # the server's clock, so a claim or heartbeat needs the lease's length, not its end.
 EXTRA_PARAMS = {
-    "tasks.claim_for_planner": {"lease_seconds"},
-    "tasks.claim_any": {"lease_seconds"},
+    "tasks.claim_for_planner": {"lease_seconds", "lease_backoff_seconds"},
+    "tasks.claim_any": {"lease_seconds", "lease_backoff_seconds"},
     "tasks.heartbeat": {"lease_seconds"},
+    "tasks.create": {"delay_seconds"},
+    "tasks.retry": {"delay_seconds"},
 }
 # Parameters SQLite's statements take that PostgreSQL's ignore: the client's clock.
-CLIENT_CLOCK = {"now", "lease_expires_at", "created_at"}
+CLIENT_CLOCK = {"now", "lease_expires_at", "created_at", "available_at", "reclaim_before"}
 
 
 def sqlite_params(name: str) -> set[str]:

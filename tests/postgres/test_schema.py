@@ -30,8 +30,12 @@ def violates(kind: type[psycopg.Error]) -> Iterator[None]:
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
+# The planning fields (0004) of a task created with none of them.
+PLAIN = {"priority": 0, "delay_seconds": 0, "waiting_on": 0, "idempotency_key": None}
+
+
 def claim(conn: Any, owner: str = "executor-1") -> Any:
-    return run(conn, "tasks.claim_any", {"owner": owner, "lease_seconds": 60})
+    return run(conn, "tasks.claim_any", {"owner": owner, "lease_seconds": 60, "lease_backoff_seconds": 0})
 
 
 def finish(conn: Any, row: Any, to_status: str, result: str | None) -> Any:
@@ -50,7 +54,7 @@ def test_rows_read_like_sqlites(pg: Any) -> None:
     row = run(pg, "tasks.create", {
         "worker_id": "t", "planner_id": "p", "description": "d", "acceptance_criteria": '["short"]',
         "task_context": '{"doc": "a.pdf", "n": 1.5}', "input_images": "[]", "metadata": "{}", "max_attempts": 3,
-        "actor": "p",
+        "actor": "p", **PLAIN,
     })  # fmt: skip
     assert STAMP.match(row[15]) and row[15] == row[16]
     assert json.loads(row[4]) == ["short"] and json.loads(row[5]) == {"doc": "a.pdf", "n": 1.5}
@@ -154,6 +158,7 @@ def test_keyset_pages_and_open_time_bounds(pg: Any) -> None:
         "completed": 0,
         "failed_validation": 0,
         "recorded": 0,
+        "cancelled": 0,
     }
     create_conversation(pg, "c")
     for n in range(3):

@@ -785,13 +785,18 @@ def call_with(fn: Callable[..., Any], params: tuple[Param, ...], args: dict[str,
 
 
 # TaskManager: every line runs against a TaskManager with a planner and one without.
+AGES = tuple(v for v in SECONDS if not (isinstance(v, (int, float)) and v == 0))  # 0 is a valid delay
+DEPENDS_BAD = (W_PENDING, [UNKNOWN], [W_OTHER], ["w-new"], [1], [None], [""], None, 7, {"a": 1}, [["w"]], b"w")
 claim_arg = custom("claim", (CLAIM, Lazy("stale_claim", _stale), W_CLAIMED), (*TEXT, *FORGED_CLAIMS))
 token_arg = integer("token", OMIT, None, Lazy("claim.token", lambda w: _claim(w).token), 0)
 TASK_LINES: list[tuple[str, tuple[Param, ...]]] = [
     ("create_task", (
         text("description", "a task", "", OMIT), json_value("acceptance_criteria"), json_value("task_context"),
         json_value("input_images"), json_value("metadata"), text("worker_id", OMIT, None, "w-new", W_PENDING, kw=True),
-        integer("max_attempts", OMIT, 3, 1, kw=True),
+        integer("max_attempts", OMIT, 3, 1, kw=True), integer("priority", OMIT, 0, -5, 2**63 - 1, kw=True),
+        custom("delay_seconds", (OMIT, 0, 60), AGES, kw=True),
+        custom("depends_on", (OMIT, (), [W_PENDING], (W_COMPLETED, W_CLAIMED)), DEPENDS_BAD, kw=True),
+        text("idempotency_key", OMIT, None, "task-key-1", kw=True),
     )),
     ("create_tasks", (custom("specs", SPECS_OK, SPECS_BAD),)),
     ("get_task", (text("worker_id", *WORKERS),)),
@@ -805,7 +810,10 @@ TASK_LINES: list[tuple[str, tuple[Param, ...]]] = [
     )),
     ("counts", ()),
     ("history", (text("worker_id", *WORKERS),)),
-    ("retry", (text("worker_id", W_FAILED, W_FINAL, W_PENDING, UNKNOWN),)),
+    ("retry", (text("worker_id", W_FAILED, W_FINAL, W_PENDING, UNKNOWN), custom("delay_seconds", (OMIT, 0, 60), AGES, kw=True))),
+    ("cancel", (text("worker_id", W_PENDING, W_CLAIMED, W_COMPLETED, W_OTHER, UNKNOWN), json_value("reason", kw=False))),
+    ("cancel_all", (json_value("reason", kw=False),)),
+    ("blocked", ()),
     ("record", (text("worker_id", W_COMPLETED, W_FAILED, W_RECORDED, W_PENDING, UNKNOWN),)),
     ("purge_recorded", (custom("older_than_seconds", (60, DAY, 1e-3, 0), tuple(v for v in SECONDS if not (isinstance(v, (int, float)) and v == 0)), kw=True), integer("batch_size", OMIT, 1, 1000, kw=True))),
     ("claim", (text("owner", OWNER, "executor-2"), seconds("lease_seconds", OMIT, 60, 0.5))),
@@ -924,7 +932,8 @@ def then_arg(lines: list[tuple[str, tuple[Param, ...]]]) -> Param:
 CONSTRUCTOR_CASES = [
     Case("TaskManager", "__init__", (
         custom("conn", (CONN,), BAD_CONNS), text("planner_id", PLANNER, None, PLANNER_2, UNKNOWN),
-        text("actor", OMIT, None, "actor-1", kw=True), then_arg(TASK_LINES),
+        text("actor", OMIT, None, "actor-1", kw=True), custom("lease_backoff_seconds", (OMIT, 0, 30), AGES, kw=True),
+        then_arg(TASK_LINES),
     ), construct),
     Case("MessageLog", "__init__", (custom("conn", (CONN,), BAD_CONNS), then_arg(LOG_LINES)), construct),
     Case("Agents", "__init__", (custom("conn", (CONN,), BAD_CONNS), then_arg(AGENT_LINES)), construct),

@@ -226,7 +226,8 @@ def test_a_version_1_database_with_tasks_upgrades_in_place(db_path: Path) -> Non
     try:
         migrations.migrate(conn, REAL[:1])  # what the first release created
         conn.execute("INSERT INTO planners (planner_id) VALUES ('p')")
-        task = agentstate.TaskManager(conn, "p").create_task("made on version 1")
+        # as the first release wrote it (today's create_task writes columns version 1 lacks)
+        conn.execute("INSERT INTO workers (worker_id, planner_id, description) VALUES ('w', 'p', 'made on version 1')")
         assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'idx_workers_status'").get == 1
         with pytest.raises(errors.SchemaOutdatedError):
             agentstate.connect(db_path, migrate=False).close()
@@ -235,7 +236,71 @@ def test_a_version_1_database_with_tasks_upgrades_in_place(db_path: Path) -> Non
 
         assert [m.version for m in applied] == [m.version for m in REAL[1:]]
         assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'idx_workers_status'").get == 0
-        assert agentstate.TaskManager(conn, "p").get_current_task() == task
+        task = agentstate.TaskManager(conn, "p").get_current_task()
+        assert task is not None and (task.worker_id, task.description) == ("w", "made on version 1")
         assert conn.execute("PRAGMA integrity_check").get == "ok"
     finally:
         conn.close()
+
+
+def test_a_populated_database_from_before_task_planning_upgrades_and_keeps_every_row(db_path: Path) -> None:
+    """0008 rebuilds workers (a new status in its CHECK): every row of every table survives, with
+    its events, messages and foreign keys, and the old tasks claim as before."""
+    planning = next(m for m in REAL if m.name == "task_planning")
+    conn = opening.open_connection(db_path)
+    try:
+        migrations.migrate(conn, tuple(m for m in REAL if m.version < planning.version))
+        populate_before_planning(conn)
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        before = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+
+        assert migrations.migrate(conn)[0].name == "task_planning"
+
+        for table, rows in before.items():
+            after = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            if table == "workers":  # the same rows, four new columns at their defaults
+                assert [row[:17] for row in after] == rows
+                assert {row[17:] for row in after} == {(0, None, 0, None)}
+            elif table != "schema_migrations":
+                assert after == rows, table
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("PRAGMA integrity_check").get == "ok"
+        tm = agentstate.TaskManager(conn, "planner-0001")
+        oldest = tm.get_current_task()
+        claim = tm.claim("executor")
+        assert oldest is not None and claim is not None and claim.worker_id == oldest.worker_id
+        tm.complete(claim, result={"ok": True})
+        assert tm.history(claim.worker_id)[-1].to_status == "completed"
+    finally:
+        conn.close()
+
+
+def populate_before_planning(conn: apsw.Connection) -> None:
+    """A few thousand rows of every kind, written as a version-7 store held them."""
+    with agentstate.write(conn):
+        conn.execute(
+            """
+            INSERT INTO planners (planner_id) VALUES ('planner-0000'), ('planner-0001'), ('planner-0002');
+            INSERT INTO conversations (id) VALUES ('conv-1');
+            """
+        )
+        conn.execute(
+            """
+            INSERT INTO workers (worker_id, planner_id, task_status, lease_owner, lease_expires_at, result,
+                                 created_at, updated_at)
+            WITH RECURSIVE n(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM n WHERE n < 1999)
+            SELECT printf('task-%05d', n), printf('planner-%04d', n % 3),
+                   CASE n % 5 WHEN 0 THEN 'pending' WHEN 1 THEN 'claimed' WHEN 2 THEN 'completed'
+                              WHEN 3 THEN 'failed_validation' ELSE 'recorded' END,
+                   CASE WHEN n % 5 = 1 THEN 'executor-1' END,
+                   CASE WHEN n % 5 = 1 THEN '2099-01-01T00:00:00.000000Z' END,
+                   CASE WHEN n % 5 IN (2, 3) THEN json_object('n', n) END,
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n)),
+                   strftime('%Y-%m-%dT%H:%M:%f000Z', '2026-01-01', printf('+%d seconds', n + 5))
+            FROM n;
+            INSERT INTO worker_messages (agent_id, position, role, content)
+            SELECT worker_id, 1, 'assistant', 'output of ' || worker_id FROM workers WHERE task_status = 'completed';
+            INSERT INTO router_messages (conversation_id, position, role, content) VALUES ('conv-1', 1, 'user', 'hi');
+            """
+        )

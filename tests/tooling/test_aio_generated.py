@@ -149,6 +149,15 @@ async def program(call: Call) -> None:
     await call("tm", "record", "w-1")
     await call("tm", "counts")
     await call("tm", "history", "w-2")
+    await call("tm", "create_task", "fifth", worker_id="w-5", priority=2, idempotency_key="k5")
+    await call("tm", "create_task", "sixth", worker_id="w-6", depends_on=["w-5"], delay_seconds=30)
+    await call("tm", "create_task", "other", idempotency_key="k5")  # IdempotencyConflictError
+    await call("tm", "create_task", "loop", worker_id="w-7", depends_on=["w-7"])  # DependencyError
+    await call("tm", "blocked")
+    await call("tm", "cancel", "w-5", reason="not needed")  # and w-6, which waits on it
+    await call("tm", "cancel", "w-5")  # InvalidTransitionError: cancelled already
+    await call("tm", "create_task", "seventh", worker_id="w-8")
+    await call("tm", "cancel_all", reason="the user gave up")
     await asyncio.sleep(0.01)
     await call("tm", "purge_recorded", older_than_seconds=0.005)
     await call("tm", "purge_recorded", older_than_seconds=-1)  # InvalidValueError

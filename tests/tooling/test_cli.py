@@ -120,7 +120,7 @@ def _json(args: list[str]) -> dict[str, object]:
 
 def test_status_and_stats_report_in_text_and_json(store: Path) -> None:
     status = _json(["status", str(store)])
-    assert status["tasks_by_status"] == {"pending": 1, "claimed": 0, "completed": 0, "failed_validation": 0, "recorded": 60}
+    assert status["tasks_by_status"] == {"pending": 1, "claimed": 0, "completed": 0, "failed_validation": 0, "recorded": 60, "cancelled": 0}
     assert status["pending_migrations"] == [] and status["schema_version"] == len(migrations.discover())
     stats = _json(["stats", str(store)])
     for key in ("file_bytes", "wal_bytes", "freelist_pages", "schema_version", "tasks_by_status", "rows", "streams"):
@@ -170,7 +170,7 @@ def test_check_exits_3_on_damage_and_1_on_a_missing_file(store: Path, tmp_path: 
 
 def test_check_plans_exits_3_when_a_plan_scans(store: Path) -> None:
     conn = apsw.Connection(str(store))
-    conn.execute("DROP INDEX idx_workers_pending")
+    conn.execute("DROP INDEX idx_workers_leases")
     conn.close()
     found = run([*CLI, "check-plans", str(store), "--json"])
     assert found.returncode == 3

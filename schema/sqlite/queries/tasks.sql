@@ -2,7 +2,9 @@
 --
 -- A statement that finds rows by a list of ids names the primary key with INDEXED BY: with the
 -- statistics PRAGMA optimize records while a store is small, the planner prefers scanning the
--- table, and that plan would stay as the table grows (`agentstate check-plans` caught it).
+-- table, and that plan would stay as the table grows (`agentstate check-plans` caught it). The
+-- claims name their indexes too: with few rows the planner would rather sort the pending index
+-- than read the ready index in claim order.
 -- Every transition is one compare-and-set UPDATE ... WHERE <expected state> ... RETURNING:
 -- it changes the row only from a state that allows it, and returns nothing otherwise, so two
 -- executors racing for one task cannot both win. The triggers in 0001_initial.sql write the
@@ -10,21 +12,27 @@
 
 -- name: create :returning
 -- uses: none
--- Insert one pending task.
+-- Insert one pending task. A task whose planner already has its idempotency key is not inserted
+-- (no row back): the caller compares it with the stored one.
 INSERT INTO workers (worker_id, planner_id, description, acceptance_criteria, task_context,
-                     input_images, metadata, max_attempts, updated_by, created_at, updated_at)
+                     input_images, metadata, max_attempts, updated_by, created_at, updated_at,
+                     priority, available_at, waiting_on, idempotency_key)
 VALUES (:worker_id, :planner_id, :description, :acceptance_criteria, :task_context,
-        :input_images, :metadata, :max_attempts, :actor, :now, :now)
+        :input_images, :metadata, :max_attempts, :actor, :now, :now,
+        :priority, :available_at, :waiting_on, :idempotency_key)
+ON CONFLICT (planner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-          lease_expires_at, updated_by, created_at, updated_at;
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
 
 -- name: get :one
 -- uses: sqlite_autoindex_workers_1
 -- One task by id.
 SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
        input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-       lease_expires_at, updated_by, created_at, updated_at
+       lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key
 FROM workers
 WHERE worker_id = :worker_id;
 
@@ -33,7 +41,8 @@ WHERE worker_id = :worker_id;
 -- The planner's oldest pending task; ties on created_at go to the smaller worker_id.
 SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
        input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-       lease_expires_at, updated_by, created_at, updated_at
+       lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key
 FROM workers
 WHERE planner_id = :planner_id AND task_status = 'pending'
 ORDER BY created_at, worker_id
@@ -44,7 +53,8 @@ LIMIT 1;
 -- The planner's oldest task that finished, completed or failed validation, waiting to be recorded.
 SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
        input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-       lease_expires_at, updated_by, created_at, updated_at
+       lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key
 FROM workers
 WHERE planner_id = :planner_id AND task_status IN ('completed', 'failed_validation')
 ORDER BY created_at, worker_id
@@ -56,7 +66,8 @@ LIMIT 1;
 -- (created_at, worker_id) of the previous page's last task ('' and '' for the first page).
 SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
        input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-       lease_expires_at, updated_by, created_at, updated_at
+       lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key
 FROM workers
 WHERE planner_id = :planner_id AND task_status = :status
   AND (created_at, worker_id) > (:after_created_at, :after_worker_id)
@@ -72,42 +83,46 @@ WHERE planner_id = :planner_id
 GROUP BY task_status;
 
 -- name: claim_for_planner :returning
--- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
--- Hand the planner's next task to :owner: first a claimed task whose lease expired (its executor
--- died; any one of them, found among the few claimed) and that has attempts left, else the oldest
--- pending one. The fence grows by one, so the previous owner's token goes stale.
+-- uses: idx_workers_planner_status, idx_workers_ready, sqlite_autoindex_workers_1
+-- Hand the planner's next task to :owner: first a claimed task whose lease expired before
+-- :reclaim_before (its executor died, and the manager's lease back-off has passed; any one of
+-- them, found among the few claimed) and that has attempts left, else the first ready task
+-- (pending, waiting on no prerequisite, not delayed) by priority, then age. The fence grows by
+-- one, so the previous owner's token goes stale.
 UPDATE workers
 SET task_status = 'claimed', lease_owner = :owner, lease_expires_at = :lease_expires_at,
     fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = :now
 WHERE worker_id = coalesce(
-    (SELECT worker_id FROM workers
-     WHERE planner_id = :planner_id AND task_status = 'claimed' AND lease_expires_at < :now
+    (SELECT worker_id FROM workers INDEXED BY idx_workers_planner_status
+     WHERE planner_id = :planner_id AND task_status = 'claimed' AND lease_expires_at < :reclaim_before
        AND attempts < max_attempts
      LIMIT 1),
-    (SELECT worker_id FROM workers
-     WHERE planner_id = :planner_id AND task_status = 'pending'
-     ORDER BY created_at, worker_id LIMIT 1))
+    (SELECT worker_id FROM workers INDEXED BY idx_workers_ready
+     WHERE planner_id = :planner_id AND task_status = 'pending' AND waiting_on = 0 AND available_at IS NULL
+     ORDER BY priority DESC, created_at, worker_id LIMIT 1))
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-          lease_expires_at, updated_by, created_at, updated_at;
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
 
 -- name: claim_any :returning
--- uses: idx_workers_leases, idx_workers_pending, sqlite_autoindex_workers_1
--- Like claim_for_planner, across all planners: the longest-expired lease, else the oldest pending
+-- uses: idx_workers_leases, idx_workers_ready_any, sqlite_autoindex_workers_1
+-- Like claim_for_planner, across all planners: the longest-expired lease, else the first ready
 -- task. Both searches run on partial indexes that hold only the work in flight.
 UPDATE workers
 SET task_status = 'claimed', lease_owner = :owner, lease_expires_at = :lease_expires_at,
     fence = fence + 1, attempts = attempts + 1, updated_by = :owner, updated_at = :now
 WHERE worker_id = coalesce(
     (SELECT worker_id FROM workers
-     WHERE task_status = 'claimed' AND lease_expires_at < :now AND attempts < max_attempts
+     WHERE task_status = 'claimed' AND lease_expires_at < :reclaim_before AND attempts < max_attempts
      ORDER BY lease_expires_at LIMIT 1),
-    (SELECT worker_id FROM workers
-     WHERE task_status = 'pending'
-     ORDER BY created_at, worker_id LIMIT 1))
+    (SELECT worker_id FROM workers INDEXED BY idx_workers_ready_any
+     WHERE task_status = 'pending' AND waiting_on = 0 AND available_at IS NULL
+     ORDER BY priority DESC, created_at, worker_id LIMIT 1))
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-          lease_expires_at, updated_by, created_at, updated_at;
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
 
 -- name: heartbeat :returning
 -- uses: sqlite_autoindex_workers_1
@@ -117,7 +132,8 @@ SET lease_expires_at = :lease_expires_at, updated_at = :now
 WHERE worker_id = :worker_id AND task_status = 'claimed' AND fence = :token
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-          lease_expires_at, updated_by, created_at, updated_at;
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
 
 -- name: finish :returning
 -- uses: sqlite_autoindex_workers_1
@@ -130,27 +146,32 @@ SET task_status = :to_status, result = :result, lease_owner = NULL, lease_expire
 WHERE worker_id = :worker_id AND task_status = 'claimed' AND fence = :token
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-          lease_expires_at, updated_by, created_at, updated_at;
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
 
 -- name: retry :returning
 -- uses: sqlite_autoindex_workers_1
--- A task that failed validation goes back to pending while it has attempts left.
+-- A task that failed validation goes back to pending while it has attempts left; claimable at
+-- :available_at (NULL: at once).
 UPDATE workers
-SET task_status = 'pending', result = NULL, updated_by = :actor, updated_at = :now
+SET task_status = 'pending', result = NULL, available_at = :available_at, updated_by = :actor, updated_at = :now
 WHERE worker_id = :worker_id AND task_status = 'failed_validation' AND attempts < max_attempts
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-          lease_expires_at, updated_by, created_at, updated_at;
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
 
 -- name: record :returning
 -- uses: sqlite_autoindex_workers_1
--- The planner has taken a finished task's outcome into account: it is recorded, for good.
+-- The planner has taken a finished (or cancelled) task's outcome into account: it is recorded,
+-- for good.
 UPDATE workers
 SET task_status = 'recorded', updated_by = :actor, updated_at = :now
-WHERE worker_id = :worker_id AND task_status IN ('completed', 'failed_validation')
+WHERE worker_id = :worker_id AND task_status IN ('completed', 'failed_validation', 'cancelled')
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
           input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
-          lease_expires_at, updated_by, created_at, updated_at;
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
 
 -- name: history :many
 -- uses: idx_task_events_worker
@@ -227,3 +248,94 @@ WHERE worker_id IN (
     SELECT worker_id FROM workers
     WHERE planner_id = :planner_id AND (:force OR task_status <> 'claimed')
     LIMIT :limit);
+
+-- name: by_idempotency_key :one
+-- uses: idx_workers_idempotency
+-- The planner's task created with this idempotency key.
+SELECT worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+        input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+        lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+        idempotency_key
+FROM workers
+WHERE planner_id = :planner_id AND idempotency_key = :idempotency_key;
+
+-- name: prerequisite :one
+-- uses: sqlite_autoindex_workers_1
+-- The planner and status of a task named as a prerequisite (in the creating transaction).
+SELECT planner_id, task_status FROM workers WHERE worker_id = :worker_id;
+
+-- name: add_dependency :exec
+-- uses: none
+-- worker_id waits for depends_on.
+INSERT INTO task_dependencies (worker_id, depends_on) VALUES (:worker_id, :depends_on);
+
+-- name: dependencies_of :many
+-- uses: sqlite_autoindex_task_dependencies_1 | PRIMARY KEY
+-- The prerequisites of a task, in id order.
+SELECT depends_on FROM task_dependencies WHERE worker_id = :worker_id ORDER BY depends_on;
+
+-- name: promote_due :exec
+-- uses: idx_workers_delayed, sqlite_autoindex_workers_1
+-- Delayed tasks whose time has come become ready (a claim's sweep runs this).
+UPDATE workers INDEXED BY sqlite_autoindex_workers_1
+SET available_at = NULL
+WHERE worker_id IN (
+    SELECT worker_id FROM workers
+    WHERE available_at IS NOT NULL AND available_at <= :now);
+
+-- name: cancel :returning
+-- uses: sqlite_autoindex_workers_1
+-- A pending or claimed task of the planner is cancelled: its lease (if any) goes, its fence
+-- stays, so its executor's next step finds it cancelled and writes nothing. :reason (JSON) is
+-- kept in its result and history.
+UPDATE workers
+SET task_status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, available_at = NULL,
+    result = json_object('reason', json(:reason)), updated_by = :actor, updated_at = :now
+WHERE worker_id = :worker_id AND planner_id = :planner_id AND task_status IN ('pending', 'claimed')
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
+
+-- name: cancel_dependants :many
+-- uses: idx_task_dependencies_prerequisite, sqlite_autoindex_workers_1
+-- The pending tasks that wait on any of :ids (a JSON array of cancelled tasks) are cancelled too;
+-- the caller repeats this with the tasks it returns until none are left.
+UPDATE workers INDEXED BY sqlite_autoindex_workers_1
+SET task_status = 'cancelled', available_at = NULL,
+    result = json_object('reason', json(:reason), 'prerequisite_cancelled', :worker_id),
+    updated_by = :actor, updated_at = :now
+WHERE worker_id IN (
+    SELECT d.worker_id FROM json_each(:ids)
+    JOIN task_dependencies AS d INDEXED BY idx_task_dependencies_prerequisite ON d.depends_on = json_each.value)
+  AND task_status = 'pending'
+RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
+          input_images, metadata, result, attempts, max_attempts, fence, lease_owner,
+          lease_expires_at, updated_by, created_at, updated_at, priority, available_at, waiting_on,
+          idempotency_key;
+
+-- name: cancel_all :exec
+-- uses: idx_workers_planner_status, sqlite_autoindex_workers_1
+-- Every pending or claimed task of the planner is cancelled (the user gave up on the request).
+UPDATE workers INDEXED BY sqlite_autoindex_workers_1
+SET task_status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, available_at = NULL,
+    result = json_object('reason', json(:reason)), updated_by = :actor, updated_at = :now
+WHERE worker_id IN (
+    SELECT worker_id FROM workers INDEXED BY idx_workers_planner_status
+    WHERE planner_id = :planner_id AND task_status IN ('pending', 'claimed'));
+
+-- name: blocked :many
+-- uses: idx_workers_waiting, sqlite_autoindex_task_dependencies_1 | PRIMARY KEY, sqlite_autoindex_workers_1
+-- The planner's tasks that wait on prerequisites, oldest first, each with one row per
+-- prerequisite that has not yet reached completed or recorded (its id last; sorted by the caller).
+SELECT w.worker_id, w.planner_id, w.task_status, w.description, w.acceptance_criteria, w.task_context,
+       w.input_images, w.metadata, w.result, w.attempts, w.max_attempts, w.fence, w.lease_owner,
+       w.lease_expires_at, w.updated_by, w.created_at, w.updated_at, w.priority, w.available_at,
+       w.waiting_on, w.idempotency_key, d.depends_on
+FROM workers AS w INDEXED BY idx_workers_waiting
+CROSS JOIN task_dependencies AS d  -- CROSS JOIN: SQLite keeps this order (each task, then its edges)
+CROSS JOIN workers AS p INDEXED BY sqlite_autoindex_workers_1
+WHERE d.worker_id = w.worker_id AND p.worker_id = d.depends_on
+  AND w.planner_id = :planner_id AND w.task_status = 'pending' AND w.waiting_on > 0
+  AND p.task_status NOT IN ('completed', 'recorded')
+ORDER BY w.created_at, w.worker_id;
