@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
+import agentstate
 from agentstate import errors
 from agentstate.migrations import checksum
 from agentstate.postgres import connection, migrations
+from agentstate.tasks import TaskManager
 
 
 def copy_schema(tmp_path: Path) -> Path:
@@ -140,3 +143,56 @@ def test_concurrent_migrators_take_turns(pg_empty_url: str) -> None:
 def test_checksums_are_the_sqlite_migrators() -> None:
     for migration in migrations.discover():
         assert migration.sha256 == checksum(migration.path.read_text(encoding="utf-8"))
+
+
+def test_a_populated_database_from_before_task_planning_upgrades_and_keeps_every_row(
+    pg_empty_url: str, pg_server: Any
+) -> None:
+    """0004 adds the planning columns, table and indexes in place: every row of every table
+    survives, the new columns at their defaults, and the old tasks claim as before."""
+    known = migrations.discover()
+    planning = next(m for m in known if m.name == "task_planning")
+    with connection.connect(pg_empty_url) as conn:
+        conn.autocommit = True
+        migrations.migrate(conn, tuple(m for m in known if m.version < planning.version))
+        conn.execute("INSERT INTO planners (planner_id) VALUES ('planner-0'), ('planner-1'), ('planner-2')")
+        conn.execute(
+            """
+            INSERT INTO workers (worker_id, planner_id, task_status, lease_owner, lease_expires_at, result,
+                                 created_at, updated_at)
+            SELECT format('task-%s', lpad(n::text, 5, '0')), format('planner-%s', n % 3),
+                   (ARRAY['pending', 'claimed', 'completed', 'failed_validation', 'recorded'])[n % 5 + 1],
+                   CASE WHEN n % 5 = 1 THEN 'executor-1' END,
+                   CASE WHEN n % 5 = 1 THEN timestamptz '2099-01-01 00:00:00+00' END,
+                   CASE WHEN n % 5 IN (2, 3) THEN jsonb_build_object('n', n) END,
+                   timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => n),
+                   timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => n + 5)
+            FROM generate_series(0, 1999) AS n
+            """
+        )
+        conn.execute(
+            "INSERT INTO worker_messages (agent_id, position, role, content) "
+            "SELECT worker_id, 1, 'assistant', 'output of ' || worker_id FROM workers WHERE task_status = 'completed'"
+        )
+        names = sorted(tables(conn) - {"schema_migrations"})
+        before = {t: sorted(map(tuple, conn.execute(f'SELECT * FROM "{t}"').fetchall()), key=repr) for t in names}
+
+        assert [m.name for m in migrations.migrate(conn)] == ["task_planning"]
+
+        for table, rows in before.items():
+            after = sorted(map(tuple, conn.execute(f'SELECT * FROM "{table}"').fetchall()), key=repr)
+            if table == "workers":  # the same rows, four new columns at their defaults
+                assert [row[:17] for row in after] == rows
+                assert {row[17:] for row in after} == {(0, None, 0, None)}
+            else:
+                assert after == rows, table
+        assert conn.execute("SELECT count(*) FROM task_dependencies").fetchone() == (0,)
+    store = agentstate.connect(pg_server.url(conninfo_to_dict(pg_empty_url)["dbname"]))
+    try:
+        tm = TaskManager(store, "planner-1")
+        oldest = tm.get_current_task()
+        claim = tm.claim("executor")
+        assert oldest is not None and claim is not None and claim.worker_id == oldest.worker_id
+        assert tm.complete(claim, result={"ok": True}).task_status == "completed"
+    finally:
+        store.close()
