@@ -33,6 +33,7 @@ COLORS = {
     "agentstate_langgraph": "#dbdb8d",
     "adk_sqlite": "#98df8a",
     "adk_sqlite_wal": "#637939",
+    "adk_database_normal": "#b5cf6b",
     "agentstate_adk_full": "#6b6ecf",
     "agentstate_adk": "#9c9ede",
 }

@@ -76,7 +76,8 @@ def test_quick_with_only_the_bench_extra_leaves_out_what_is_missing(tmp_path: Pa
     assert names == [*CORE, "raw_apsw", "floor"]
     left = left_out_lines(result)
     gone = {"postgres", "litequeue", "huey", "huey_nofsync", "openai_session", "agentstate_session"}
-    gone |= {"langgraph_sqlite", "agentstate_langgraph", "adk_sqlite", "adk_sqlite_wal", "agentstate_adk_full", "agentstate_adk"}
+    gone |= {"langgraph_sqlite", "agentstate_langgraph", "adk_sqlite", "adk_sqlite_wal", "adk_database_normal"}
+    gone |= {"agentstate_adk_full", "agentstate_adk"}
     for name in gone:  # one line each, naming the contender and the extra that brings it
         lines = [line for line in left if f"leaving out {name}:" in line]
         assert len(lines) == 1, (name, left)

@@ -60,6 +60,7 @@ EXPECTED = {
     "agentstate_langgraph": CHECKPOINT_OPS,
     "adk_sqlite": ADK_OPS,
     "adk_sqlite_wal": ADK_OPS,
+    "adk_database_normal": ADK_OPS,
     "agentstate_adk_full": ADK_OPS,
     "agentstate_adk": ADK_OPS,
 }
@@ -140,7 +141,7 @@ def test_targets_are_evaluated(report: dict[str, Any]) -> None:
     }
     assert pairs == {(op, "agentstate_session") for op in SESSION_OPS} | {
         (op, "agentstate_langgraph") for op in CHECKPOINT_OPS
-    } | {(op, "agentstate_adk_full") for op in ADK_OPS}
+    } | {(op, ours) for op in ADK_OPS for ours in ("agentstate_adk_full", "agentstate_adk")}
     # Issue 13's: agentstate on PostgreSQL against agentstate on one SQLite file.
     postgres = sorted(t["target"].split(":")[0] for t in targets if t["source"] == "issue 13")
     assert postgres == ["claim_finish_16p", "get_current_task", "latest_50", "postgres"], postgres

@@ -22,7 +22,10 @@ for synchronous). ``adk_sqlite_wal`` is the same service on a file put in WAL mo
 (journal_mode=WAL is a property of the file, so it persists), still synchronous=FULL.
 ``agentstate_adk_full`` is agentstate with ``durability="full"`` (WAL, synchronous=FULL): the
 drop-in at the same durability. ``agentstate_adk`` is agentstate at its default
-(synchronous=NORMAL), which ADK's SqliteSessionService offers no way to match.
+(synchronous=NORMAL), which ADK's SqliteSessionService offers no way to match; ADK's other
+service that stores in SQLite, ``DatabaseSessionService``, takes an SQLAlchemy engine, whose
+connections can be given the pragmas: ``adk_database_normal`` is that service on an engine that
+sets WAL and synchronous=NORMAL on every connection it opens.
 """
 
 from __future__ import annotations
@@ -183,6 +186,63 @@ class AdkSqliteWalPeer(AdkSqlitePeer):
 
     name = "adk_sqlite_wal"
     wal = True
+
+
+class AdkDatabaseNormalPeer(AdkSessionContender):
+    """ADK's ``DatabaseSessionService`` (SQLAlchemy, ``sqlite+aiosqlite``) on an engine of its
+    own whose connections run ``PRAGMA journal_mode = WAL`` and ``synchronous = NORMAL`` (and ADK's
+    ``foreign_keys = ON``) as they open: the way ADK lets a user choose synchronous=NORMAL
+    (``DatabaseSessionService(db_engine=...)``). Its sessions are made with its create_session; the
+    events are added untimed through its own ORM rows (``StorageEvent.from_event``)."""
+
+    name = "adk_database_normal"
+
+    def _engine(self) -> Any:
+        from sqlalchemy import event
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(f"sqlite+aiosqlite:///{self.path}")
+
+        def pragmas(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        event.listen(engine.sync_engine, "connect", pragmas)
+        return engine
+
+    def make_service(self) -> Any:
+        from google.adk.sessions.database_session_service import DatabaseSessionService
+
+        self.engine = self._engine()
+        return DatabaseSessionService(db_engine=self.engine)
+
+    def close(self) -> None:
+        if self.loop is not None:
+            self.loop.run_until_complete(self.engine.dispose())  # the service does not own it
+        super().close()
+
+    def build(self, spec: DataSpec, progress: Progress) -> None:
+        from google.adk.events.event import Event
+        from google.adk.sessions.database_session_service import DatabaseSessionService
+
+        keys = keys_of(spec)
+        events = [Event.model_validate_json(data) for _, _, data in (event_json(n) for n in range(EVENTS))]
+
+        async def load() -> None:
+            engine = self._engine()
+            service = DatabaseSessionService(db_engine=engine)
+            for done, key in enumerate(keys):
+                session = await service.create_session(app_name=APP, user_id=USER, session_id=key, state={"turn": 2990})
+                rows = service._get_schema_classes().StorageEvent  # its ORM class for an event row (schema known now)
+                async with service.database_session_factory() as db:
+                    db.add_all([rows.from_event(session, event) for event in events])
+                    await db.commit()
+                progress(f"adk events {(done + 1) * EVENTS:,}/{len(keys) * EVENTS:,}")
+            await engine.dispose()
+
+        asyncio.run(load())
 
 
 class AgentStateAdkContender(AdkSessionContender):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.contenders.adk_sessions import (
+    AdkDatabaseNormalPeer,
     AdkSqlitePeer,
     AdkSqliteWalPeer,
     AgentStateAdkContender,
@@ -48,7 +49,10 @@ class ContenderInfo:
     :func:`select_contenders`)."""
 
 
-PEERS = ("litequeue", "huey", "huey_nofsync", "openai_session", "langgraph_sqlite", "adk_sqlite", "adk_sqlite_wal")
+PEERS = (
+    "litequeue", "huey", "huey_nofsync", "openai_session", "langgraph_sqlite", "adk_sqlite", "adk_sqlite_wal",
+    "adk_database_normal",
+)  # fmt: skip
 PEER_DISTRIBUTIONS = (
     "litequeue", "huey", "openai-agents", "langgraph-checkpoint-sqlite", "langgraph-checkpoint", "google-adk",
 )  # fmt: skip
@@ -59,6 +63,7 @@ PAIRS = (
     ("agentstate_langgraph", "langgraph_sqlite"),
     ("agentstate_adk_full", "adk_sqlite"),
     ("agentstate_adk_full", "adk_sqlite_wal"),
+    ("agentstate_adk", "adk_database_normal"),
 )
 """agentstate's drop-in for a framework's own SQLite backend, and that backend: compared on every
 operation they share (issue 12's targets)."""
@@ -213,6 +218,18 @@ CONTENDERS = {
             needs=(("google.adk.sessions.sqlite_session_service", "google-adk", "google-adk"),),
         ),
         ContenderInfo(
+            "adk_database_normal",
+            "peer: Google ADK's DatabaseSessionService (SQLAlchemy, sqlite+aiosqlite) on an engine whose connections "
+            "set WAL and synchronous=NORMAL as they open (DatabaseSessionService(db_engine=...): how ADK lets a user "
+            "choose NORMAL)",
+            AdkDatabaseNormalPeer,
+            AdkDatabaseNormalPeer.operations,
+            needs=(
+                ("greenlet", "greenlet", "bench"),
+                ("google.adk.sessions.database_session_service", "google-adk", "google-adk"),
+            ),
+        ),
+        ContenderInfo(
             "agentstate_adk_full",
             "agentstate's AgentStateSessionService (agentstate.integrations.adk), the drop-in for adk_sqlite, on a "
             'file of its own with the same sessions, connect(durability="full") (WAL, synchronous=FULL); async',
@@ -224,7 +241,7 @@ CONTENDERS = {
         ContenderInfo(
             "agentstate_adk",
             "the same AgentStateSessionService at agentstate's default durability (synchronous=NORMAL), which "
-            "ADK's SqliteSessionService has no way to set",
+            "ADK's SqliteSessionService has no way to set: the drop-in for adk_database_normal",
             AgentStateAdkContender,
             AgentStateAdkContender.operations,
             needs=(("google.adk.sessions", "google-adk", "google-adk"),),
