@@ -13,31 +13,35 @@ connection's own thread, never on the event loop. Both implement LangGraph's who
 the optional parts included (``delete_for_runs``, ``copy_thread``, ``prune``), and pass its
 conformance suite (``langgraph-checkpoint-conformance``) with nothing skipped.
 
-**Storage** (``0005_langgraph_checkpoints.sql``): a checkpoint is one row, serialised whole by the
-saver's ``serde`` (as LangGraph's SqliteSaver stores it), clustered on (thread_id, checkpoint_ns,
-checkpoint_id); a task's writes are keyed by (task_id, idx) under it, so a retried
-``put_writes`` stores nothing twice. Every statement is a named query of
-``queries/langgraph.sql`` (an index search, checked by the plan tests), and every write is one
-``BEGIN IMMEDIATE`` transaction, so any number of processes may share the file.
+**Storage** (``0005_langgraph_checkpoints.sql``, ``0006_langgraph_history.sql``): a checkpoint is
+one row, serialised whole by the saver's ``serde`` (as LangGraph's SqliteSaver stores it),
+clustered on (thread_id, checkpoint_ns, checkpoint_id), with the names of the channels it stores
+and replays; a task's writes are keyed by (task_id, idx) under it, so a retried ``put_writes``
+stores nothing twice. Every statement is a named query of ``queries/langgraph.sql`` (an index
+search, checked by the plan tests), and every write is one ``BEGIN IMMEDIATE`` transaction, so any
+number of processes may share the file.
 
-**Where the protocol leaves room:**
+**As SqliteSaver, and where the protocol leaves room:**
 
-- ``list(None)`` (every thread) raises :class:`~agentstate.errors.InvalidValueError`: it would
-  read the whole table. A config without ``checkpoint_ns`` lists every namespace of its thread;
+- ``list(None)`` lists every thread's checkpoints newest first (by id, then thread and
+  namespace): a keyset walk of :data:`PAGE`-row pages along an index, each page read when the
+  iterator gets there. A config without ``checkpoint_ns`` lists every namespace of its thread;
   one with a ``checkpoint_id`` lists that checkpoint alone (in namespace ``''`` if none is given).
-- ``filter`` matches top-level metadata keys (``{"a.b": 1}`` is the key ``"a.b"``), comparing
-  values as SQLite compares JSON: ``True`` matches ``1``, and an object matches only with its
-  keys in the same order.
+- ``filter`` keys are dotted paths into the metadata (``{"a.b": 1}`` is ``metadata["a"]["b"]``)
+  of letters, digits, ``_``, ``-`` and ``.``, as SqliteSaver takes them; a missing key matches
+  ``None``. On SQLite values compare as SQLite compares JSON (``True`` matches ``1``; an object
+  only with its keys in the same order); on PostgreSQL as jsonb.
+- Metadata is stored as SqliteSaver stores it, ``writes`` included (PostgresSaver drops it).
 - Thread ids may be ``str``, ``int`` or ``UUID``; they are stored, and given back, as text.
 - Bad input (a config without a thread_id, a value the serde cannot encode) raises
   :class:`~agentstate.errors.InvalidValueError` or :class:`~agentstate.errors.InvalidTypeError`:
   nothing but :class:`~agentstate.errors.AgentStateError` escapes, as from all of agentstate.
-- ``prune(strategy="keep_latest")`` and ``delete_for_runs`` delete exactly what they name; they
-  do not keep the ancestors a ``DeltaChannel`` (beta in LangGraph) replays its history from.
+- ``get_delta_channel_history`` is one query per channel along the parent chain (see
+  ``_langgraph_history``); ``prune(strategy="keep_latest")`` and ``delete_for_runs`` keep the
+  ancestors (and their writes) that the DeltaChannels of a checkpoint that stays replay.
 - ``put`` of an id already stored replaces it (as LangGraph's savers do), so a checkpoint put
-  again under its own descendant has a parent chain that loops. ``get_delta_channel_history``
-  (and its async twin) reads each ancestor once and ends where the chain comes back, as
-  LangGraph's SqliteSaver does; no other call follows parents.
+  again under its own descendant has a parent chain that loops: the history walk reads each
+  ancestor once and ends where the chain comes back, as LangGraph's SqliteSaver does.
 """
 
 from __future__ import annotations
