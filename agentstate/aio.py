@@ -30,7 +30,7 @@ from agentstate.task_types import (
     TaskEvent,
     TaskStatus,
 )
-from agentstate.tasks import TaskManager, claim_call
+from agentstate.tasks import TaskManager, claim_call, wait_call
 
 
 class AsyncTaskManager:
@@ -118,6 +118,10 @@ class AsyncTaskManager:
             self._reader.get_completed_task if self._reader else None,
         )
 
+    async def wait_completed(self, timeout_seconds: float) -> Task | None:
+        """See :meth:`agentstate.tasks.TaskManager.wait_completed`."""
+        return await wait_call(self._sync, self.conn, self.get_completed_task, timeout_seconds)
+
     async def list_tasks(self, status: TaskStatus, *, after: Task | None = None, limit: int = 100) -> list[Task]:
         """See :meth:`agentstate.tasks.TaskManager.list_tasks`."""
         return await read_async(
@@ -188,7 +192,13 @@ class AsyncTaskManager:
             batch_size=batch_size,
         )
 
-    async def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
+    async def claim(
+        self,
+        owner: str,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        wait_seconds: float = 0,
+    ) -> Claim | None:
         """See :meth:`agentstate.tasks.TaskManager.claim`."""
         return await claim_call(
             self._sync,
@@ -197,9 +207,17 @@ class AsyncTaskManager:
             self._writer.claim if self._writer else None,
             owner,
             lease_seconds=lease_seconds,
+            wait_seconds=wait_seconds,
         )
 
-    async def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
+    async def claim_many(
+        self,
+        owner: str,
+        limit: int,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        wait_seconds: float = 0,
+    ) -> list[Claim]:
         """See :meth:`agentstate.tasks.TaskManager.claim_many`."""
         return await claim_call(
             self._sync,
@@ -209,6 +227,7 @@ class AsyncTaskManager:
             owner,
             limit,
             lease_seconds=lease_seconds,
+            wait_seconds=wait_seconds,
         )
 
     async def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
@@ -276,6 +295,7 @@ class AsyncTaskManager:
         *,
         result: Any = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        wait_seconds: float = 0,
     ) -> Claim | None:
         """See :meth:`agentstate.tasks.TaskManager.complete_and_claim_next`."""
         return await claim_call(
@@ -287,6 +307,7 @@ class AsyncTaskManager:
             token,
             result=result,
             lease_seconds=lease_seconds,
+            wait_seconds=wait_seconds,
         )
 
 

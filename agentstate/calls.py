@@ -7,7 +7,7 @@ Every public method of :class:`~agentstate.TaskManager`, :class:`~agentstate.Mes
 - ``scripts/gen_async.py`` writes each Async twin from its declaration: a bounded read runs on
   the event loop's thread (the inline reader), an unbounded one and a write of several
   transactions on the worker thread, a write inline when the lock is free, a claim released if
-  its caller is cancelled.
+  its caller is cancelled, a wait sleeping on the event loop between its tries.
 - An engine whose connections can be lost (PostgreSQL: a restart, a failover) repeats calls by
   ``repeat``: ``"if_not_sent"`` when the transaction surely did not commit (the default), and
   also when a COMMIT was cut off (its outcome unknown) for ``"always"``, or when the predicate
@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-Kind = Literal["read", "read_all", "write", "writes", "claim"]
+Kind = Literal["read", "read_all", "write", "writes", "claim", "wait"]
 Repeat = Literal["if_not_sent", "always"] | Callable[[tuple[Any, ...], dict[str, Any]], bool]
 ATTRIBUTE = "__agentstate_call__"
 
@@ -34,10 +34,15 @@ class Call:
     kind: Kind
     """``read``: a bounded read; ``read_all``: a read of a size the caller does not bound;
     ``write``: one write transaction; ``writes``: several, with pauses between them;
-    ``claim``: a write that takes leases on tasks."""
+    ``claim``: a write that takes leases on tasks; ``wait``: a read repeated until it finds
+    something (see ``attempt``)."""
     repeat: Repeat = "if_not_sent"
     """After a lost connection: repeat only if the transaction surely did not commit, or
     ``always`` (harmless even if it did), or when ``repeat(args, kwargs)`` says so."""
+
+    attempt: str = ""
+    """For ``wait``: the method of the same class that each try calls (the Async twin awaits
+    its own twin between sleeps on the event loop)."""
 
     def repeatable_when_unknown(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Whether a call whose COMMIT may have gone through can be made again."""
@@ -75,6 +80,12 @@ def claims(*, repeat: Repeat = "if_not_sent") -> Callable[[F], F]:
     """A write that takes leases on tasks (``always`` for a bare claim: a claim that committed
     unseen is a lease nobody holds, which expires, so the task is neither lost nor run twice)."""
     return _declare(Call("claim", repeat))
+
+
+def waits(attempt: str) -> Callable[[F], F]:
+    """A read that waits: it repeats the bounded read ``attempt`` (a method's name) until that
+    finds something or its time is up, sleeping in between (:mod:`agentstate.task_waiting`)."""
+    return _declare(Call("wait", attempt=attempt))
 
 
 def declared(method: object) -> Call | None:

@@ -56,6 +56,24 @@ class WrongMode(Exception):
     the runner turns it into :class:`~agentstate.errors.InvalidTypeError`, naming the query."""
 
 
+class Wakeups(Protocol):
+    """A doorbell for a call that waits for work (``claim(wait_seconds=...)``): it rings when
+    another connection, in any process, may have committed a change to tasks. A ring may be
+    spurious (the waiter then looks, finds nothing and waits again); it is never missed once the
+    doorbell is open. :mod:`agentstate.task_waiting` does the waiting."""
+
+    def fileno(self) -> int | None:
+        """A descriptor that becomes readable when it rings (select, or the event loop's
+        ``add_reader``); None when :meth:`rang` must be polled instead."""
+        ...
+
+    def rang(self) -> bool:
+        """Whether it rang since the last call (never blocks; empties the descriptor)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Engine(Protocol):
     """One database engine, as the query path sees it."""
 
@@ -138,6 +156,11 @@ class Engine(Protocol):
     def storage(self, conn: Any, run: Callable[..., Any]) -> StorageFacts:
         """The store's size, read with ``run`` (:func:`agentstate.runner.run`, handed in: the
         runner sits above the engines) in the caller's read transaction."""
+        ...
+
+    def wakeups(self, conn: Any) -> Wakeups:
+        """A doorbell for waiting claims on ``conn``'s database (SQLite: the file system's notice
+        of a write to the WAL; PostgreSQL: LISTEN on a connection of its own)."""
         ...
 
     def protect(self, manager: object) -> None:

@@ -16,7 +16,7 @@ from agentstate import errors
 from agentstate.engines import Connection
 from agentstate.runner import run, run_each
 from agentstate.task_arguments import delayed_until
-from agentstate.task_steps import one_task
+from agentstate.task_steps import one_task, refuse
 from agentstate.task_types import Task, task_from_row
 from agentstate.values import canonical_json, short, to_json
 
@@ -144,10 +144,13 @@ def _same_or_conflict(conn: Connection, stored: Task, params: dict[str, Any]) ->
 def cancel_tree(conn: Connection, params: dict[str, Any]) -> list[Task]:
     """Inside the write transaction: cancel ``params['worker_id']`` (pending or claimed, of the
     planner) and then, level by level, every pending task that depends on a cancelled one.
-    Returns them all, the named task first ([] when it could not be cancelled)."""
+    Returns them all, the named task first; raises if the named task cannot be cancelled."""
     first = one_task(conn, "tasks.cancel", params)
     if first is None:
-        return []
+        task = one_task(conn, "tasks.get", {"worker_id": params["worker_id"]})
+        if task is None or task.planner_id != params["planner_id"]:
+            raise errors.NotFoundError("task", params["worker_id"])
+        refuse(conn, params["worker_id"], "cancel", ("pending", "claimed"))
     cancelled, level = [first], [first.worker_id]
     while level:
         rows = run(conn, "tasks.cancel_dependants", {**params, "ids": to_json("ids", level)})

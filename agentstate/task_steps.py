@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-from agentstate import errors
+from agentstate import engine, errors
 from agentstate.engines import Connection
 from agentstate.runner import run, run_each
 from agentstate.task_arguments import held
@@ -106,3 +106,17 @@ def refuse(conn: Connection, worker_id: str, action: str, allowed: tuple[str, ..
     if action == "retry":
         raise errors.RetryLimitError(worker_id, task.attempts, task.max_attempts)
     raise AssertionError(f"{action} of {worker_id!r} matched no row for no known reason")
+
+
+def delete_in_batches(conn: Connection, query: str, params: dict[str, Any]) -> int:
+    """Run a deleting ``query`` (``params['limit']`` rows at most, returning one row per row it
+    deleted) in write transactions of its own until it deletes fewer; how many went in all.
+    Between two, waiting writers get the lock (:func:`agentstate.engine.yield_lock`)."""
+    total = 0
+    while True:
+        with write(conn):
+            deleted = len(run(conn, query, params))
+        total += deleted
+        if deleted < params["limit"]:
+            return total
+        engine.yield_lock()

@@ -26,15 +26,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from agentstate import engine, errors
-from agentstate.calls import claims, reads, reads_all, writes
+from agentstate import errors
+from agentstate.calls import claims, reads, reads_all, waits, writes
 from agentstate.engines import Connection, require_connection
 from agentstate.runner import run
 from agentstate.task_arguments import claimant, delayed_until, encode_task, held, task_spec
-from agentstate.task_async_claims import claim_async, claim_call
+from agentstate.task_async_claims import claim_async, claim_call, wait_call
 from agentstate.task_claiming import Claiming
 from agentstate.task_planning import cancel_tree, check_batch, insert_tasks
-from agentstate.task_steps import extend_lease, finish, finish_many, finish_params, one_task, refuse
+from agentstate.task_steps import delete_in_batches, extend_lease, finish, finish_many, one_task, refuse
 from agentstate.task_types import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
@@ -48,17 +48,9 @@ from agentstate.task_types import (
     events_from_rows,
     task_from_row,
 )
+from agentstate.task_waiting import waiting
 from agentstate.transactions import write
-from agentstate.values import (
-    iterable,
-    optional_str,
-    require_age,
-    require_int,
-    require_str,
-    to_json,
-    utc_after,
-    utc_now,
-)
+from agentstate.values import iterable, optional_str, require_age, require_int, require_str, to_json, utc_after, utc_now
 
 
 class TaskManager(Claiming):
@@ -186,6 +178,16 @@ class TaskManager(Claiming):
         """The planner's oldest finished task (``completed`` or ``failed_validation``) not yet recorded."""
         return one_task(self.conn, "tasks.completed_task", {"planner_id": self._planner()})
 
+    @waits("get_completed_task")
+    def wait_completed(self, timeout_seconds: float) -> Task | None:
+        """:meth:`get_completed_task`, waiting up to ``timeout_seconds`` for a task to finish
+        (as ``claim(wait_seconds=...)`` waits for work): None if none did in that time."""
+        timeout_seconds = require_age("timeout_seconds", timeout_seconds)
+        found = self.get_completed_task()
+        if found is None and timeout_seconds:
+            found = waiting(self._open_bell, None, self.get_completed_task, timeout_seconds)
+        return found
+
     @reads
     def list_tasks(self, status: TaskStatus, *, after: Task | None = None, limit: int = 100) -> list[Task]:
         """One page of the planner's tasks in ``status``, oldest first.
@@ -265,13 +267,7 @@ class TaskManager(Claiming):
         params.update(reason=to_json("reason", reason), actor=self.actor)
         with write(self.conn):
             params["now"] = utc_now()
-            cancelled = cancel_tree(self.conn, params)
-            if not cancelled:
-                task = one_task(self.conn, "tasks.get", {"worker_id": worker_id})
-                if task is None or task.planner_id != self.planner_id:
-                    raise errors.NotFoundError("task", worker_id)
-                refuse(self.conn, worker_id, "cancel", ("pending", "claimed"))
-        return cancelled
+            return cancel_tree(self.conn, params)
 
     @writes()
     def cancel_all(self, reason: Any = None) -> int:
@@ -302,14 +298,7 @@ class TaskManager(Claiming):
         query = "tasks.purge_recorded_any"
         if self.planner_id is not None:
             query, params["planner_id"] = "tasks.purge_recorded_for_planner", self.planner_id
-        total = 0
-        while True:
-            with write(self.conn):
-                deleted = len(run(self.conn, query, params))
-            total += deleted
-            if deleted < batch_size:
-                break
-            engine.yield_lock()
+        total = delete_in_batches(self.conn, query, params)
         if total:
             self._engine.give_back_free_pages(self.conn)
         return total
@@ -317,26 +306,37 @@ class TaskManager(Claiming):
     # --- the executor's side ---------------------------------------------------------------
 
     @claims(repeat="always")
-    def claim(self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Claim | None:
-        """Take the next task for ``owner``: a task whose lease expired, else the oldest pending
-        one (of this planner, or of any planner when ``planner_id`` is None). One statement, so
-        two executors never get the same task. Returns None when there is nothing to do."""
+    def claim(
+        self, owner: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, wait_seconds: float = 0
+    ) -> Claim | None:
+        """Take the next task for ``owner``: a task whose lease expired, else the first ready one
+        (of this planner, or of any planner when ``planner_id`` is None). One statement, so
+        two executors never get the same task. Returns None when there is nothing to do.
+
+        :param wait_seconds: when nothing is claimable, wait up to this long for a task. It ends
+            within milliseconds of a commit (any process's) that makes one claimable, or of a delay
+            or lease running out, and uses no CPU meanwhile (see :mod:`agentstate.task_waiting`)."""
         owner, lease_seconds = claimant(owner, lease_seconds)
-        with write(self.conn):
-            row = self._claim_row(owner, lease_seconds)
-        return None if row is None else Claim(task_from_row(row))  # decoded after the lock is let go
+        wait_seconds = require_age("wait_seconds", wait_seconds)
+        found = self._claim_one(owner, lease_seconds)
+        if found is None and wait_seconds:
+            found = self._wait_for_work(lambda: self._claim_one(owner, lease_seconds), wait_seconds)
+        return found
 
     @claims(repeat="always")
-    def claim_many(self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Claim]:
+    def claim_many(
+        self, owner: str, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, wait_seconds: float = 0
+    ) -> list[Claim]:
         """Claim up to ``limit`` tasks in one transaction, in the order :meth:`claim` would hand
-        them out. For executors of many small tasks: one commit serves the whole batch."""
+        them out (``wait_seconds`` as :meth:`claim`'s). For executors of many small tasks: one
+        commit serves the whole batch."""
         limit = require_int("limit", limit, minimum=1)
         owner, lease_seconds = claimant(owner, lease_seconds)
-        rows: list[Any] = []
-        with write(self.conn):
-            while len(rows) < limit and (row := self._claim_row(owner, lease_seconds)) is not None:
-                rows.append(row)
-        return [Claim(task_from_row(row)) for row in rows]
+        wait_seconds = require_age("wait_seconds", wait_seconds)
+        found = self._claim_batch(owner, limit, lease_seconds)
+        if not found and wait_seconds:
+            found = self._wait_for_work(lambda: self._claim_batch(owner, limit, lease_seconds), wait_seconds)
+        return found
 
     @writes()
     def complete_many(self, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
@@ -382,8 +382,10 @@ class TaskManager(Claiming):
         *,
         result: Any = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        wait_seconds: float = 0,
     ) -> Claim | None:
-        """Complete one task and claim the next in a single transaction: one round trip per task."""
+        """Complete one task and claim the next in a single transaction: one round trip per task
+        (``wait_seconds`` as :meth:`claim`'s, once the task is completed)."""
         worker_id, token, owner = held(claim, token, self.actor)
         if owner is None:
             raise errors.InvalidValueError(
@@ -391,15 +393,11 @@ class TaskManager(Claiming):
                 "(it carries its owner), or create the TaskManager with actor='executor-name'"
             )
         owner, lease_seconds = claimant(owner, lease_seconds)
-        params = {**finish_params(worker_id, token, "completed", result, self.actor), "actor": owner}
-        if self._fused is not None:
-            return self._finish_and_claim(params, owner, lease_seconds)
-        with write(self.conn):
-            params["now"] = utc_now()
-            if run(self.conn, "tasks.finish", params) is None:  # no need to decode it
-                refuse(self.conn, worker_id, "complete", ("claimed",), token)
-            row = self._claim_row(owner, lease_seconds)
-        return None if row is None else Claim(task_from_row(row))
+        wait_seconds = require_age("wait_seconds", wait_seconds)
+        found = self._complete_and_claim(worker_id, token, owner, result, lease_seconds)
+        if found is None and wait_seconds:
+            found = self._wait_for_work(lambda: self._claim_one(owner, lease_seconds), wait_seconds)
+        return found
 
 
 __all__ = [
@@ -414,4 +412,5 @@ __all__ = [
     "TaskStatus",
     "claim_async",
     "claim_call",
+    "wait_call",
 ]

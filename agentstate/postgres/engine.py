@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 import psycopg  # type: ignore[import-not-found, unused-ignore]  # the postgres extra may be absent
 
 from agentstate import errors, queries
-from agentstate.engine import StorageFacts, WrongMode
+from agentstate.engine import StorageFacts, Wakeups, WrongMode
 from agentstate.monitor import Monitor
-from agentstate.postgres import failover, migrations, storage
+from agentstate.postgres import failover, migrations, storage, wakeups
 from agentstate.postgres.handle import PostgresConnection
 from agentstate.postgres.queries import Query, registry
 from agentstate.postgres.translate import translate
@@ -164,6 +164,9 @@ class PostgresEngine:
     def storage(self, conn: PostgresConnection, run: Callable[..., Any]) -> StorageFacts:
         return storage.storage(conn, run)
 
+    def wakeups(self, conn: PostgresConnection) -> Wakeups:
+        return wakeups.ListenWakeups(conn.url, conn.connect_timeout_s)
+
     def protect(self, manager: object) -> None:
         failover.protect(manager)
 
@@ -180,6 +183,9 @@ class DirectPostgresEngine(PostgresEngine):
         self, exc: Exception, context: str = "", *, conn: Any = None, writes: bool = False
     ) -> errors.AgentStateError:
         return translate(exc, context)
+
+    def wakeups(self, conn: Any) -> Wakeups:
+        return wakeups.ListenWakeups(wakeups.conninfo_of(conn), 10.0)
 
     def protect(self, manager: object) -> None:
         """The caller's own connection: theirs to reconnect."""

@@ -110,6 +110,7 @@ class PostgresConnection:
         self.is_async = is_async
         self.monitor = monitor
         self.failover_timeout_s = failover_timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.pid = os.getpid()
         options = ["-c TimeZone=UTC"]
         # lock_timeout is SQLite's busy timeout: how long a statement waits for a row or table lock.

@@ -9,9 +9,9 @@ from typing import Any
 import apsw
 
 from agentstate import errors, queries
-from agentstate.engine import Cursor, StorageFacts
+from agentstate.engine import Cursor, StorageFacts, Wakeups
 from agentstate.schema_files import Migration, MigrationStatus
-from agentstate.sqlite import migrations, storage, transactions, vacuum
+from agentstate.sqlite import migrations, storage, transactions, vacuum, wakeups
 from agentstate.sqlite.query_plans import plan_details
 from agentstate.sqlite.translate import translate
 
@@ -78,6 +78,9 @@ class SqliteEngine:
 
     def storage(self, conn: apsw.Connection, run: Callable[..., Any]) -> StorageFacts:
         return storage.storage(conn, run)
+
+    def wakeups(self, conn: apsw.Connection) -> Wakeups:
+        return wakeups.open_wakeups(conn.filename)
 
     def protect(self, manager: object) -> None:
         """An SQLite connection is never lost mid-call: nothing to repeat, no wrapper."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import stat
 import threading
@@ -61,9 +62,10 @@ def _rebuild_workers_sql(conn: apsw.Connection) -> str:
     widening the status CHECK the way a new status would."""
     table = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'workers'").get
     assert isinstance(table, str)
-    new_table = table.replace("CREATE TABLE workers", "CREATE TABLE workers_new", 1).replace(
-        "'recorded')", "'recorded', 'archived')", 1
-    )
+    # a table SQLite has renamed before is stored as CREATE TABLE "workers"
+    new_table = re.sub(r'CREATE TABLE "?workers"?', "CREATE TABLE workers_new", table, count=1)
+    new_table = new_table.replace("'recorded'", "'recorded', 'archived'", 1)
+    assert new_table != table
     others = [
         row[0]
         for row in conn.execute(

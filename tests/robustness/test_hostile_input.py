@@ -246,8 +246,8 @@ class PostgresWorld(World):
             [
                 "BEGIN",
                 *(f'DELETE FROM "{t}"' for t in reversed(parents_first)),
-                *(f'INSERT INTO "{t}" TABLE {SEED_SCHEMA}."{t}"' for t in parents_first if t not in TRIGGER_FILLED),
-                *(f'DELETE FROM "{t}"; INSERT INTO "{t}" TABLE {SEED_SCHEMA}."{t}"' for t in TRIGGER_FILLED),
+                *(f'INSERT INTO "{t}" OVERRIDING SYSTEM VALUE TABLE {SEED_SCHEMA}."{t}"' for t in parents_first if t not in TRIGGER_FILLED),
+                *(f'DELETE FROM "{t}"; INSERT INTO "{t}" OVERRIDING SYSTEM VALUE TABLE {SEED_SCHEMA}."{t}"' for t in TRIGGER_FILLED),
                 "COMMIT",
             ]
         )

@@ -141,6 +141,8 @@ async def program(call: Call) -> None:
     fourth = await call("executor", "claim", OWNER)
     await call("executor", "fail_validation", fourth, reason={"why": "wrong"})
     await call("tm", "get_completed_task")
+    await call("tm", "wait_completed", 0.05)
+    await call("tm", "wait_completed", -1)  # InvalidValueError
     await call("tm", "retry", "w-4")
     again = await call("executor", "claim", OWNER)
     await call("executor", "complete", again, result=[1, 2])
@@ -158,6 +160,7 @@ async def program(call: Call) -> None:
     await call("tm", "cancel", "w-5")  # InvalidTransitionError: cancelled already
     await call("tm", "create_task", "seventh", worker_id="w-8")
     await call("tm", "cancel_all", reason="the user gave up")
+    await call("executor", "claim", OWNER, wait_seconds=0.05)  # nothing left to claim: None after 50 ms
     await asyncio.sleep(0.01)
     await call("tm", "purge_recorded", older_than_seconds=0.005)
     await call("tm", "purge_recorded", older_than_seconds=-1)  # InvalidValueError

@@ -440,3 +440,27 @@ JOIN workers AS p ON p.worker_id = d.depends_on
 WHERE w.planner_id = :planner_id AND w.task_status = 'pending' AND w.waiting_on > 0
   AND p.task_status NOT IN ('completed', 'recorded')
 ORDER BY w.created_at, w.worker_id;
+
+-- name: claimable_for_planner :one
+-- uses: idx_workers_ready, idx_workers_planner_status | idx_workers_leases, idx_workers_delayed
+-- What a waiting claim reads (no lock) before it tries to claim: whether a ready task of the
+-- planner waits, and in how many seconds the next delayed task (any planner's: a claim's sweep
+-- makes them all ready) and the planner's next lease run out (:lease_backoff_seconds added).
+-- NULL: none. A time at or below zero is due now.
+SELECT EXISTS (SELECT 1 FROM workers
+               WHERE planner_id = :planner_id AND task_status = 'pending' AND waiting_on = 0
+                 AND available_at IS NULL),
+       extract(epoch FROM (SELECT min(available_at) FROM workers WHERE available_at IS NOT NULL)
+                          - statement_timestamp())::float8,
+       extract(epoch FROM (SELECT min(lease_expires_at) FROM workers
+                           WHERE planner_id = :planner_id AND task_status = 'claimed')
+                          - statement_timestamp())::float8 + :lease_backoff_seconds;
+
+-- name: claimable_any :one
+-- uses: idx_workers_ready_any, idx_workers_delayed, idx_workers_leases
+-- claimable_for_planner across all planners.
+SELECT EXISTS (SELECT 1 FROM workers WHERE task_status = 'pending' AND waiting_on = 0 AND available_at IS NULL),
+       extract(epoch FROM (SELECT min(available_at) FROM workers WHERE available_at IS NOT NULL)
+                          - statement_timestamp())::float8,
+       extract(epoch FROM (SELECT min(lease_expires_at) FROM workers WHERE task_status = 'claimed')
+                          - statement_timestamp())::float8 + :lease_backoff_seconds;

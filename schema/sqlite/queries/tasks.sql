@@ -339,3 +339,28 @@ WHERE d.worker_id = w.worker_id AND p.worker_id = d.depends_on
   AND w.planner_id = :planner_id AND w.task_status = 'pending' AND w.waiting_on > 0
   AND p.task_status NOT IN ('completed', 'recorded')
 ORDER BY w.created_at, w.worker_id;
+
+-- name: claimable_for_planner :one
+-- uses: idx_workers_ready, idx_workers_planner_status, idx_workers_delayed
+-- What a waiting claim reads (no lock) before it tries to claim: whether a ready task of the
+-- planner waits, and in how many seconds the next delayed task (any planner's: a claim's sweep
+-- makes them all ready) and the planner's next lease run out (:lease_backoff_seconds added).
+-- NULL: none. A time at or below zero is due now.
+SELECT EXISTS (SELECT 1 FROM workers INDEXED BY idx_workers_ready
+               WHERE planner_id = :planner_id AND task_status = 'pending' AND waiting_on = 0
+                 AND available_at IS NULL),
+       (julianday((SELECT min(available_at) FROM workers WHERE available_at IS NOT NULL))
+        - julianday(:now)) * 86400.0,
+       (julianday((SELECT min(lease_expires_at) FROM workers INDEXED BY idx_workers_planner_status
+                   WHERE planner_id = :planner_id AND task_status = 'claimed'))
+        - julianday(:now)) * 86400.0 + :lease_backoff_seconds;
+
+-- name: claimable_any :one
+-- uses: idx_workers_ready_any, idx_workers_delayed, idx_workers_leases
+-- claimable_for_planner across all planners.
+SELECT EXISTS (SELECT 1 FROM workers INDEXED BY idx_workers_ready_any
+               WHERE task_status = 'pending' AND waiting_on = 0 AND available_at IS NULL),
+       (julianday((SELECT min(available_at) FROM workers WHERE available_at IS NOT NULL))
+        - julianday(:now)) * 86400.0,
+       (julianday((SELECT min(lease_expires_at) FROM workers WHERE task_status = 'claimed'))
+        - julianday(:now)) * 86400.0 + :lease_backoff_seconds;
