@@ -787,6 +787,7 @@ def call_with(fn: Callable[..., Any], params: tuple[Param, ...], args: dict[str,
 # TaskManager: every line runs against a TaskManager with a planner and one without.
 AGES = tuple(v for v in SECONDS if not (isinstance(v, (int, float)) and v == 0))  # 0 is a valid delay
 DEPENDS_BAD = (W_PENDING, [UNKNOWN], [W_OTHER], ["w-new"], [1], [None], [""], None, 7, {"a": 1}, [["w"]], b"w")
+WAIT = custom("wait_seconds", (OMIT, 0, 0.01), AGES, kw=True)  # a valid wait is short: nothing may come
 claim_arg = custom("claim", (CLAIM, Lazy("stale_claim", _stale), W_CLAIMED), (*TEXT, *FORGED_CLAIMS))
 token_arg = integer("token", OMIT, None, Lazy("claim.token", lambda w: _claim(w).token), 0)
 TASK_LINES: list[tuple[str, tuple[Param, ...]]] = [
@@ -802,6 +803,7 @@ TASK_LINES: list[tuple[str, tuple[Param, ...]]] = [
     ("get_task", (text("worker_id", *WORKERS),)),
     ("get_current_task", ()),
     ("get_completed_task", ()),
+    ("wait_completed", (custom("timeout_seconds", (0, 0.01), AGES, kw=False),)),
     ("list_tasks", (
         custom("status", STATUSES, (*TEXT, "PENDING", "done", STATUSES)),
         custom("after", (OMIT, None, Lazy("pending task", lambda w: w.seeded.pending)),
@@ -816,14 +818,14 @@ TASK_LINES: list[tuple[str, tuple[Param, ...]]] = [
     ("blocked", ()),
     ("record", (text("worker_id", W_COMPLETED, W_FAILED, W_RECORDED, W_PENDING, UNKNOWN),)),
     ("purge_recorded", (custom("older_than_seconds", (60, DAY, 1e-3, 0), tuple(v for v in SECONDS if not (isinstance(v, (int, float)) and v == 0)), kw=True), integer("batch_size", OMIT, 1, 1000, kw=True))),
-    ("claim", (text("owner", OWNER, "executor-2"), seconds("lease_seconds", OMIT, 60, 0.5))),
-    ("claim_many", (text("owner", OWNER, "executor-2"), integer("limit", 2, 1, 10), seconds("lease_seconds", OMIT, 60))),
+    ("claim", (text("owner", OWNER, "executor-2"), seconds("lease_seconds", OMIT, 60, 0.5), WAIT)),
+    ("claim_many", (text("owner", OWNER, "executor-2"), integer("limit", 2, 1, 10), seconds("lease_seconds", OMIT, 60), WAIT)),
     ("complete_many", (custom("results", RESULTS_OK, RESULTS_BAD),)),
     ("heartbeat", (claim_arg, token_arg, seconds("lease_seconds", OMIT, 60, 3600))),
     ("complete", (claim_arg, token_arg, json_value("result"))),
     ("fail_validation", (claim_arg, token_arg, json_value("reason"))),
     ("release", (claim_arg, token_arg)),
-    ("complete_and_claim_next", (claim_arg, token_arg, json_value("result"), seconds("lease_seconds", OMIT, 60))),
+    ("complete_and_claim_next", (claim_arg, token_arg, json_value("result"), seconds("lease_seconds", OMIT, 60), WAIT)),
 ]  # fmt: skip
 
 stream_arg = custom("stream", STREAMS, (*TEXT, "Router", "conversation", "workers", ["router"], STREAMS))
