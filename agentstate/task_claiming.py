@@ -80,7 +80,6 @@ class Claiming:
             row = self._claim_row(owner, lease_seconds)
         return None if row is None else Claim(task_from_row(row))
 
-
     def _claim_row(self, owner: str, lease_seconds: float) -> Any:
         """Inside the write transaction: claim one task and return its row (None if none is due).
         Times are stamped here, under the lock, so leases follow commit order.

@@ -41,8 +41,11 @@ Look = Callable[[], tuple[bool, float | None]]
 
 
 def _sleep_for(deadline: float, due_in: float | None) -> float:
+    """Until the deadline, the next due time or the safety-net look, whichever comes first."""
     left = deadline - time.monotonic()
-    return max(0.0, min(left, WAKE_CHECK_S, left if due_in is None else due_in))
+    if due_in is not None:
+        left = min(left, due_in)
+    return max(0.0, min(left, WAKE_CHECK_S))
 
 
 def wait_sync(bell: Wakeups, seconds: float) -> None:
