@@ -21,6 +21,7 @@ COLORS = {
     "agentstate_unmonitored": "#aec7e8",
     "agentstate_async": "#9edae5",
     "agentstate_full": "#17becf",
+    "agentstate_planned": "#0b5d8a",
     "postgres": "#393b79",
     "raw_apsw": "#2ca02c",
     "floor": "#7f7f7f",

@@ -259,9 +259,9 @@ def test_a_populated_database_from_before_task_planning_upgrades_and_keeps_every
 
         for table, rows in before.items():
             after = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            if table == "workers":  # the same rows, four new columns at their defaults
+            if table == "workers":  # the same rows, the new columns at their defaults
                 assert [row[:17] for row in after] == rows
-                assert {row[17:] for row in after} == {(0, None, 0, None)}
+                assert {row[17:] for row in after} == {(0, None, 0, None, 0)}
             elif table != "schema_migrations":
                 assert after == rows, table
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -272,6 +272,36 @@ def test_a_populated_database_from_before_task_planning_upgrades_and_keeps_every
         assert oldest is not None and claim is not None and claim.worker_id == oldest.worker_id
         tm.complete(claim, result={"ok": True})
         assert tm.history(claim.worker_id)[-1].to_status == "completed"
+    finally:
+        conn.close()
+
+
+def test_a_version_8_database_with_prerequisites_upgrades_and_still_counts_them_down(db_path: Path) -> None:
+    """0009 marks the tasks something depends on (has_dependants): a completion counts its
+    dependants down only then, so a store from before it must have its prerequisites marked, or
+    their dependants would wait forever."""
+    cheaper = next(m for m in REAL if m.name == "cheaper_claims")
+    conn = opening.open_connection(db_path)
+    try:
+        migrations.migrate(conn, tuple(m for m in REAL if m.version < cheaper.version))
+        agentstate.Agents(conn).create_planner("p")
+        tm = agentstate.TaskManager(conn, "p")
+        tm.create_task("first", worker_id="a")
+        tm.create_task("needs a", worker_id="b", depends_on=["a"])
+        tm.create_task("needs a and b", worker_id="c", depends_on=["a", "b"])
+        tm.create_task("alone", worker_id="d", priority=-1)
+
+        assert [m.name for m in migrations.migrate(conn)] == ["cheaper_claims"]
+
+        marked = dict(conn.execute("SELECT worker_id, has_dependants FROM workers").fetchall())
+        assert marked == {"a": 1, "b": 1, "c": 0, "d": 0}
+        order = []
+        while (claim := tm.claim("executor")) is not None:
+            order.append(claim.worker_id)
+            tm.complete(claim)
+        assert order == ["a", "b", "c", "d"]  # by priority, each once its prerequisites are done
+        assert tm.blocked() == []
+        assert conn.execute("PRAGMA integrity_check").get == "ok"
     finally:
         conn.close()
 

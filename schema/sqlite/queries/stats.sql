@@ -41,7 +41,8 @@ GROUP BY planner_id, task_status;
 SELECT count(*) FROM workers WHERE task_status = 'claimed' AND lease_expires_at < :now;
 
 -- name: oldest_pending :value
--- uses: idx_workers_pending
+-- uses: idx_workers_pending_ready
+-- scans: walks the partial index of pending tasks once (the queue, not the table; ordered for claims, not by age)
 -- When the longest-waiting pending task was created (NULL when none waits).
 SELECT min(created_at) FROM workers WHERE task_status = 'pending';
 

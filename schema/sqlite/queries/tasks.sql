@@ -106,7 +106,7 @@ RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, 
           idempotency_key;
 
 -- name: claim_any :returning
--- uses: idx_workers_leases, idx_workers_ready_any, sqlite_autoindex_workers_1
+-- uses: idx_workers_leases, idx_workers_pending_ready, sqlite_autoindex_workers_1
 -- Like claim_for_planner, across all planners: the longest-expired lease, else the first ready
 -- task. Both searches run on partial indexes that hold only the work in flight.
 UPDATE workers
@@ -116,7 +116,7 @@ WHERE worker_id = coalesce(
     (SELECT worker_id FROM workers
      WHERE task_status = 'claimed' AND lease_expires_at < :reclaim_before AND attempts < max_attempts
      ORDER BY lease_expires_at LIMIT 1),
-    (SELECT worker_id FROM workers INDEXED BY idx_workers_ready_any
+    (SELECT worker_id FROM workers INDEXED BY idx_workers_pending_ready
      WHERE task_status = 'pending' AND waiting_on = 0 AND available_at IS NULL
      ORDER BY priority DESC, created_at, worker_id LIMIT 1))
 RETURNING worker_id, planner_id, task_status, description, acceptance_criteria, task_context,
@@ -356,9 +356,9 @@ SELECT EXISTS (SELECT 1 FROM workers INDEXED BY idx_workers_ready
         - julianday(:now)) * 86400.0 + :lease_backoff_seconds;
 
 -- name: claimable_any :one
--- uses: idx_workers_ready_any, idx_workers_delayed, idx_workers_leases
+-- uses: idx_workers_pending_ready, idx_workers_delayed, idx_workers_leases
 -- claimable_for_planner across all planners.
-SELECT EXISTS (SELECT 1 FROM workers INDEXED BY idx_workers_ready_any
+SELECT EXISTS (SELECT 1 FROM workers INDEXED BY idx_workers_pending_ready
                WHERE task_status = 'pending' AND waiting_on = 0 AND available_at IS NULL),
        (julianday((SELECT min(available_at) FROM workers WHERE available_at IS NOT NULL))
         - julianday(:now)) * 86400.0,

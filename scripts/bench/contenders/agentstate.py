@@ -145,6 +145,46 @@ class AgentstateContender:
         unpark_tasks(self.conn)
 
 
+class PlannedContender(AgentstateContender):
+    """agentstate's data with planning in use: after the bulk load, tasks created through the API
+    so that of the pending tasks 10% are delayed past the run and 10% wait on a prerequisite that
+    stays claimed. The claims then have ready tasks to find among ones they must pass over; the
+    difference to ``agentstate`` in the same run is what priorities, delays and dependencies cost
+    a claim (issue 20: within 20%)."""
+
+    name = "agentstate_planned"
+    operations = ("claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10")
+    SHARE = 0.10
+    DELAY_SECONDS = 30 * 86_400  # far past any run
+
+    def build(self, spec: DataSpec, progress: Progress) -> None:
+        super().build(spec, progress)
+        self.open()
+        try:
+            self._plan()
+        finally:
+            self.close()
+            self.conn, self.managers = None, {}
+
+    def _plan(self) -> None:
+        pending = self.conn.execute("SELECT count(*) FROM workers WHERE task_status = 'pending'").fetchone()[0]
+        each = round(pending * self.SHARE / (1 - 2 * self.SHARE))  # 10% of the pending afterwards
+        held = self.conn.execute(  # a prerequisite per planner that stays claimed (a far lease)
+            "SELECT planner_id, min(worker_id) FROM workers WHERE task_status = 'claimed' GROUP BY planner_id"
+        ).fetchall()
+        specs = task_specs(2 * each, seed=23)
+        for k, task in enumerate(specs):  # alternately delayed and dependent: as many of each
+            planner, prerequisite = held[k % len(held)]
+            task["planner"] = planner
+            if k % 2:
+                task["depends_on"] = [prerequisite]
+            else:
+                task["delay_seconds"] = self.DELAY_SECONDS
+        for planner, _ in held:
+            if mine := [{k: v for k, v in t.items() if k != "planner"} for t in specs if t["planner"] == planner]:
+                self.manager(planner).create_tasks(mine)
+
+
 class PostgresContender(AgentstateContender):
     """agentstate's own API on ``agentstate.connect("postgresql://...")``: the same calls, timed
     the same way, as ``agentstate`` on SQLite, in a database of its own on the benchmark's

@@ -19,6 +19,7 @@ from bench.contenders.agentstate import (
     AgentstateContender,
     AsyncContender,
     FullDurabilityContender,
+    PlannedContender,
     PostgresContender,
     UnmonitoredContender,
 )
@@ -108,6 +109,13 @@ CONTENDERS = {
             FullDurabilityContender,
             FullDurabilityContender.operations,
             durability="full",
+        ),
+        ContenderInfo(
+            "agentstate_planned",
+            "agentstate's data with 10% of the pending tasks delayed past the run and 10% waiting on a "
+            "prerequisite that stays claimed, on a file of its own: what planning costs a claim",
+            PlannedContender,
+            PlannedContender.operations,
         ),
         ContenderInfo(
             "agentstate_async",
