@@ -26,7 +26,7 @@ PEERS = ["litequeue", "huey", "agents", "langgraph.checkpoint.sqlite"]
 LANGGRAPH = ["langgraph", "langgraph.checkpoint", "langgraph.checkpoint.base"]
 POSTGRES = ["psycopg", "psycopg_pool"]
 GOOGLE_ADK = ["google.adk"]
-CORE = ["orm_today", "orm_indexed", "agentstate", "agentstate_full", "agentstate_async", "agentstate_unmonitored"]
+CORE = ["orm_today", "orm_indexed", "agentstate", "agentstate_full", "agentstate_planned", "agentstate_async", "agentstate_unmonitored"]
 
 DRIVER = """
 import json, sys
