@@ -172,16 +172,16 @@ class PlannedContender(AgentstateContender):
         held = self.conn.execute(  # a prerequisite per planner that stays claimed (a far lease)
             "SELECT planner_id, min(worker_id) FROM workers WHERE task_status = 'claimed' GROUP BY planner_id"
         ).fetchall()
-        specs = task_specs(2 * each, seed=23)
-        for k, task in enumerate(specs):  # alternately delayed and dependent: as many of each
+        by_planner: dict[str, list[dict[str, Any]]] = {planner: [] for planner, _ in held}
+        for k, task in enumerate(task_specs(2 * each, seed=23)):  # alternately delayed and dependent
             planner, prerequisite = held[k % len(held)]
-            task["planner"] = planner
             if k % 2:
                 task["depends_on"] = [prerequisite]
             else:
                 task["delay_seconds"] = self.DELAY_SECONDS
-        for planner, _ in held:
-            if mine := [{k: v for k, v in t.items() if k != "planner"} for t in specs if t["planner"] == planner]:
+            by_planner[planner].append(task)
+        for planner, mine in by_planner.items():
+            if mine:
                 self.manager(planner).create_tasks(mine)
 
 
