@@ -72,13 +72,21 @@ def _rebuild_workers_sql(conn: apsw.Connection) -> str:
             "SELECT sql FROM sqlite_schema WHERE tbl_name = 'workers' AND type IN ('index', 'trigger') AND sql IS NOT NULL"
         )
     ]
+    # A trigger on another table whose body names workers (0009's trg_task_dependencies_added)
+    # would make the RENAME fail while workers is gone: dropped first, re-created after.
+    naming = conn.execute(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name != 'workers' AND sql LIKE '%workers%'"
+    ).fetchall()
+    assert naming, "the schema has no such trigger any more: this step can go"
     return "\n".join(
         [
+            *(f"DROP TRIGGER {name};" for name, _ in naming),
             new_table + ";",
             "INSERT INTO workers_new SELECT * FROM workers;",
             "DROP TABLE workers;",
             "ALTER TABLE workers_new RENAME TO workers;",
             *(sql + ";" for sql in others),
+            *(sql + ";" for _, sql in naming),
         ]
     )
 

@@ -47,6 +47,7 @@ EXPECTED = {
     "agentstate": AGENTSTATE_OPS,
     "postgres": AGENTSTATE_OPS | {"select_1"},  # the same calls, on PostgreSQL; and its round trip
     "agentstate_full": AGENTSTATE_WRITES,
+    "agentstate_planned": {"claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10"},
     "agentstate_unmonitored": {"get_current_task", "get_completed_task", "latest_50", "keyset_page"},
     "agentstate_async": {"get_current_task", "get_completed_task", "latest_50", "append_one"},
     "raw_apsw": TASK_AND_MESSAGE_OPS,
