@@ -139,4 +139,6 @@ def open_writer(conn: AsyncConnection, path: str, settings: Settings) -> None:
         return
     writer.no_wait = True
     writer.set_busy_handler(None)
+    if writer.writer_gate is not None:  # its turn at the gate lasts as long as any writer's
+        writer.writer_gate.max_hold_s = busy_timeout_of(settings) / 1000
     cast(Connection, conn).writer = writer

@@ -362,3 +362,30 @@ def test_a_gate_file_that_is_a_symbolic_link_is_not_followed(db_path: Path, tmp_
     finally:
         conn.close()
     assert target.read_text() == "not yours to lock"
+
+
+def test_an_async_connections_inline_writer_holds_the_gate_as_long_as_any_writer(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The inline writer never waits for SQLite's lock (busy timeout 0), but its turn at the gate
+    lasts as long as any writer's: with a hold limit of 0 s the watchdog opened the gate under
+    every one of its transactions that it saw, warning each time, and the writers queued behind
+    went on to SQLite's lock, out of turn."""
+    import asyncio
+
+    async def check() -> None:
+        conn = await agentstate.connect_async(db_path)
+        try:
+            writer = conn.writer
+            assert writer is not None and writer.writer_gate is not None
+            assert writer.writer_gate.acquire(wait=False)
+            try:
+                writer.writer_gate.open_if_stuck(time.monotonic() + 1.0)  # a write 1 s long
+                assert held(db_path, gate.GATE), "the watchdog opened the gate under a 1 s write"
+            finally:
+                writer.writer_gate.release()
+        finally:
+            await conn.aclose()
+
+    asyncio.run(check())
+    assert "has been open for over" not in caplog.text
