@@ -16,7 +16,7 @@ import pytest
 import agentstate
 from agentstate import runner
 from agentstate.sqlite.wal_checkpoints import is_background
-from tests import engines
+from tests import background, engines
 
 _started: list[servers.Server] = []
 
@@ -103,3 +103,12 @@ def db(db_url: str) -> Iterator[Any]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for found in _started:
         terminalreporter.write_line(f"postgres: {found.version} from {found.origin}, ready in {found.started_in_s:.2f} s")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the long subprocess runs the collected tests need (see tests/background.py)."""
+    background.start({item.module.__name__ for item in session.items if isinstance(item, pytest.Function)})
+
+
+def pytest_sessionfinish() -> None:
+    background.stop()

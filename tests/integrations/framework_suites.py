@@ -67,11 +67,14 @@ def _root(folder: Path) -> Path:
     return top
 
 
-def run_pytest(root: Path, args: list[str], plugin: str, *, timeout: float) -> dict[str, str]:
+def run_pytest(
+    root: Path, args: list[str], plugin: str, *, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, str]:
     """Run ``python -m pytest *args`` in ``root`` with ``plugin`` loaded (a module of this
     repository, dotted, e.g. ``tests.integrations.suite_langgraph``), and return every test's
     outcome by node id: ``passed``, ``failed``, ``error`` or ``skipped``. Raises ``RuntimeError``
-    if pytest itself broke (no report written) or ran over ``timeout`` seconds."""
+    if pytest itself broke (no report written) or ran over ``timeout`` seconds. ``env``: variables
+    for the child, on top of this process's (never set here: the run may be on a background thread)."""
     source = REPOSITORY.joinpath(*plugin.split(".")).with_suffix(".py")
     if not source.is_file():
         raise FileNotFoundError(source)
@@ -79,7 +82,8 @@ def run_pytest(root: Path, args: list[str], plugin: str, *, timeout: float) -> d
         alias = "_agentstate_" + source.stem
         shutil.copyfile(source, Path(scratch) / f"{alias}.py")
         report = Path(scratch) / "report.xml"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [scratch, os.environ.get("PYTHONPATH")])))
+        path = os.pathsep.join(filter(None, [scratch, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, **(env or {}), "PYTHONPATH": path}
         command = [sys.executable, "-m", "pytest", *args, "-p", alias, "-p", "no:cacheprovider",
                    f"--junitxml={report}", "--continue-on-collection-errors", "-q", "--no-header", "-rN"]
         try:

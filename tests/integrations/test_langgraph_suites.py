@@ -9,6 +9,7 @@ disappears fails here loudly. Nothing is skipped silently.
 
 from __future__ import annotations
 
+from tests import background
 from tests.integrations.framework_suites import run_pytest, sdist
 
 # --- LangGraph's graph-execution tests (the langgraph sdist's tests/) --------------------------
@@ -43,10 +44,15 @@ LangGraph's encrypting serde) and 262 on ``sqlite_aio`` (AsyncAgentStateSaver), 
 GRAPH_TIMEOUT_S = 900
 
 
+background.declare(
+    "langgraph-graph-suite",
+    __name__,
+    lambda: run_pytest(sdist("langgraph"), GRAPH_FILES, "tests.integrations.suite_langgraph", timeout=GRAPH_TIMEOUT_S),
+)
+
+
 def test_langgraphs_graph_tests_pass_with_agentstates_savers() -> None:
-    outcomes = run_pytest(
-        sdist("langgraph"), GRAPH_FILES, "tests.integrations.suite_langgraph", timeout=GRAPH_TIMEOUT_S
-    )
+    outcomes: dict[str, str] = background.result("langgraph-graph-suite")
     assert {test: outcome for test, outcome in outcomes.items() if outcome != "passed"} == {}
     assert len(outcomes) == GRAPH_TESTS
 

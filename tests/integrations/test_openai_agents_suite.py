@@ -11,12 +11,13 @@ appears or disappears, fails here loudly; a left-out test that starts passing mu
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+import tempfile
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from tests import background
 from tests.integrations.framework_suites import run_pytest, sdist
 from tests.integrations.suite_openai_agents import BUILT_ENV
 
@@ -164,15 +165,21 @@ PASSING = 334
 43 are left out (2 of them deselected). With SQLiteSession all 377 pass in this environment."""
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], set[str]]]:
+def _run_suite() -> tuple[dict[str, str], set[str]]:
     """Every outcome of the run, and the tests that built a session."""
-    built = tmp_path_factory.mktemp("openai-agents-suite") / "built.txt"
-    args = [*FILES, *(arg for test in DESELECTED for arg in ("--deselect", test))]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(os.environ, BUILT_ENV, str(built))
-        outcomes = run_pytest(sdist(SDK), args, PLUGIN, timeout=TIMEOUT_S)
-    yield outcomes, set(Path(built).read_text(encoding="utf-8").split())
+    with tempfile.TemporaryDirectory(prefix="openai-agents-suite-") as scratch:
+        built = Path(scratch) / "built.txt"
+        args = [*FILES, *(arg for test in DESELECTED for arg in ("--deselect", test))]
+        outcomes = run_pytest(sdist(SDK), args, PLUGIN, timeout=TIMEOUT_S, env={BUILT_ENV: str(built)})
+        return outcomes, set(built.read_text(encoding="utf-8").split())
+
+
+background.declare("openai-agents-suite", __name__, _run_suite)
+
+
+@pytest.fixture(scope="module")
+def suite() -> tuple[dict[str, str], set[str]]:
+    return cast(tuple[dict[str, str], set[str]], background.result("openai-agents-suite"))
 
 
 def test_every_sdk_test_that_builds_a_session_passes_with_agentstate_session(

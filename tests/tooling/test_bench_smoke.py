@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,8 @@ import matplotlib  # noqa: F401
 import psycopg  # noqa: F401  (the postgres extra: the postgres contender)
 import pytest
 import sqlalchemy  # noqa: F401
+
+from tests import background
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK_AND_MESSAGE_OPS = {
@@ -70,16 +75,27 @@ QUICK_SIZES = {500}  # one size keeps the suite short; every contender and opera
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bench")
+def _run_bench() -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = Path(tempfile.mkdtemp(prefix="bench-smoke-"))
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--size", "500", "--out", str(out)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
-    assert run.returncode == 0, f"bench.py --quick exited {run.returncode}:\n{run.stderr[-6000:]}"
-    assert "round 1/" in run.stderr, "no progress was shown"
-    return out
+    return out, run
+
+
+background.declare("bench-smoke", __name__, _run_bench)
+
+
+@pytest.fixture(scope="module")
+def out() -> Iterator[Path]:
+    out, run = background.result("bench-smoke")
+    try:
+        assert run.returncode == 0, f"bench.py --quick exited {run.returncode}:\n{run.stderr[-6000:]}"
+        assert "round 1/" in run.stderr, "no progress was shown"
+        yield out
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
