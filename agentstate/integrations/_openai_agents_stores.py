@@ -9,6 +9,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 import apsw
@@ -16,15 +17,35 @@ import apsw
 from agentstate import errors
 from agentstate.agents import Agents
 from agentstate.aio import AsyncAgents, AsyncMessageLog
-from agentstate.async_calls import call_async, settled
+from agentstate.async_calls import call_async, settled, write_call
 from agentstate.engines import AsyncConnection, Connection, is_sqlite
 from agentstate.integrations._openai_agents_sdk_tables import _sdk_items
-from agentstate.messages import Message, MessageLog, NewMessage, Stream
+from agentstate.message_batches import Draft, position_and_insert
+from agentstate.message_streams import stream_sql
+from agentstate.messages import Message, MessageLog, Stream
+from agentstate.transactions import write
+from agentstate.values import utc_now
 
 T = TypeVar("T")
 
 STREAM: Stream = "router"
 """The message stream a session lives in: a conversation's."""
+
+
+def append_turn(conn: Connection, conversation_id: str, drafts: list[Draft]) -> None:
+    """Insert a turn's drafts after the conversation's last position, in one write transaction;
+    the first write makes the conversation (racing writers share it). The rows are not read back
+    into Messages as MessageLog.append_many's are: a session's add_items returns nothing."""
+    if not drafts:
+        return
+    sql = stream_sql(STREAM)
+    try:
+        with write(conn):
+            position_and_insert(conn, sql, drafts, [conversation_id], utc_now())
+    except errors.ForeignKeyError:  # rolled back: no conversation yet
+        Agents(conn).get_or_create_conversation(conversation_id)
+        with write(conn):
+            position_and_insert(conn, sql, drafts, [conversation_id], utc_now())
 
 
 class _Store(Protocol):
@@ -34,7 +55,7 @@ class _Store(Protocol):
 
     async def all(self, conversation_id: str) -> list[Message]: ...
 
-    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None: ...
+    async def append(self, conversation_id: str, drafts: list[Draft]) -> None: ...
 
     async def pop(self, conversation_id: str) -> Message | None: ...
 
@@ -75,12 +96,12 @@ class _AsyncStore:
     async def all(self, conversation_id: str) -> list[Message]:
         return await self.log.all(STREAM, conversation_id)
 
-    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
-        try:
-            await self.log.append_many(STREAM, conversation_id, messages)
-        except errors.NotFoundError:  # the first write: make the conversation (racing writers share it)
-            await self.agents.get_or_create_conversation(conversation_id)
-            await self.log.append_many(STREAM, conversation_id, messages)
+    async def append(self, conversation_id: str, drafts: list[Draft]) -> None:
+        writer = getattr(self.conn, "writer", None)
+        inline = None if writer is None else partial(append_turn, writer)
+        # On its worker thread an async connection answers synchronously, like a plain one.
+        threaded = partial(append_turn, cast(Connection, self.conn))
+        await write_call(self.conn, threaded, inline, conversation_id, drafts)
 
     async def pop(self, conversation_id: str) -> Message | None:
         return await self.log.pop_last(STREAM, conversation_id)
@@ -134,21 +155,14 @@ class _ThreadStore:
             raise asyncio.CancelledError
         return result
 
-    def _append(self, conversation_id: str, messages: list[NewMessage]) -> None:
-        try:
-            self.log.append_many(STREAM, conversation_id, messages)
-        except errors.NotFoundError:
-            self.agents.get_or_create_conversation(conversation_id)
-            self.log.append_many(STREAM, conversation_id, messages)
-
     async def latest(self, conversation_id: str, limit: int) -> list[Message]:
         return await self._read(self.log.latest, STREAM, conversation_id, limit)
 
     async def all(self, conversation_id: str) -> list[Message]:
         return await self._read(self.log.all, STREAM, conversation_id)
 
-    async def append(self, conversation_id: str, messages: list[NewMessage]) -> None:
-        await self._write(self._append, conversation_id, messages)
+    async def append(self, conversation_id: str, drafts: list[Draft]) -> None:
+        await self._write(append_turn, self.conn, conversation_id, drafts)
 
     async def pop(self, conversation_id: str) -> Message | None:
         return await self._write(self.log.pop_last, STREAM, conversation_id)

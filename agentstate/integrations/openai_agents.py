@@ -99,7 +99,7 @@ from agentstate.engines import (
     translating,
 )
 from agentstate.integrations._openai_agents_compaction import replace_all, replace_tail
-from agentstate.integrations._openai_agents_items import _items, _messages
+from agentstate.integrations._openai_agents_items import _drafts, _items, _messages
 from agentstate.integrations._openai_agents_sdk_tables import _warn_not_carried_over
 from agentstate.integrations._openai_agents_stores import _AsyncStore, _Store, _ThreadStore
 from agentstate.messages import Message
@@ -304,11 +304,11 @@ class AgentStateSession(SessionABC):
         :raises InvalidTypeError: ``items`` is not a list, or an item is not a dict.
         :raises InvalidValueError: an item is not JSON, or would not come back from JSON as given.
         """
-        messages = _messages("items", items)
+        drafts = _drafts("items", items, self.session_id)
         store = await self._store()
-        if messages:
+        if drafts:
             with translating():
-                await store.append(self.session_id, messages)
+                await store.append(self.session_id, drafts)
 
     async def pop_item(self, *, wrapper: RunContextWrapper[Any] | None = None) -> TResponseInputItem | None:
         """Remove and return the newest item (one statement: two callers never get the same one);
