@@ -1,0 +1,172 @@
+"""What a session's turn of 100 messages costs in SQL, table layout by table layout.
+
+agentstate stores a conversation in ``router_messages``: clustered by (conversation, position)
+(WITHOUT ROWID), with CHECKs, a foreign key and a time index. The OpenAI Agents SDK's
+SQLiteSession appends to a rowid table with one index. This script inserts the same turns, in
+plain apsw (no agentstate Python around it), into our layout, into variants of it that each drop
+one of its costs, and into the SDK's layout, interleaved round by round, after loading the same
+number of messages of other conversations into each file::
+
+    python scripts/bench_turn_layout.py --prefill 1000000 --rounds 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import apsw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.data import CORPUS
+
+CONVERSATION = "conv-0123456789abcdef"  # sorts among the prefilled conversations, not at the end
+OURS = """
+CREATE TABLE conversations (id TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
+CREATE TABLE m (
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    position        INTEGER NOT NULL CHECK (position >= 1),
+    role            TEXT NOT NULL CHECK (length(role) BETWEEN 1 AND 64),
+    content         TEXT NOT NULL,
+    metadata        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+    idempotency_key TEXT,
+    created_at      TEXT NOT NULL CHECK (created_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    PRIMARY KEY (conversation_id, position)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX m_time ON m (conversation_id, created_at);
+CREATE UNIQUE INDEX m_key ON m (conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+"""
+CHECKS = (
+    " CHECK (created_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z')",
+    " CHECK (json_valid(metadata))",
+    " CHECK (length(role) BETWEEN 1 AND 64)",
+)
+LAYOUTS = {  # name: (schema, foreign keys on)
+    "agentstate (router_messages)": (OURS, True),
+    "- the foreign key": (OURS, False),
+    "- the CHECKs": (OURS.replace(CHECKS[0], "").replace(CHECKS[1], "").replace(CHECKS[2], ""), True),
+    "- the time index": (OURS.replace("CREATE INDEX m_time ON m (conversation_id, created_at);", ""), True),
+    "as a rowid table": (OURS.replace(") STRICT, WITHOUT ROWID;\nCREATE INDEX", ") STRICT;\nCREATE INDEX"), True),
+}
+SDK = """
+CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+                             updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL,
+                             message_data TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+                             FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE);
+CREATE INDEX idx_agent_messages_session_id ON agent_messages (session_id, created_at);
+"""
+BASELINE = "SQLiteSession's layout"
+
+
+def turns(count: int, seed: int = 1) -> list[list[tuple[str, str]]]:
+    """Turns of 100 (role, JSON item) pairs, 60 to 1,000 characters of text each."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        turn = []
+        for i in range(100):
+            n, start = rng.choice([60, 150, 400, 1000]), rng.randrange(2000)
+            text = CORPUS[start : start + n].replace('"', "'").replace("\\", "/")
+            turn.append(("user" if i % 2 else "assistant", f'{{"role":"user","content":"{text}"}}'))
+        out.append(turn)
+    return out
+
+
+def open_layout(folder: str, name: str, schema: str, foreign_keys: bool, synchronous: str) -> apsw.Connection:
+    conn = apsw.Connection(os.path.join(folder, f"layout{len(os.listdir(folder))}.db"))
+    conn.execute(f"PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys={int(foreign_keys)}")
+    conn.execute(schema)
+    return conn
+
+
+def prefill(conn: apsw.Connection, sdk: bool, rows: int) -> None:
+    """``rows`` messages of 1,000 other conversations, interleaved in time as sessions write them."""
+    filler = CORPUS[:300]
+    conn.execute("BEGIN")
+    ids = [(f"conv-{k:04d}",) for k in range(1000)] + [(CONVERSATION,)]
+    if sdk:
+        conn.executemany("INSERT INTO agent_sessions (session_id) VALUES (?)", ids)
+        conn.executemany(
+            "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+            ((f"conv-{i % 1000:04d}", filler) for i in range(rows)),
+        )
+    else:
+        conn.executemany("INSERT INTO conversations VALUES (?)", ids)
+        conn.executemany(
+            "INSERT INTO m VALUES (?, ?, 'user', ?, '{}', NULL, '2026-12-07T11:00:00.123456Z')",
+            ((f"conv-{i % 1000:04d}", i // 1000 + 1, filler) for i in range(rows)),
+        )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def append_turn(conn: apsw.Connection, sdk: bool, turn: list[tuple[str, str]]) -> float:
+    """One turn in one write transaction, as each library writes it; µs."""
+    started = time.perf_counter_ns()
+    conn.execute("BEGIN IMMEDIATE")
+    if sdk:
+        conn.executemany(
+            "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+            [(CONVERSATION, item) for _, item in turn],
+        )
+        conn.execute("UPDATE agent_sessions SET updated_at = CURRENT_TIMESTAMP WHERE session_id = ?", (CONVERSATION,))
+    else:
+        last = conn.execute("SELECT coalesce(max(position), 0) FROM m WHERE conversation_id = ?", (CONVERSATION,)).get
+        assert isinstance(last, int)
+        now = "2026-12-07T12:00:00.123456Z"
+        conn.executemany(
+            "INSERT INTO m (conversation_id, position, role, content, metadata, idempotency_key, created_at) "
+            "VALUES (?, ?, ?, ?, '{}', NULL, ?)",
+            [(CONVERSATION, last + 1 + i, role, item, now) for i, (role, item) in enumerate(turn)],
+        )
+    conn.execute("COMMIT")
+    return (time.perf_counter_ns() - started) / 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Time a 100-message turn in agentstate's message table, in variants of it, and in the "
+        "OpenAI Agents SDK's SQLiteSession layout (plain apsw, interleaved rounds).",
+        epilog="example: python scripts/bench_turn_layout.py --prefill 1000000 --rounds 150",
+    )
+    parser.add_argument("--prefill", type=int, default=100_000, metavar="N", help="messages of other conversations already stored (default 100000)")
+    parser.add_argument("--rounds", type=int, default=150, metavar="N", help="turns appended to each layout (default 150)")
+    parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL", help="durability of every layout (default NORMAL)")
+    args = parser.parse_args(argv)
+    if args.prefill < 0 or args.rounds < 1:
+        parser.error("--prefill must be >= 0 and --rounds >= 1")
+    work = turns(20)
+    with tempfile.TemporaryDirectory(prefix="turn-layout-") as folder:
+        conns = {name: (open_layout(folder, name, schema, fk, args.synchronous), False) for name, (schema, fk) in LAYOUTS.items()}
+        conns[BASELINE] = (open_layout(folder, BASELINE, SDK, True, args.synchronous), True)
+        for name, (conn, sdk) in conns.items():
+            print(f"loading {args.prefill:,} messages into {name}", file=sys.stderr, flush=True)
+            prefill(conn, sdk, args.prefill)
+        times: dict[str, list[float]] = {name: [] for name in conns}
+        for round_ in range(args.rounds):
+            if round_ % 50 == 0:
+                print(f"round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            for name, (conn, sdk) in conns.items():
+                times[name].append(append_turn(conn, sdk, work[round_ % len(work)]))
+        for conn, _ in conns.values():
+            conn.close()
+    base = statistics.median(times[BASELINE])
+    print(f"\nA turn of 100 messages, synchronous={args.synchronous}, {args.prefill:,} messages stored before, {args.rounds} rounds\n")
+    print("| layout | median µs | p99 µs | median / SQLiteSession's |")
+    print("|---|---:|---:|---:|")
+    for name, found in times.items():
+        ordered = sorted(found)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        print(f"| {name} | {statistics.median(found):,.0f} | {p99:,.0f} | {statistics.median(found) / base:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
