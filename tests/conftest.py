@@ -107,7 +107,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the long subprocess runs the collected tests need (see tests/background.py)."""
-    background.start({item.module.__name__ for item in session.items if isinstance(item, pytest.Function)})
+    if session.config.option.collectonly:
+        return
+    background.start(
+        (item.module.__name__, item.originalname) for item in session.items if isinstance(item, pytest.Function)
+    )
 
 
 def pytest_sessionfinish() -> None:

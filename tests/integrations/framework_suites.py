@@ -24,6 +24,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tests import background
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("AGENTSTATE_SUITES_CACHE", Path.home() / ".cache" / "agentstate" / "framework-suites"))
 """Where the sdists are kept between runs (``AGENTSTATE_SUITES_CACHE`` overrides it)."""
@@ -87,7 +89,7 @@ def run_pytest(
         command = [sys.executable, "-m", "pytest", *args, "-p", alias, "-p", "no:cacheprovider",
                    f"--junitxml={report}", "--continue-on-collection-errors", "-q", "--no-header", "-rN"]
         try:
-            ran = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+            ran = background.run_process(command, cwd=root, env=env, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             raise RuntimeError(f"{' '.join(args)} ran over {timeout} s:\n{_text(e.stdout)[-4000:]}") from None
         if not report.exists():

@@ -48,6 +48,7 @@ background.declare(
     "langgraph-graph-suite",
     __name__,
     lambda: run_pytest(sdist("langgraph"), GRAPH_FILES, "tests.integrations.suite_langgraph", timeout=GRAPH_TIMEOUT_S),
+    tests=("test_langgraphs_graph_tests_pass_with_agentstates_savers",),
 )
 
 

@@ -77,9 +77,9 @@ pytestmark = pytest.mark.slow
 
 def _run_bench() -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = Path(tempfile.mkdtemp(prefix="bench-smoke-"))
-    run = subprocess.run(
+    run = background.run_process(
         [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--size", "500", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        timeout=600, cwd=ROOT,
     )  # fmt: skip
     return out, run
 
