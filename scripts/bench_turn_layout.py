@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -26,34 +27,49 @@ import apsw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench.data import CORPUS
 
+import agentstate
+
 CONVERSATION = "conv-0123456789abcdef"  # sorts among the prefilled conversations, not at the end
-OURS = """
-CREATE TABLE conversations (id TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
-CREATE TABLE m (
-    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-    position        INTEGER NOT NULL CHECK (position >= 1),
-    role            TEXT NOT NULL CHECK (length(role) BETWEEN 1 AND 64),
-    content         TEXT NOT NULL,
-    metadata        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
-    idempotency_key TEXT,
-    created_at      TEXT NOT NULL CHECK (created_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
-    PRIMARY KEY (conversation_id, position)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX m_time ON m (conversation_id, created_at);
-CREATE UNIQUE INDEX m_key ON m (conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-"""
-CHECKS = (
-    " CHECK (created_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z')",
-    " CHECK (json_valid(metadata))",
-    " CHECK (length(role) BETWEEN 1 AND 64)",
-)
-LAYOUTS = {  # name: (schema, foreign keys on)
-    "agentstate (router_messages)": (OURS, True),
-    "- the foreign key": (OURS, False),
-    "- the CHECKs": (OURS.replace(CHECKS[0], "").replace(CHECKS[1], "").replace(CHECKS[2], ""), True),
-    "- the time index": (OURS.replace("CREATE INDEX m_time ON m (conversation_id, created_at);", ""), True),
-    "as a rowid table": (OURS.replace(") STRICT, WITHOUT ROWID;\nCREATE INDEX", ") STRICT;\nCREATE INDEX"), True),
-}
+CHECK = re.compile(r"\s*CHECK \((?:[^()]|\([^()]*\))*\)")  # a CHECK, one level of parentheses inside
+
+
+def agentstate_schema() -> str:
+    """router_messages, its indexes, and the conversations it references, exactly as a migrated
+    agentstate database has them (its triggers left out: they act on deletes only)."""
+    conn = agentstate.connect(":memory:")
+    try:
+        rows = conn.execute(
+            "SELECT sql FROM sqlite_schema WHERE tbl_name IN ('conversations', 'router_messages') "
+            "AND type IN ('table', 'index') AND sql IS NOT NULL ORDER BY tbl_name, type DESC"
+        ).fetchall()
+    finally:
+        conn.close()
+    return ";\n".join(row[0] for row in rows) + ";"
+
+
+def variant(schema: str, old: str, new: str) -> str:
+    changed = schema.replace(old, new)
+    assert changed != schema, f"agentstate's schema no longer has {old!r}: this variant needs updating"
+    return changed
+
+
+def layouts() -> dict[str, tuple[str, bool]]:
+    """name: (schema, foreign keys on)."""
+    ours = agentstate_schema()
+    table = ours[ours.index("CREATE TABLE router_messages") :]
+    table = table[: table.index(";")]
+    return {
+        "agentstate (router_messages)": (ours, True),
+        "- the foreign key": (ours, False),
+        "- the CHECKs": (variant(ours, table, CHECK.sub("", table)), True),
+        "- the time index": (
+            variant(ours, "CREATE INDEX idx_router_messages_conv_time ON router_messages (conversation_id, created_at);", ""),
+            True,
+        ),
+        "as a rowid table": (variant(ours, ") STRICT, WITHOUT ROWID;", ") STRICT;"), True),
+    }
+
+
 SDK = """
 CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
                              updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
@@ -98,9 +114,9 @@ def prefill(conn: apsw.Connection, sdk: bool, rows: int) -> None:
             ((f"conv-{i % 1000:04d}", filler) for i in range(rows)),
         )
     else:
-        conn.executemany("INSERT INTO conversations VALUES (?)", ids)
+        conn.executemany("INSERT INTO conversations (id) VALUES (?)", ids)
         conn.executemany(
-            "INSERT INTO m VALUES (?, ?, 'user', ?, '{}', NULL, '2026-12-07T11:00:00.123456Z')",
+            "INSERT INTO router_messages VALUES (?, ?, 'user', ?, '{}', NULL, '2026-12-07T11:00:00.123456Z')",
             ((f"conv-{i % 1000:04d}", i // 1000 + 1, filler) for i in range(rows)),
         )
     conn.execute("COMMIT")
@@ -118,11 +134,11 @@ def append_turn(conn: apsw.Connection, sdk: bool, turn: list[tuple[str, str]]) -
         )
         conn.execute("UPDATE agent_sessions SET updated_at = CURRENT_TIMESTAMP WHERE session_id = ?", (CONVERSATION,))
     else:
-        last = conn.execute("SELECT coalesce(max(position), 0) FROM m WHERE conversation_id = ?", (CONVERSATION,)).get
+        last = conn.execute("SELECT coalesce(max(position), 0) FROM router_messages WHERE conversation_id = ?", (CONVERSATION,)).get
         assert isinstance(last, int)
         now = "2026-12-07T12:00:00.123456Z"
         conn.executemany(
-            "INSERT INTO m (conversation_id, position, role, content, metadata, idempotency_key, created_at) "
+            "INSERT INTO router_messages (conversation_id, position, role, content, metadata, idempotency_key, created_at) "
             "VALUES (?, ?, ?, ?, '{}', NULL, ?)",
             [(CONVERSATION, last + 1 + i, role, item, now) for i, (role, item) in enumerate(turn)],
         )
@@ -144,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--prefill must be >= 0 and --rounds >= 1")
     work = turns(20)
     with tempfile.TemporaryDirectory(prefix="turn-layout-") as folder:
-        conns = {name: (open_layout(folder, name, schema, fk, args.synchronous), False) for name, (schema, fk) in LAYOUTS.items()}
+        conns = {name: (open_layout(folder, name, schema, fk, args.synchronous), False) for name, (schema, fk) in layouts().items()}
         conns[BASELINE] = (open_layout(folder, BASELINE, SDK, True, args.synchronous), True)
         for name, (conn, sdk) in conns.items():
             print(f"loading {args.prefill:,} messages into {name}", file=sys.stderr, flush=True)
