@@ -9,7 +9,6 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 import apsw
@@ -18,7 +17,8 @@ from agentstate import errors
 from agentstate.agents import Agents
 from agentstate.aio import AsyncAgents, AsyncMessageLog
 from agentstate.async_calls import call_async, settled, write_call
-from agentstate.engines import AsyncConnection, Connection, is_sqlite
+from agentstate.calls import writes
+from agentstate.engines import AsyncConnection, Connection, engine_of, is_sqlite
 from agentstate.integrations._openai_agents_sdk_tables import _sdk_items
 from agentstate.message_batches import Draft, position_and_insert
 from agentstate.message_streams import stream_sql
@@ -46,6 +46,19 @@ def append_turn(conn: Connection, conversation_id: str, drafts: list[Draft]) -> 
         Agents(conn).get_or_create_conversation(conversation_id)
         with write(conn):
             position_and_insert(conn, sql, drafts, [conversation_id], utc_now())
+
+
+class _Turns:
+    """:func:`append_turn` as a declared write of a manager: on PostgreSQL it is then repeated
+    across a lost connection as MessageLog's writes are (the engine wraps declared methods)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        engine_of(conn).protect(self)
+
+    @writes()
+    def append(self, conversation_id: str, drafts: list[Draft]) -> None:
+        append_turn(self.conn, conversation_id, drafts)
 
 
 class _Store(Protocol):
@@ -80,6 +93,11 @@ class _AsyncStore:
         self.loop = getattr(getattr(conn, "async_controller", None), "loop", None)  # PostgreSQL: any loop
         self.log = AsyncMessageLog(conn)
         self.agents = AsyncAgents(conn)
+        # On its worker thread an async connection answers synchronously, like a plain one; a
+        # short write runs inline on its writer when it has one (see write_call).
+        self.turns = _Turns(cast(Connection, conn))
+        writer = getattr(conn, "writer", None)
+        self.inline_turns = None if writer is None else _Turns(writer).append
 
     def check_loop(self) -> None:
         """Refuse a call from another event loop before it is sent: its answer could not arrive."""
@@ -97,11 +115,7 @@ class _AsyncStore:
         return await self.log.all(STREAM, conversation_id)
 
     async def append(self, conversation_id: str, drafts: list[Draft]) -> None:
-        writer = getattr(self.conn, "writer", None)
-        inline = None if writer is None else partial(append_turn, writer)
-        # On its worker thread an async connection answers synchronously, like a plain one.
-        threaded = partial(append_turn, cast(Connection, self.conn))
-        await write_call(self.conn, threaded, inline, conversation_id, drafts)
+        await write_call(self.conn, self.turns.append, self.inline_turns, conversation_id, drafts)
 
     async def pop(self, conversation_id: str) -> Message | None:
         return await self.log.pop_last(STREAM, conversation_id)
@@ -141,6 +155,7 @@ class _ThreadStore:
         self.turn = _turn_of(conn)
         self.log = MessageLog(conn)
         self.agents = Agents(conn)
+        self.turns = _Turns(conn)
 
     def _call(self, call: Callable[..., T], *args: Any) -> T:
         with self.turn:
@@ -162,7 +177,7 @@ class _ThreadStore:
         return await self._read(self.log.all, STREAM, conversation_id)
 
     async def append(self, conversation_id: str, drafts: list[Draft]) -> None:
-        await self._write(append_turn, self.conn, conversation_id, drafts)
+        await self._write(self.turns.append, conversation_id, drafts)
 
     async def pop(self, conversation_id: str) -> Message | None:
         return await self._write(self.log.pop_last, STREAM, conversation_id)

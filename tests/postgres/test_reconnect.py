@@ -276,3 +276,26 @@ def test_a_server_that_answers_nothing_is_waited_for_until_connect_timeout_s() -
         with pytest.raises(errors.ConnectionLostError, match=f"127.0.0.1:{port}.*within 3"):
             agentstate.connect(f"postgresql://127.0.0.1:{port}/agents", connect_timeout_s=3)
         assert time.monotonic() - begin >= 2.5, "gave up on a server that had not refused"
+
+
+def test_a_sessions_turn_is_written_across_a_restart(own_server: servers.Server, own_url: str) -> None:
+    """AgentStateSession.add_items inserts its turn itself (not through MessageLog.append_many):
+    it must be repeated across a lost connection as the managers' writes are, and stored once."""
+    import asyncio
+
+    from agentstate.integrations.openai_agents import AgentStateSession
+
+    conn = agentstate.connect(own_url, application_name="session-restart")
+    try:
+
+        async def turns() -> list[Any]:
+            session = AgentStateSession("conv-restart", conn)
+            await session.add_items([{"role": "user", "content": "before"}])
+            own_server.restart(down_s=0.5)
+            await session.add_items([{"role": "user", "content": "after"}, {"role": "assistant", "content": "hi"}])
+            return await session.get_items()
+
+        items = asyncio.run(turns())
+    finally:
+        conn.close()
+    assert [item["content"] for item in items] == ["before", "after", "hi"]
