@@ -49,7 +49,8 @@ def agentstate_schema() -> str:
 
 def variant(schema: str, old: str, new: str) -> str:
     changed = schema.replace(old, new)
-    assert changed != schema, f"agentstate's schema no longer has {old!r}: this variant needs updating"
+    if changed == schema:
+        raise SystemExit(f"agentstate's schema no longer has {old[:60]!r}: this script's variant needs updating")
     return changed
 
 

@@ -15,7 +15,7 @@ import apsw
 
 from agentstate import errors
 from agentstate.agents import Agents
-from agentstate.aio import AsyncAgents, AsyncMessageLog
+from agentstate.aio import AsyncMessageLog
 from agentstate.async_calls import call_async, settled, write_call
 from agentstate.calls import writes
 from agentstate.engines import AsyncConnection, Connection, engine_of, is_sqlite
@@ -32,33 +32,27 @@ STREAM: Stream = "router"
 """The message stream a session lives in: a conversation's."""
 
 
-def append_turn(conn: Connection, conversation_id: str, drafts: list[Draft]) -> None:
-    """Insert a turn's drafts after the conversation's last position, in one write transaction;
-    the first write makes the conversation (racing writers share it). The rows are not read back
-    into Messages as MessageLog.append_many's are: a session's add_items returns nothing."""
-    if not drafts:
-        return
-    sql = stream_sql(STREAM)
-    try:
-        with write(conn):
-            position_and_insert(conn, sql, drafts, [conversation_id], utc_now())
-    except errors.ForeignKeyError:  # rolled back: no conversation yet
-        Agents(conn).get_or_create_conversation(conversation_id)
-        with write(conn):
-            position_and_insert(conn, sql, drafts, [conversation_id], utc_now())
-
-
 class _Turns:
-    """:func:`append_turn` as a declared write of a manager: on PostgreSQL it is then repeated
-    across a lost connection as MessageLog's writes are (the engine wraps declared methods)."""
+    """A session's turn inserted after the conversation's last position, in one write transaction
+    (the first write makes the conversation; racing writers share it), not read back into
+    Messages as MessageLog.append_many's rows are: add_items returns nothing. A declared write of
+    a manager, so that on PostgreSQL it is repeated across a lost connection as MessageLog's are
+    (the engine wraps declared methods)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.sql = stream_sql(STREAM)
         engine_of(conn).protect(self)
 
     @writes()
     def append(self, conversation_id: str, drafts: list[Draft]) -> None:
-        append_turn(self.conn, conversation_id, drafts)
+        try:
+            with write(self.conn):
+                position_and_insert(self.conn, self.sql, drafts, [conversation_id], utc_now())
+        except errors.ForeignKeyError:  # rolled back: no conversation yet
+            Agents(self.conn).get_or_create_conversation(conversation_id)
+            with write(self.conn):
+                position_and_insert(self.conn, self.sql, drafts, [conversation_id], utc_now())
 
 
 class _Store(Protocol):
@@ -92,7 +86,6 @@ class _AsyncStore:
         self.conn = conn
         self.loop = getattr(getattr(conn, "async_controller", None), "loop", None)  # PostgreSQL: any loop
         self.log = AsyncMessageLog(conn)
-        self.agents = AsyncAgents(conn)
         # On its worker thread an async connection answers synchronously, like a plain one; a
         # short write runs inline on its writer when it has one (see write_call).
         self.turns = _Turns(cast(Connection, conn))
@@ -154,7 +147,6 @@ class _ThreadStore:
         self.conn = conn
         self.turn = _turn_of(conn)
         self.log = MessageLog(conn)
-        self.agents = Agents(conn)
         self.turns = _Turns(conn)
 
     def _call(self, call: Callable[..., T], *args: Any) -> T:

@@ -7,6 +7,7 @@ other test. Clients are handles in threads, each named by ``application_name`` s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -281,9 +282,7 @@ def test_a_server_that_answers_nothing_is_waited_for_until_connect_timeout_s() -
 def test_a_sessions_turn_is_written_across_a_restart(own_server: servers.Server, own_url: str) -> None:
     """AgentStateSession.add_items inserts its turn itself (not through MessageLog.append_many):
     it must be repeated across a lost connection as the managers' writes are, and stored once."""
-    import asyncio
-
-    from agentstate.integrations.openai_agents import AgentStateSession
+    from agentstate.integrations.openai_agents import AgentStateSession  # the openai-agents extra
 
     conn = agentstate.connect(own_url, application_name="session-restart")
     try:

@@ -7,6 +7,7 @@ beyond generous bounds that only a hang would cross.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import signal
@@ -371,8 +372,6 @@ def test_an_async_connections_inline_writer_holds_the_gate_as_long_as_any_writer
     lasts as long as any writer's: with a hold limit of 0 s the watchdog opened the gate under
     every one of its transactions that it saw, warning each time, and the writers queued behind
     went on to SQLite's lock, out of turn."""
-    import asyncio
-
     async def check() -> None:
         conn = await agentstate.connect_async(db_path)
         try:
