@@ -27,8 +27,8 @@ SQLite, 0003 on PostgreSQL); every statement is a named query of ``queries/adk.s
 - The stale-session check runs inside that transaction (under SQLite's write lock, or with the
   session's row locked on PostgreSQL): of two session objects loaded at the same revision, the
   first append wins and the second raises :class:`StaleSessionError`, in any number of
-  processes. (ADK's own ``SqliteSessionService`` reads the stored update time before its write
-  transaction begins, so two appends that check at once both pass, and the session forks.)
+  processes. (ADK's own ``SqliteSessionService`` before 2.15 reads the stored update time before
+  its write transaction begins, so two appends that check at once both pass, and the session forks.)
 - ``get_session(config=GetSessionConfig(num_recent_events=N, after_timestamp=T))`` reads the
   session's row, then its latest N events from T on as one range of an index, newest first and
   stopping after N: the cost does not grow with the session's length. ``num_recent_events=0``

@@ -166,22 +166,27 @@ def test_a_runner_resumes_a_session_after_the_file_is_reopened(db_url: str) -> N
 # --- the stale-session check ---------------------------------------------------------------------
 
 
-def test_adks_sqlite_service_checks_outside_its_transaction_and_forks_the_session(
+def test_adks_sqlite_service_forked_a_session_appended_twice_at_once_ours_refuses_the_second(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two SqliteSessionService objects on one file, each with a copy of the same session: both
-    stale checks pass before either write (forced here by holding the write lock until both have
-    checked), so both appends succeed and the copies fork. The same two appends through
-    AgentStateSessionService: one wins, the other raises StaleSessionError and writes nothing."""
+    """Two SqliteSessionService objects on one file, each with a copy of the same session, append
+    while another connection holds the write lock. ADK before 2.15 checks for a stale session
+    before its write transaction begins: both checks pass, both appends succeed and the copies
+    fork. ADK 2.15 takes the write lock first (BEGIN IMMEDIATE), as we do: the second raises. The
+    same two appends through AgentStateSessionService: one wins, the other raises
+    StaleSessionError and writes nothing, whichever ADK is installed."""
     path = str(tmp_path / "adk.db")
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA journal_mode = WAL")  # so a waiting writer waits (rollback mode would fail it)
-    checked: list[str] = []
+    reached: list[str] = []  # per append: where it stopped to wait for the write lock
     execute = aiosqlite.Connection.execute
 
     def spying(self: aiosqlite.Connection, sql: str, parameters: Any = None) -> Any:
-        if sql.lstrip().startswith("INSERT INTO events"):  # reached only after the stale check passed
-            checked.append(sql)
+        statement = sql.lstrip()
+        if statement.startswith("INSERT INTO events"):  # reached only after the stale check passed
+            reached.append("checked")
+        elif statement.upper().startswith("BEGIN IMMEDIATE"):  # the lock first, then the check
+            reached.append("locking")
         return execute(self, sql, parameters)
 
     monkeypatch.setattr(aiosqlite.Connection, "execute", spying)
@@ -189,6 +194,7 @@ def test_adks_sqlite_service_checks_outside_its_transaction_and_forks_the_sessio
     async def adk() -> list[Any]:
         first, second = SqliteSessionService(path), SqliteSessionService(path)
         made = await first.create_session(app_name="app", user_id="u", session_id="s")
+        await second.get_session(app_name="app", user_id="u", session_id="s")  # its schema check, before the lock
         copies = [made.model_copy(deep=True), made.model_copy(deep=True)]
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
@@ -198,18 +204,29 @@ def test_adks_sqlite_service_checks_outside_its_transaction_and_forks_the_sessio
             )
             for n, (service, copy) in enumerate(zip((first, second), copies, strict=True))
         ]
-        while len(checked) < 2:  # both have checked and now wait for the lock
+        deadline = time.monotonic() + 30
+        while len(reached) < 2:  # both wait for the lock now, at their INSERT or their BEGIN
+            assert not any(a.done() for a in appends), [a.exception() for a in appends if a.done()]
+            assert time.monotonic() < deadline, f"the appends reached only {reached}"
             await asyncio.sleep(0.001)
+        waited_at = list(reached)
         blocker.rollback()
         blocker.close()
         results = await asyncio.gather(*appends, return_exceptions=True)
         stored = await first.get_session(app_name="app", user_id="u", session_id="s")
         assert stored is not None
-        return [results, [e.author for e in stored.events], [[e.author for e in c.events] for c in copies]]
+        events = [e.author for e in stored.events]
+        return [waited_at, results, events, [[e.author for e in c.events] for c in copies]]
 
-    results, stored, copies = asyncio.run(adk())
-    assert not [r for r in results if isinstance(r, BaseException)]  # both appends "succeeded"
-    assert sorted(stored) == ["w0", "w1"] and copies == [["w0"], ["w1"]]  # each copy saw only its own
+    waited_at, results, stored, copies = asyncio.run(adk())
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if waited_at == ["checked", "checked"]:  # ADK < 2.15: both checks passed outside the lock
+        assert not failures  # both appends "succeeded"
+        assert sorted(stored) == ["w0", "w1"] and copies == [["w0"], ["w1"]]  # each copy saw only its own
+    else:  # ADK >= 2.15: the check under the lock, as ours
+        assert waited_at == ["locking", "locking"]
+        assert len(failures) == 1 and isinstance(failures[0], AdkStaleSessionError), results
+        assert len(stored) == 1
 
     async def ours() -> list[Any]:
         db = str(tmp_path / "agentstate.db")
