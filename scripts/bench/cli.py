@@ -17,10 +17,16 @@ from bench.data import DataSpec, format_size, parse_size
 from bench.harness import DEFAULT_SIZES, FULL, QUICK, QUICK_SIZES, Budget, SizeRun
 from bench.log import log
 from bench.machine import machine_info
-from bench.operations import OPERATION, OPERATIONS
+from bench.operations import OPERATION, OPERATIONS, QUEUE_SCENARIO
 from bench.postgres import BenchServer
 from bench.report import Report, markdown
 from bench.workers import WorkerError
+
+QUEUE_CONTENDERS = (
+    "agentstate", "agentstate_full", "floor_write", "floor_write_full", "litequeue", "huey", "huey_nofsync",
+)  # fmt: skip
+"""``--queue``'s contenders (the peers left out if not installed)."""
+QUEUE_SIZES = (10_000, 1_000_000)
 
 DOC = str(bench.__doc__)
 """The package's docstring: its first two paragraphs are --help's description."""
@@ -34,6 +40,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="examples:\n"
         "  python scripts/bench.py --out bench-out            1k, 100k and 1M rows (~15 min on 2 cores)\n"
         "  python scripts/bench.py --out bench-out --quick    500 and 5k rows, under a minute\n"
+        "  python scripts/bench.py --out queue-out --queue    the queue users run: 400 tasks a round at 10k and 1M\n"
         "  python scripts/bench.py --out bench-out --size 10M  10M rows (~15 GB of disk per contender; measures the disk\n                                                     where the file cache is smaller)\n"
         "\ncontenders (by default every one whose packages are installed, each left out saying what it needs: the\n"
         "peers need the peers extra, pip install -e '.[bench,peers]'; postgres the postgres extra and a server;\n"
@@ -53,6 +60,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="tiny sizes (500 and 5k rows) and short rounds: under a minute, a smoke test",
+    )
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="the queue users run (issue 21): enqueue_one and the claim tests of a queue of 400 tasks a round, "
+        f"at 10k and 1M rows, agentstate against the task-queue peers and the write floor (defaults for "
+        f"--size, --operations and --contenders: 10k,1M; {','.join(QUEUE_SCENARIO)}; {','.join(QUEUE_CONTENDERS)})",
     )
     parser.add_argument(
         "--size",
@@ -144,11 +158,14 @@ def unavailable(name: str, postgres_url: str | None = None) -> str | None:
     return None
 
 
-def select_contenders(text: str | None, postgres_url: str | None = None) -> list[str]:
-    """The contenders to run. By default every contender whose packages are installed, each of the
-    others left out with a line saying what it needs; the ones named in ``text`` (--contenders) are
-    all required: one that cannot run stops the bench (exit 2) with the extra to install."""
-    names = choose(text, ORDER, "contenders")
+def select_contenders(
+    text: str | None, postgres_url: str | None = None, default: Sequence[str] = tuple(ORDER)
+) -> list[str]:
+    """The contenders to run. By default every contender of ``default`` whose packages are
+    installed, each of the others left out with a line saying what it needs; the ones named in
+    ``text`` (--contenders) are all required: one that cannot run stops the bench (exit 2) with the
+    extra to install."""
+    names = choose(text, ORDER, "contenders") if text else [n for n in ORDER if n in default]
     chosen: list[str] = []
     for name in names:
         why = unavailable(name, postgres_url)
@@ -191,7 +208,12 @@ def check_bench_extra() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     check_bench_extra()
-    names = select_contenders(args.contenders, args.postgres_url)
+    if args.queue:
+        names = select_contenders(args.contenders, args.postgres_url, default=QUEUE_CONTENDERS)
+        args.operations = args.operations or ",".join(QUEUE_SCENARIO)
+        args.size = args.size or [",".join(map(str, QUEUE_SIZES))]
+    else:
+        names = select_contenders(args.contenders, args.postgres_url)
     ops = [OPERATION[o] for o in choose(args.operations, [op.name for op in OPERATIONS], "operations")]
     check_dependencies(names)
     base = QUICK if args.quick else FULL

@@ -93,12 +93,15 @@ class ContenderProcess:
     def end_backlog(self) -> None:
         self.contender.end_backlog()
 
-    def executor(self, owner: str, quota: int, start_at: float, deadline: float, batch: int = 1) -> dict[str, Any]:
+    def executor(
+        self, owner: str, quota: int, start_at: float, deadline: float, batch: int = 1, fused: bool = True
+    ) -> dict[str, Any]:
         """Claim and finish tasks until ``quota`` are done, none is left, or ``deadline``
         (time.monotonic(), shared by all processes). Each sample is one task's worth of work:
-        finishing one and claiming the next (with ``batch``, a batch's time over its size)."""
+        finishing one and claiming the next (with ``batch``, a batch's time over its size), in one
+        call where the contender has one and ``fused``, else two."""
         c = self.contender
-        fused = getattr(c, "finish_and_claim", None)
+        fused_call = getattr(c, "finish_and_claim", None) if fused else None
         lock_errors = getattr(c, "lock_errors", 0)  # a running count: this round's is the difference
         time.sleep(max(0.0, start_at - time.monotonic()))
         began = time.monotonic()
@@ -117,8 +120,8 @@ class ContenderProcess:
             while claim is not None:
                 ids.append(c.claim_id(claim))
                 more = len(ids) < quota and time.monotonic() < deadline
-                if more and fused is not None:
-                    claim = fused(claim)
+                if more and fused_call is not None:
+                    claim = fused_call(claim)
                 else:
                     c.finish(claim)
                     claim = c.claim(owner) if more else None

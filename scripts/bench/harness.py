@@ -192,19 +192,20 @@ class SizeRun:
                 # Untimed: warm the pending tasks' pages, and every executor process's statements
                 # (a PostgreSQL client also reads its query files on its first call). Its duplicate
                 # check counts all the same.
-                warm = self.claim_round(n, executors[n], min(quota, max(20, 2 * len(executors[n]))), op.batch)
+                warm = self.claim_round(n, executors[n], min(quota, max(20, 2 * len(executors[n]))), op.batch, op.fused)
                 for key in ("duplicates", "unfinished"):
                     totals[n][key] += warm[key]
             before = cpu_seconds()
-            for turn in range(self.budget.rounds):
+            rounds = self.budget.rounds * op.round_factor
+            for turn in range(rounds):
                 for n in rotated(names, turn):
-                    outcome = self.claim_round(n, executors[n], quota, op.batch)
+                    outcome = self.claim_round(n, executors[n], quota, op.batch, op.fused)
                     t = totals[n]
                     t["samples"] += outcome["samples"]
                     for key in ("wall", "duplicates", "unfinished", "lock_errors"):
                         t[key] += outcome[key]
                 done = ", ".join(f"{n} {len(totals[n]['samples'])}" for n in names)
-                log(f"{self.spec.label} {op.name}: round {turn + 1}/{self.budget.rounds} (tasks so far: {done})")
+                log(f"{self.spec.label} {op.name}: round {turn + 1}/{rounds} (tasks so far: {done})")
             others = others_share(before, cpu_seconds())
         finally:
             for group in extras.values():
@@ -218,7 +219,7 @@ class SizeRun:
                 op,
                 self.spec,
                 t["samples"],
-                rounds=self.budget.rounds,
+                rounds=self.budget.rounds * op.round_factor,
                 processes=op.processes,
                 throughput_per_s=round(len(t["samples"]) / t["wall"], 1),
                 duplicates=t["duplicates"],
@@ -239,7 +240,7 @@ class SizeRun:
                 f"{self.spec.label} {op.name}: the backlog is not {op.backlog:,} tasks: {', '.join(wrong)}"
             )
 
-    def claim_round(self, name: str, group: list[Worker], quota: int, batch: int) -> dict[str, Any]:
+    def claim_round(self, name: str, group: list[Worker], quota: int, batch: int, fused: bool) -> dict[str, Any]:
         """All of a contender's executors at once, from one start time; then check that no task
         was done twice and that each was finished, and put the tasks back to pending."""
         start_at = time.monotonic() + 0.05
@@ -253,6 +254,7 @@ class SizeRun:
                 start_at=start_at,
                 deadline=deadline,
                 batch=batch,
+                fused=fused,
             )
         outs = [worker.receive() for worker in group]
         ids = [task for out in outs for task in out["ids"]]

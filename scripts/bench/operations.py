@@ -18,6 +18,11 @@ class Operation:
     """Tasks each executor claims, then finishes, per round trip (claim + finish tests)."""
     backlog: int = 0
     """Tasks pending at the start of each round (claim tests; 0: the data set's own ~10%)."""
+    fused: bool = True
+    """Claim tests: a contender that has one call to finish a task and claim the next
+    (agentstate's complete_and_claim_next) uses it; False: two calls per task for everyone."""
+    round_factor: int = 1
+    """Claim tests: this many times the budget's rounds (short rounds need more of them)."""
 
 
 OPERATIONS = (
@@ -63,6 +68,43 @@ OPERATIONS = (
         processes=1,
         backlog=5_000,
     ),
+    # The queue users run (issue 21): at any size, exactly 400 tasks queued at the start of each
+    # round (set up untimed, the rest of the pending tasks parked) and all of them consumed, then
+    # put back; four times the rounds. Every contender makes two calls per task here.
+    Operation(
+        "claim_complete_1p",
+        "a queue of 400: claim a task, then complete it (two calls, two transactions, for every contender: "
+        "agentstate claim + complete, litequeue pop + done, huey dequeue + put_result), 1 executor process",
+        processes=1,
+        backlog=400,
+        fused=False,
+        round_factor=4,
+    ),
+    Operation(
+        "claim_complete_4p", "the same, 4 executor processes", processes=4, backlog=400, fused=False, round_factor=4
+    ),
+    Operation(
+        "complete_and_claim_next_1p",
+        "a queue of 400: agentstate's complete_and_claim_next (finish one task and claim the next in one "
+        "transaction), 1 executor process",
+        processes=1,
+        backlog=400,
+        round_factor=4,
+    ),
+    Operation(
+        "complete_and_claim_next_4p", "the same, 4 executor processes", processes=4, backlog=400, round_factor=4
+    ),
+    Operation(
+        "claim_many_10_1p",
+        "a queue of 400: claim_many(10), then complete_many of the 10 (two transactions per 10 tasks), 1 process",
+        processes=1,
+        batch=10,
+        backlog=400,
+        round_factor=4,
+    ),
+    Operation(
+        "claim_many_10_4p", "the same, 4 executor processes", processes=4, batch=10, backlog=400, round_factor=4
+    ),
     # Last: the tasks they add stay pending, and would grow the queues the claim tests drain.
     Operation(
         "enqueue_one",
@@ -103,6 +145,11 @@ OPERATIONS = (
 )
 OPERATION = {op.name: op for op in OPERATIONS}
 CLAIM_OPERATIONS = tuple(op.name for op in OPERATIONS if op.processes)
+QUEUE_SCENARIO = (
+    "enqueue_one", "claim_complete_1p", "claim_complete_4p", "complete_and_claim_next_1p", "complete_and_claim_next_4p",
+    "claim_many_10_1p", "claim_many_10_4p",
+)  # fmt: skip
+"""``--queue``'s operations: the queue of issue 21, at 10k and 1M rows."""
 
 
 FINGERPRINTED = {

@@ -25,6 +25,8 @@ COLORS = {
     "postgres": "#393b79",
     "raw_apsw": "#2ca02c",
     "floor": "#7f7f7f",
+    "floor_write": "#a0a0a0",
+    "floor_write_full": "#c7c7c7",
     "litequeue": "#9467bd",
     "huey": "#8c564b",
     "huey_nofsync": "#c49c94",

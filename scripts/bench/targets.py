@@ -11,7 +11,7 @@ from bench.contenders.checkpointers import CHECKPOINT_OPERATIONS
 from bench.contenders.registry import CONTENDERS, PAIRS, PEERS
 from bench.data import format_size
 from bench.formats import format_ratio, format_us
-from bench.operations import CLAIM_OPERATIONS, OPERATIONS
+from bench.operations import CLAIM_OPERATIONS, OPERATIONS, QUEUE_SCENARIO
 
 
 def reference(op: str) -> str:
@@ -156,6 +156,11 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "issue 13",
         )
 
+    # Issue 21: the queue users run (400 tasks a round), at every size measured, against the
+    # task-queue peers at the same durability.
+    for at in sorted({r["size"] for r in results}):
+        out += queue_targets(fig, at)
+
     # Earlier targets, still held.
     for op in ("get_current_task", "get_completed_task"):
         ours = row("agentstate", op)
@@ -178,4 +183,53 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     growth <= bound,
                     "earlier",
                 )
+    return out
+
+
+def queue_targets(fig: dict[tuple[str, str, int], dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """Issue 21's targets at one size: one task at a time (two calls) at least 1.2x litequeue's
+    throughput at NORMAL and huey's at FULL, with 1 and 4 processes; enqueue_one's median at most
+    litequeue's; the 4-process p99.9 at most 20 ms; no task done twice or left unfinished."""
+    out: list[dict[str, Any]] = []
+
+    def add(target: str, measured: str, met: bool) -> None:
+        out.append({"size": size, "target": target, "measured": measured, "met": met, "source": "issue 21"})
+
+    for ours_name, peer in (("agentstate", "litequeue"), ("agentstate_full", "huey")):
+        for op in ("claim_complete_1p", "claim_complete_4p"):
+            ours, theirs = fig.get((ours_name, op, size)), fig.get((peer, op, size))
+            if ours and theirs:
+                ratio = ours["throughput_per_s"] / theirs["throughput_per_s"]
+                add(
+                    f"{op} at {format_size(size)}: {ours_name} at least 1.2x {peer}'s tasks/s",
+                    f"{format_ratio(ratio)} ({ours['throughput_per_s']:,.0f} vs {theirs['throughput_per_s']:,.0f}/s)",
+                    ratio >= 1.2,
+                )
+    ours, theirs = fig.get(("agentstate", "enqueue_one", size)), fig.get(("litequeue", "enqueue_one", size))
+    if ours and theirs:
+        add(
+            f"enqueue_one at {format_size(size)}: agentstate's median at most litequeue's",
+            f"{format_us(ours['median_us'])} vs {format_us(theirs['median_us'])} µs",
+            ours["median_us"] <= theirs["median_us"],
+        )
+    for name in ("agentstate", "agentstate_full"):
+        if r := fig.get((name, "claim_complete_4p", size)):
+            add(
+                f"claim_complete_4p at {format_size(size)}: {name}'s p99.9 at most 20 ms",
+                f"{format_us(r['p999_us'])} µs",
+                r["p999_us"] <= 20_000,
+            )
+    claims = [
+        r
+        for (name, op, at), r in fig.items()
+        if at == size and name.startswith("agentstate") and op in QUEUE_SCENARIO and op in CLAIM_OPERATIONS
+    ]
+    if claims:
+        twice = sum(r["duplicates"] for r in claims)
+        unfinished = sum(r["unfinished"] for r in claims)
+        add(
+            f"the queue's claim tests at {format_size(size)}: no task done twice or left unfinished",
+            f"{twice:,} done twice, {unfinished:,} unfinished in {len(claims)} rows",
+            twice == 0 and unfinished == 0,
+        )
     return out

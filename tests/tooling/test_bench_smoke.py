@@ -36,15 +36,20 @@ TASK_AND_MESSAGE_OPS = {
     "get_current_task", "get_completed_task", "latest_50", "keyset_page", "append_one",
     "append_turn_100", "append_bulk_10k", "claim_finish_1p", "claim_finish_4p",
 }  # fmt: skip
-QUEUE_OPS = {"enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k"}
+# The queue users run (issue 21): two calls per task for every contender, and agentstate's own.
+TWO_CALLS = {"claim_complete_1p", "claim_complete_4p"}
+QUEUE_CLAIMS = TWO_CALLS | {"complete_and_claim_next_1p", "complete_and_claim_next_4p", "claim_many_10_1p", "claim_many_10_4p"}
+QUEUE_OPS = {"enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k"} | TWO_CALLS
 SESSION_OPS = {"latest_50", "append_one", "append_turn_100"}
 CHECKPOINT_OPS = {"checkpoint_get", "checkpoint_list_50", "checkpoint_put"}
 ADK_OPS = {"adk_get_session_50", "adk_append_event"}
-CLAIM_OPS = {"claim_finish_1p", "claim_finish_4p", "claim_finish_16p", "claim_finish_4p_batch10", "claim_backlog_5k"}
+CLAIM_OPS = {
+    "claim_finish_1p", "claim_finish_4p", "claim_finish_16p", "claim_finish_4p_batch10", "claim_backlog_5k",
+} | QUEUE_CLAIMS  # fmt: skip
 AGENTSTATE_WRITES = {
     "append_one", "append_turn_100", "append_bulk_10k", "enqueue_one", "enqueue_batch_100",
     "claim_finish_1p", "claim_finish_4p", "claim_finish_4p_batch10", "claim_backlog_5k",
-}  # fmt: skip
+} | QUEUE_CLAIMS  # fmt: skip
 AGENTSTATE_OPS = TASK_AND_MESSAGE_OPS | AGENTSTATE_WRITES | {"claim_finish_16p"}
 EXPECTED = {
     "orm_today": TASK_AND_MESSAGE_OPS,
@@ -57,6 +62,8 @@ EXPECTED = {
     "agentstate_async": {"get_current_task", "get_completed_task", "latest_50", "append_one"},
     "raw_apsw": TASK_AND_MESSAGE_OPS,
     "floor": {"get_current_task", "get_completed_task", "select_1"},
+    "floor_write": {"enqueue_one"} | TWO_CALLS,
+    "floor_write_full": {"enqueue_one"} | TWO_CALLS,
     "litequeue": QUEUE_OPS,
     "huey": QUEUE_OPS,
     "huey_nofsync": QUEUE_OPS,
@@ -149,7 +156,13 @@ def test_targets_are_evaluated(report: dict[str, Any]) -> None:
     texts = " ".join(t["target"] for t in targets)
     for needle in ("enqueue_one: median at most 80 µs", "enqueue_batch_100", "claim_finish_4p: p99.9", "(huey)"):
         assert needle in texts, needle
-    assert sum("agentstate_full" in t["target"] for t in targets) == 5
+    assert sum("agentstate_full" in t["target"] for t in targets if t["source"] == "issue 11") == 5
+    # Issue 21's: the queue of 400 against litequeue (NORMAL) and huey (FULL), 1 and 4 processes.
+    queue = [t["target"] for t in targets if t["source"] == "issue 21"]
+    for ours, peer in (("agentstate", "litequeue"), ("agentstate_full", "huey")):
+        for op in sorted(TWO_CALLS):
+            assert f"{op} at 500: {ours} at least 1.2x {peer}'s tasks/s" in queue, (op, ours, queue)
+    assert len(queue) == 8, queue
     # Issue 12's: each framework integration against the framework's own backend, on every shared operation.
     pairs = {
         (t["target"].split(":")[0], t["target"].split(": ")[1].split("'")[0])

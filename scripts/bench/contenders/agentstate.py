@@ -18,6 +18,12 @@ from bench.contenders.untimed import bulk_load, park_pending, reset_tasks, unpar
 from bench.data import DataSpec, Payload, Progress, task_specs
 from bench.generate import AGENTSTATE_LAYOUT, generate
 
+QUEUE_CLAIMS = (
+    "claim_complete_1p", "claim_complete_4p", "complete_and_claim_next_1p", "complete_and_claim_next_4p",
+    "claim_many_10_1p", "claim_many_10_4p",
+)  # fmt: skip
+"""The queue scenario's claim tests (issue 21), which agentstate runs on every engine."""
+
 
 class AgentstateContender:
     """agentstate through its public API: ``connect``, ``TaskManager`` and ``MessageLog``.
@@ -34,6 +40,7 @@ class AgentstateContender:
         "enqueue_one",
         "enqueue_batch_100",
         "claim_backlog_5k",
+        *QUEUE_CLAIMS,
     )
     builds = True
     options: ClassVar[dict[str, Any]] = {}
@@ -289,5 +296,6 @@ class FullDurabilityContender(AgentstateContender):
         "claim_finish_4p",
         "claim_finish_4p_batch10",
         "claim_backlog_5k",
+        *QUEUE_CLAIMS,
     )
     options: ClassVar[dict[str, Any]] = {"durability": "full"}

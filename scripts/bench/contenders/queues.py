@@ -32,7 +32,9 @@ from bench.generate import generate_scratch
 
 T = TypeVar("T")
 
-QUEUE_OPERATIONS = ("enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k")
+QUEUE_OPERATIONS = (
+    "enqueue_one", "claim_finish_1p", "claim_finish_4p", "claim_backlog_5k", "claim_complete_1p", "claim_complete_4p",
+)  # fmt: skip
 
 # What the data set's tasks carry, read back from the scratch table.
 TASK_COLUMNS = (

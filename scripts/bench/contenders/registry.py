@@ -24,7 +24,7 @@ from bench.contenders.agentstate import (
     UnmonitoredContender,
 )
 from bench.contenders.checkpointers import AgentStateSaverContender, LangGraphSqlitePeer
-from bench.contenders.floor import Floor
+from bench.contenders.floor import Floor, WriteFloor, WriteFloorFull
 from bench.contenders.orm import OrmBaseline
 from bench.contenders.queues import HueyNoFsyncPeer, HueyPeer, LiteQueuePeer
 from bench.contenders.raw_apsw import RawApsw
@@ -144,6 +144,20 @@ CONTENDERS = {
             Floor,
             Floor.operations,
             builds=False,
+        ),
+        ContenderInfo(
+            "floor_write",
+            "bare apsw on a file of its own (WAL, synchronous=NORMAL): each write BEGIN IMMEDIATE; UPDATE of one "
+            "small row; COMMIT (a claim one, a complete another): what SQLite can do for a queue's writes",
+            WriteFloor,
+            WriteFloor.operations,
+        ),
+        ContenderInfo(
+            "floor_write_full",
+            "the same at synchronous=FULL (every commit fsynced)",
+            WriteFloorFull,
+            WriteFloorFull.operations,
+            durability="full",
         ),
         ContenderInfo(
             "litequeue",
