@@ -11,7 +11,7 @@ from agentstate import engine, errors
 from agentstate.engines import Connection
 from agentstate.runner import run, run_each
 from agentstate.task_arguments import held
-from agentstate.task_types import Claim, Task, task_from_row
+from agentstate.task_types import Claim, Task, finished_task, task_from_row
 from agentstate.transactions import write
 from agentstate.values import iterable, require_seconds, short, to_json, utc_after, utc_now
 
@@ -40,20 +40,21 @@ def finish(
     params["actor"] = owner  # the executor that held it did this step
     with write(conn):
         params["now"] = utc_now()
-        task = one_task(conn, "tasks.finish", params)
-        if task is None:
+        row = run(conn, "tasks.finish", params)
+        if row is None:
             refuse(conn, worker_id, action, ("claimed",), token)
-    return task
+    return finished_task(row, claim)  # decoded after the lock is let go
 
 
 def finish_many(conn: Connection, actor: str | None, results: Iterable[tuple[Claim, Any]]) -> list[Task]:
     """complete_many: every (claim, result) pair completed in one transaction, or none."""
-    steps = []
+    steps, pairs = [], []
     for pair in iterable("results", results):
         if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], Claim)):
             raise errors.InvalidTypeError(f"complete_many takes (Claim, result) pairs, not {pair!r:.80}")
         worker_id, token, owner = held(pair[0], None, actor)
         steps.append({**finish_params(worker_id, token, "completed", pair[1], actor), "actor": owner})
+        pairs.append(pair)
     with write(conn):
         now = utc_now()
         for params in steps:
@@ -65,9 +66,9 @@ def finish_many(conn: Connection, actor: str | None, results: Iterable[tuple[Cla
         for params in steps:
             if row is None or row[0] != params["worker_id"]:
                 refuse(conn, params["worker_id"], "complete", ("claimed",), params["token"])
-            done.append(task_from_row(row))
+            done.append(row)
             row = next(rows, None)
-    return done
+    return [finished_task(row, claim) for row, (claim, _) in zip(done, pairs, strict=True)]
 
 
 def extend_lease(conn: Connection, actor: str | None, claim: Claim | str, token: int | None, lease_seconds: float) -> Claim:

@@ -111,6 +111,21 @@ def task_from_row(row: Any) -> Task:
     )  # fmt: skip
 
 
+def finished_task(row: Any, claim: object) -> Task:
+    """A finished task's row (a ``tasks.finish``) as a Task. A finish never changes the payload
+    (acceptance_criteria, task_context, input_images, metadata: written once, at creation), so
+    when the caller passed the :class:`Claim` of this very task those are its decoded values,
+    shared rather than parsed again; only ``result`` is decoded. Else as :func:`task_from_row`."""
+    held = claim.task if isinstance(claim, Claim) else None
+    if held is None or held.worker_id != row[0]:
+        return task_from_row(row)
+    (wid, pid, status, desc, _criteria, _context, _images, _meta, result, *rest) = row
+    return _build_task(
+        wid, pid, status, desc, held.acceptance_criteria, held.task_context, held.input_images, held.metadata,
+        from_json(result), *rest,
+    )  # fmt: skip
+
+
 def events_from_rows(rows: list[Any]) -> list[TaskEvent]:
     """``task_events`` rows as TaskEvents, their detail decoded."""
     return [TaskEvent(e, w, f, t, fence, a, from_json(d), at) for (e, w, f, t, fence, a, d, at) in rows]

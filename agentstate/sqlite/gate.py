@@ -179,8 +179,10 @@ class WriterGate:
             if self._held_since is None:
                 return
             self._held_since = None
-            with contextlib.suppress(OSError):
+            try:
                 _unlock(self._fd, GATE)
+            except OSError:  # a closed or broken gate file: nobody can be waiting on it
+                return  # (not contextlib.suppress: this runs after every write transaction)
 
     def close(self) -> None:
         """Let go of the gate and close its file."""
@@ -335,26 +337,34 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def ensure_running(self) -> None:
-        thread = self._thread
-        if thread is not None and thread.is_alive():
+        # Every write transaction asks: a field test, not Thread.is_alive() (a lock round trip).
+        # The thread clears the field itself as it ends, under the registry lock.
+        if self._thread is not None:
             return
         with _registry_lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="agentstate-writer-gate", daemon=True)
-                with contextlib.suppress(RuntimeError):  # no thread: gates are then unbounded
+                try:
                     self._thread.start()
+                except RuntimeError:  # no thread (interpreter shutting down): gates are then unbounded
+                    self._thread = None
 
     def _run(self) -> None:
-        while True:
-            time.sleep(WATCHDOG_INTERVAL_S)
+        try:
+            while True:
+                time.sleep(WATCHDOG_INTERVAL_S)
+                with _registry_lock:
+                    gates = list(_gates)
+                    if not gates:
+                        self._thread = None
+                        return
+                now = time.monotonic()
+                for gate in gates:
+                    gate.open_if_stuck(now)
+        except BaseException:
             with _registry_lock:
-                gates = list(_gates)
-                if not gates:
-                    self._thread = None
-                    return
-            now = time.monotonic()
-            for gate in gates:
-                gate.open_if_stuck(now)
+                self._thread = None  # the next acquire starts another
+            raise
 
 
 _registry_lock = threading.Lock()

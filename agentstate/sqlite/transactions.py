@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import cast
+from typing import Any, Literal, cast
 
 import apsw
 import apsw.ext
@@ -20,8 +20,7 @@ from agentstate.sqlite.connection import AsyncConnection, Connection
 from agentstate.sqlite.translate import translate, translating
 
 
-@contextlib.contextmanager
-def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
+def write(conn: apsw.Connection) -> WriteTransaction:
     """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when one is already open.
 
     It takes the write lock up front, so a transaction never fails half-way with "database is
@@ -30,28 +29,57 @@ def write(conn: apsw.Connection) -> Iterator[apsw.Connection]:
 
     :raises InvalidTypeError: ``conn`` is an async connection (use :func:`write_async`).
     """
-    with translating():
-        autocommit = conn.get_autocommit()
-        if not isinstance(autocommit, bool):  # an async connection, used from outside its worker
-            discard(autocommit)
-            raise errors.InvalidTypeError(
-                "write() was given an async connection, whose calls return awaitables it cannot run: "
-                "use 'async with agentstate.write_async(conn):' instead"
-            )
-        if not autocommit:
-            with conn:  # apsw nests a savepoint
-                yield conn
-            return
-        # An explicit BEGIN, not apsw's transaction_mode: with several threads in one process,
-        # `with conn:` in IMMEDIATE mode was seen to wait for the lock without letting the
-        # holder's thread run (measured here with apsw 3.54.1: 4 threads stall until timeout).
-        _begin(conn)
+    return WriteTransaction(conn)
+
+
+class WriteTransaction:
+    """What :func:`write` returns. A class rather than a generator-based context manager: every
+    write of the library opens one, and the generator's machinery (two layers of it, with the
+    error translation) cost more than BEGIN IMMEDIATE itself."""
+
+    __slots__ = ("conn", "savepoint")
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.savepoint = False  # inside a transaction already open: apsw's nested savepoint
+
+    def __enter__(self) -> apsw.Connection:
+        conn = self.conn
         try:
-            yield conn
-        except BaseException:
-            _rollback(conn, None)
-            raise
-        _commit(conn, None)
+            autocommit = conn.get_autocommit()
+            if not isinstance(autocommit, bool):  # an async connection, used from outside its worker
+                discard(autocommit)
+                raise errors.InvalidTypeError(
+                    "write() was given an async connection, whose calls return awaitables it cannot run: "
+                    "use 'async with agentstate.write_async(conn):' instead"
+                )
+            if autocommit:
+                # An explicit BEGIN, not apsw's transaction_mode: with several threads in one
+                # process, `with conn:` in IMMEDIATE mode was seen to wait for the lock without
+                # letting the holder's thread run (measured with apsw 3.54.1: 4 threads stall
+                # until timeout).
+                _begin(conn)
+            else:
+                conn.__enter__()
+                self.savepoint = True
+        except apsw.Error as exc:
+            raise translate(exc) from exc
+        return conn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
+        conn = self.conn
+        try:
+            if self.savepoint:
+                conn.__exit__(kind, exc, tb)  # releases the savepoint, or rolls back to it
+            elif exc is None:
+                _commit(conn, None)
+            else:
+                _rollback(conn, None)
+        except apsw.Error as failed:
+            raise translate(failed) from failed
+        if isinstance(exc, apsw.Error):
+            raise translate(exc) from exc
+        return False
 
 
 @contextlib.contextmanager

@@ -322,3 +322,32 @@ def test_async_task_manager(db_url: str) -> None:
             await conn.aclose()
 
     assert asyncio.run(main()) == ["pending", "claimed", "completed", "recorded"]
+
+
+def test_a_finish_returns_the_task_as_stored(tm: TaskManager) -> None:
+    """complete, fail_validation, release and complete_many return what a read of the task gives
+    (the payload is taken from the Claim rather than parsed again: it must be the same), and the
+    same whether given the Claim or its worker_id and token."""
+    payload = {
+        "acceptance_criteria": ["cites two sources", {"max_words": 200}],
+        "task_context": {"query": "héllo", "nested": {"n": [1, 2.5, None, True]}},
+        "input_images": ["a.png"],
+        "metadata": {"k": "v"},
+    }
+    for finishing in ("complete", "fail_validation", "release", "complete_many", "by_id"):
+        task = tm.create_task(finishing, **payload)
+        claim = tm.claim("e")
+        assert claim is not None and claim.worker_id == task.worker_id
+        if finishing == "complete":
+            done = tm.complete(claim, result={"ok": [1, 2]})
+        elif finishing == "fail_validation":
+            done = tm.fail_validation(claim, reason="too long")
+        elif finishing == "release":
+            done = tm.release(claim)
+        elif finishing == "complete_many":
+            [done] = tm.complete_many([(claim, "all of it")])
+        else:
+            done = tm.complete(claim.worker_id, claim.token, result=7)
+        assert done == tm.get_task(task.worker_id), finishing
+        if finishing == "release":
+            tm.cancel(task.worker_id)  # out of the next claim's way
