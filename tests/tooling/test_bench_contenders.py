@@ -73,7 +73,7 @@ def test_quick_with_only_the_bench_extra_leaves_out_what_is_missing(tmp_path: Pa
     """pip install -e '.[bench]': no peers, no postgres, no langgraph. The run goes on without them."""
     result = run(PEERS + LANGGRAPH + POSTGRES + GOOGLE_ADK, tmp_path=tmp_path)
     names = chosen(result)
-    assert names == [*CORE, "raw_apsw", "floor"]
+    assert names == [*CORE, "raw_apsw", "floor", "floor_write", "floor_write_full"]
     left = left_out_lines(result)
     gone = {"postgres", "litequeue", "huey", "huey_nofsync", "openai_session", "agentstate_session"}
     gone |= {"langgraph_sqlite", "agentstate_langgraph", "adk_sqlite", "adk_sqlite_wal", "adk_database_normal"}
