@@ -5,7 +5,8 @@ agentstate stores a conversation in ``router_messages``: clustered by (conversat
 SQLiteSession appends to a rowid table with one index. This script inserts the same turns, in
 plain apsw (no agentstate Python around it), into our layout, into variants of it that each drop
 one of its costs, and into the SDK's layout, interleaved round by round, after loading the same
-number of messages of other conversations into each file::
+number of messages of other conversations into each file; then reads the newest 50 messages of
+one of those conversations (its rows interleaved with the others', as sessions write them)::
 
     python scripts/bench_turn_layout.py --prefill 1000000 --rounds 150
 """
@@ -147,6 +148,27 @@ def append_turn(conn: apsw.Connection, sdk: bool, turn: list[tuple[str, str]]) -
     return (time.perf_counter_ns() - started) / 1000
 
 
+READER = "conv-0500"  # a prefilled conversation: every 1,000th message
+
+
+def latest_50(conn: apsw.Connection, sdk: bool) -> float:
+    """The newest 50 messages of a prefilled conversation, as each library reads them; µs."""
+    started = time.perf_counter_ns()
+    if sdk:  # SQLiteSession.get_items(limit=50)
+        rows = conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id DESC LIMIT 50", (READER,)
+        ).fetchall()
+    else:  # MessageLog.latest
+        rows = conn.execute(
+            "SELECT position, role, content, metadata, created_at FROM router_messages WHERE conversation_id = ? "
+            "ORDER BY position DESC LIMIT 50",
+            (READER,),
+        ).fetchall()
+    elapsed = (time.perf_counter_ns() - started) / 1000
+    assert len(rows) == 50, len(rows)
+    return elapsed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Time a 100-message turn in agentstate's message table, in variants of it, and in the "
@@ -157,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=150, metavar="N", help="turns appended to each layout (default 150)")
     parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL", help="durability of every layout (default NORMAL)")
     args = parser.parse_args(argv)
-    if args.prefill < 0 or args.rounds < 1:
-        parser.error("--prefill must be >= 0 and --rounds >= 1")
+    if args.prefill < 50_000 or args.rounds < 1:
+        parser.error("--prefill must be >= 50000 (the read needs 50 messages of one conversation) and --rounds >= 1")
     work = turns(20)
     with tempfile.TemporaryDirectory(prefix="turn-layout-") as folder:
         conns = {name: (open_layout(folder, name, schema, fk, args.synchronous), False) for name, (schema, fk) in layouts().items()}
@@ -172,16 +194,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
             for name, (conn, sdk) in conns.items():
                 times[name].append(append_turn(conn, sdk, work[round_ % len(work)]))
+        reads: dict[str, list[float]] = {name: [] for name in conns}
+        for _ in range(args.rounds):
+            for name, (conn, sdk) in conns.items():
+                reads[name].append(latest_50(conn, sdk))
         for conn, _ in conns.values():
             conn.close()
-    base = statistics.median(times[BASELINE])
-    print(f"\nA turn of 100 messages, synchronous={args.synchronous}, {args.prefill:,} messages stored before, {args.rounds} rounds\n")
-    print("| layout | median µs | p99 µs | median / SQLiteSession's |")
-    print("|---|---:|---:|---:|")
+    base, read_base = statistics.median(times[BASELINE]), statistics.median(reads[BASELINE])
+    print(f"\nA turn of 100 messages, synchronous={args.synchronous}, {args.prefill:,} messages stored before, {args.rounds} rounds;")
+    print("then the newest 50 messages of a conversation whose rows are interleaved with the others' (warm cache)\n")
+    print("| layout | turn median µs | turn p99 µs | turn / SQLiteSession's | latest 50 median µs | latest 50 / SQLiteSession's |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, found in times.items():
         ordered = sorted(found)
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-        print(f"| {name} | {statistics.median(found):,.0f} | {p99:,.0f} | {statistics.median(found) / base:.2f} |")
+        read = statistics.median(reads[name])
+        print(
+            f"| {name} | {statistics.median(found):,.0f} | {p99:,.0f} | {statistics.median(found) / base:.2f} "
+            f"| {read:,.0f} | {read / read_base:.2f} |"
+        )
     return 0
 
 

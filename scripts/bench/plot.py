@@ -32,6 +32,8 @@ COLORS = {
     "huey_nofsync": "#c49c94",
     "openai_session": "#e377c2",
     "agentstate_session": "#f7b6d2",
+    "openai_session_normal": "#c5b0d5",
+    "agentstate_session_full": "#ad494a",
     "langgraph_sqlite": "#bcbd22",
     "agentstate_langgraph": "#dbdb8d",
     "adk_sqlite": "#98df8a",

@@ -76,6 +76,7 @@ def test_quick_with_only_the_bench_extra_leaves_out_what_is_missing(tmp_path: Pa
     assert names == [*CORE, "raw_apsw", "floor", "floor_write", "floor_write_full"]
     left = left_out_lines(result)
     gone = {"postgres", "litequeue", "huey", "huey_nofsync", "openai_session", "agentstate_session"}
+    gone |= {"openai_session_normal", "agentstate_session_full"}
     gone |= {"langgraph_sqlite", "agentstate_langgraph", "adk_sqlite", "adk_sqlite_wal", "adk_database_normal"}
     gone |= {"agentstate_adk_full", "agentstate_adk"}
     for name in gone:  # one line each, naming the contender and the extra that brings it

@@ -69,6 +69,8 @@ EXPECTED = {
     "huey_nofsync": QUEUE_OPS,
     "openai_session": SESSION_OPS,
     "agentstate_session": SESSION_OPS,
+    "openai_session_normal": SESSION_OPS,
+    "agentstate_session_full": SESSION_OPS,
     "langgraph_sqlite": CHECKPOINT_OPS,
     "agentstate_langgraph": CHECKPOINT_OPS,
     "adk_sqlite": ADK_OPS,
@@ -169,7 +171,7 @@ def test_targets_are_evaluated(report: dict[str, Any]) -> None:
         for t in targets
         if t["source"] == "issue 12"
     }
-    assert pairs == {(op, "agentstate_session") for op in SESSION_OPS} | {
+    assert pairs == {(op, ours) for op in SESSION_OPS for ours in ("agentstate_session", "agentstate_session_full")} | {
         (op, "agentstate_langgraph") for op in CHECKPOINT_OPS
     } | {(op, ours) for op in ADK_OPS for ours in ("agentstate_adk_full", "agentstate_adk")}
     # Issue 13's: agentstate on PostgreSQL against agentstate on one SQLite file.

@@ -28,7 +28,12 @@ from bench.contenders.floor import Floor, WriteFloor, WriteFloorFull
 from bench.contenders.orm import OrmBaseline
 from bench.contenders.queues import HueyNoFsyncPeer, HueyPeer, LiteQueuePeer
 from bench.contenders.raw_apsw import RawApsw
-from bench.contenders.sessions import AgentStateSessionContender, OpenAISessionPeer
+from bench.contenders.sessions import (
+    AgentStateSessionContender,
+    AgentStateSessionFullContender,
+    OpenAISessionNormalPeer,
+    OpenAISessionPeer,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class ContenderInfo:
 
 
 PEERS = (
-    "litequeue", "huey", "huey_nofsync", "openai_session", "langgraph_sqlite", "adk_sqlite", "adk_sqlite_wal",
+    "litequeue", "huey", "huey_nofsync", "openai_session", "openai_session_normal", "langgraph_sqlite", "adk_sqlite", "adk_sqlite_wal",
     "adk_database_normal",
 )  # fmt: skip
 PEER_DISTRIBUTIONS = (
@@ -60,7 +65,8 @@ PEER_DISTRIBUTIONS = (
 """The ``peers`` extra's packages (and langgraph-checkpoint, which agentstate's saver builds on too),
 whose versions each report names."""
 PAIRS = (
-    ("agentstate_session", "openai_session"),
+    ("agentstate_session_full", "openai_session"),
+    ("agentstate_session", "openai_session_normal"),
     ("agentstate_langgraph", "langgraph_sqlite"),
     ("agentstate_adk_full", "adk_sqlite"),
     ("agentstate_adk_full", "adk_sqlite_wal"),
@@ -194,12 +200,29 @@ CONTENDERS = {
             needs=(("agents", "openai-agents", "peers"),),
         ),
         ContenderInfo(
+            "openai_session_normal",
+            "peer: the same SQLiteSession with synchronous=NORMAL (the SDK has no setting: a subclass sets the pragma "
+            "in its private connection hook), at agentstate's default durability",
+            OpenAISessionNormalPeer,
+            OpenAISessionNormalPeer.operations,
+            needs=(("agents", "openai-agents", "peers"),),
+        ),
+        ContenderInfo(
             "agentstate_session",
             "agentstate's AgentStateSession (agentstate.integrations.openai_agents), the drop-in for openai_session, "
             "one per stream, on a file of its own with the same messages, at agentstate's defaults "
             "(synchronous=NORMAL); async, one event loop",
             AgentStateSessionContender,
             AgentStateSessionContender.operations,
+            needs=(("agents", "openai-agents", "openai-agents"),),
+        ),
+        ContenderInfo(
+            "agentstate_session_full",
+            'the same AgentStateSession on connect_async(path, durability="full") (synchronous=FULL, every commit '
+            "fsynced): the drop-in for openai_session at its durability",
+            AgentStateSessionFullContender,
+            AgentStateSessionFullContender.operations,
+            durability="full",
             needs=(("agents", "openai-agents", "openai-agents"),),
         ),
         ContenderInfo(

@@ -165,3 +165,54 @@ class AgentStateSessionContender(OpenAISessionPeer):
                 self.loop.run_until_complete(session.aclose())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
             self.loop.close()
+
+
+class OpenAISessionNormalPeer(OpenAISessionPeer):
+    """``SQLiteSession`` with synchronous=NORMAL, for a comparison at agentstate's default
+    durability: the SDK has no setting for it, so a subclass adds the pragma in the private hook
+    each of its connections is configured by (``_configure_connection``, openai-agents 0.24-0.25)."""
+
+    name = "openai_session_normal"
+
+    def session(self, agent: str) -> Any:
+        if agent not in self.sessions:
+            from agents import SQLiteSession
+
+            class NormalSQLiteSession(SQLiteSession):  # type: ignore[misc]
+                @staticmethod
+                def _configure_connection(conn: sqlite3.Connection) -> None:
+                    SQLiteSession._configure_connection(conn)
+                    conn.execute("PRAGMA synchronous = NORMAL")
+
+            self.sessions[agent] = NormalSQLiteSession(agent, self.path)
+        return self.sessions[agent]
+
+
+class AgentStateSessionFullContender(AgentStateSessionContender):
+    """``AgentStateSession`` at SQLiteSession's durability: every session on one
+    ``connect_async(path, durability="full")`` connection (synchronous=FULL, every commit
+    fsynced), opened in this process's event loop, on a file of its own."""
+
+    name = "agentstate_session_full"
+
+    def open(self) -> None:
+        import agentstate
+
+        super().open()
+        assert self.loop is not None
+        self.conn = self.loop.run_until_complete(agentstate.connect_async(self.path, durability="full"))
+
+    def session(self, agent: str) -> Any:
+        if agent not in self.sessions:
+            from agentstate.integrations.openai_agents import AgentStateSession
+
+            self.sessions[agent] = AgentStateSession(agent, self.conn)
+        return self.sessions[agent]
+
+    def close(self) -> None:
+        if self.loop is not None:
+            for session in self.sessions.values():
+                self.loop.run_until_complete(session.aclose())
+            self.loop.run_until_complete(self.conn.aclose())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
