@@ -210,9 +210,9 @@ class AgentStateSessionFullContender(AgentStateSessionContender):
         return self.sessions[agent]
 
     def close(self) -> None:
-        if self.loop is not None:
+        if self.loop is not None:  # the sessions first, then the connection they share, then the loop
             for session in self.sessions.values():
                 self.loop.run_until_complete(session.aclose())
+            self.sessions = {}
             self.loop.run_until_complete(self.conn.aclose())
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
-            self.loop.close()
+        super().close()
