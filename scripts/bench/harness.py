@@ -175,6 +175,7 @@ class SizeRun:
     # -- claim + finish ---------------------------------------------------------------------------
 
     def measure_claims(self, op: Operation, names: list[str]) -> list[dict[str, Any]]:
+        rounds = self.budget.rounds * op.round_factor
         extras = {
             n: [Worker(n, self.paths[n], self.spec, label=f"{n} executor {i + 2}") for i in range(op.processes - 1)]
             for n in names
@@ -196,7 +197,6 @@ class SizeRun:
                 for key in ("duplicates", "unfinished"):
                     totals[n][key] += warm[key]
             before = cpu_seconds()
-            rounds = self.budget.rounds * op.round_factor
             for turn in range(rounds):
                 for n in rotated(names, turn):
                     outcome = self.claim_round(n, executors[n], quota, op.batch, op.fused)
@@ -219,7 +219,7 @@ class SizeRun:
                 op,
                 self.spec,
                 t["samples"],
-                rounds=self.budget.rounds * op.round_factor,
+                rounds=rounds,
                 processes=op.processes,
                 throughput_per_s=round(len(t["samples"]) / t["wall"], 1),
                 duplicates=t["duplicates"],

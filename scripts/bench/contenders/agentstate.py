@@ -17,11 +17,9 @@ from bench.contenders.shared import RESULT, Bound, message_fingerprint
 from bench.contenders.untimed import bulk_load, park_pending, reset_tasks, unpark_tasks
 from bench.data import DataSpec, Payload, Progress, task_specs
 from bench.generate import AGENTSTATE_LAYOUT, generate
+from bench.operations import CLAIM_OPERATIONS, QUEUE_SCENARIO
 
-QUEUE_CLAIMS = (
-    "claim_complete_1p", "claim_complete_4p", "complete_and_claim_next_1p", "complete_and_claim_next_4p",
-    "claim_many_10_1p", "claim_many_10_4p",
-)  # fmt: skip
+QUEUE_CLAIMS = tuple(op for op in QUEUE_SCENARIO if op in CLAIM_OPERATIONS)
 """The queue scenario's claim tests (issue 21), which agentstate runs on every engine."""
 
 

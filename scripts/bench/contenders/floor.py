@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import apsw
 
 from bench.contenders.shared import Bound
-from bench.data import DataSpec
+from bench.data import DataSpec, Progress
 
 
 class Floor:
@@ -76,7 +76,7 @@ class WriteFloor:
         self.row = 0
         self.done = 0
 
-    def build(self, spec: DataSpec, progress: Any) -> None:
+    def build(self, spec: DataSpec, progress: Progress) -> None:
         conn = apsw.Connection(str(self.path))
         conn.pragma("journal_mode", "WAL")
         conn.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")

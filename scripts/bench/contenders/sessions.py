@@ -15,6 +15,7 @@ table and copied, untimed, into the store's own schema.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -176,16 +177,23 @@ class OpenAISessionNormalPeer(OpenAISessionPeer):
 
     def session(self, agent: str) -> Any:
         if agent not in self.sessions:
-            from agents import SQLiteSession
-
-            class NormalSQLiteSession(SQLiteSession):  # type: ignore[misc]
-                @staticmethod
-                def _configure_connection(conn: sqlite3.Connection) -> None:
-                    SQLiteSession._configure_connection(conn)
-                    conn.execute("PRAGMA synchronous = NORMAL")
-
-            self.sessions[agent] = NormalSQLiteSession(agent, self.path)
+            self.sessions[agent] = _normal_sqlite_session()(agent, self.path)
         return self.sessions[agent]
+
+
+@functools.cache
+def _normal_sqlite_session() -> type:
+    """SQLiteSession whose connections also set synchronous=NORMAL (made once, on first use: the
+    SDK is imported only by the processes that run it)."""
+    from agents import SQLiteSession
+
+    class NormalSQLiteSession(SQLiteSession):  # type: ignore[misc]
+        @staticmethod
+        def _configure_connection(conn: sqlite3.Connection) -> None:
+            SQLiteSession._configure_connection(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")
+
+    return NormalSQLiteSession
 
 
 class AgentStateSessionFullContender(AgentStateSessionContender):
