@@ -112,6 +112,12 @@ class Engine(Protocol):
         rolls back when it raises; driver errors inside come out as agentstate's."""
         ...
 
+    def lone_write(self, conn: Any) -> AbstractContextManager[Any]:
+        """What a write of one statement runs in: :meth:`write`, or nothing where a statement
+        outside a transaction commits as it runs and that costs less (PostgreSQL: one round trip
+        where BEGIN, the statement and COMMIT are three)."""
+        ...
+
     def reading(self, conn: Any) -> AbstractContextManager[None]:
         """A read transaction: every read inside sees one snapshot."""
         ...

@@ -18,7 +18,7 @@ from agentstate.task_arguments import held
 from agentstate.task_steps import finish_params, refuse
 from agentstate.task_types import DEFAULT_LEASE_SECONDS, Claim, task_from_row
 from agentstate.task_waiting import verdict, waiting
-from agentstate.transactions import write
+from agentstate.transactions import lone_write, write
 from agentstate.values import utc_after, utc_now
 
 T = TypeVar("T")
@@ -46,7 +46,9 @@ class Claiming:
         self._fused = fused if has(conn, fused) else None  # complete_and_claim_next in one statement
 
     def _claim_one(self, owner: str, lease_seconds: float) -> Claim | None:
-        with write(self.conn):
+        # Its statements each commit alone where the engine allows (PostgreSQL: the claim is one
+        # round trip; the sweep, when due, two more): none of them needs the others' effects undone.
+        with lone_write(self.conn):
             row = self._claim_row(owner, lease_seconds)
         return None if row is None else Claim(task_from_row(row))  # decoded after the lock is let go
 

@@ -12,7 +12,7 @@ from agentstate.engines import Connection
 from agentstate.runner import run, run_each
 from agentstate.task_arguments import held
 from agentstate.task_types import Claim, Task, finished_task, task_from_row
-from agentstate.transactions import write
+from agentstate.transactions import lone_write, write
 from agentstate.values import iterable, require_seconds, short, to_json, utc_after, utc_now
 
 
@@ -76,7 +76,7 @@ def extend_lease(conn: Connection, actor: str | None, claim: Claim | str, token:
     worker_id, token, _ = held(claim, token, actor)
     lease_seconds = require_seconds("lease_seconds", lease_seconds)
     params: dict[str, Any] = {"worker_id": worker_id, "token": token, "lease_seconds": lease_seconds}
-    with write(conn):
+    with lone_write(conn):
         # Under the lock: a lease runs from when it is granted, not from when the call began.
         params["now"], params["lease_expires_at"] = utc_now(), utc_after(lease_seconds)
         task = one_task(conn, "tasks.heartbeat", params)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from agentstate.engines import AsyncConnection, Connection, require_async_connection, require_connection
+from agentstate.engines import AsyncConnection, Connection, engine_of, require_async_connection, require_connection
 
 
 def write(conn: Connection) -> AbstractContextManager[Any]:
@@ -28,6 +28,13 @@ def write(conn: Connection) -> AbstractContextManager[Any]:
     :raises InvalidTypeError: ``conn`` is an async connection (use :func:`write_async`).
     """
     return require_connection(conn, "write()").write(conn)
+
+
+def lone_write(conn: Connection) -> AbstractContextManager[Any]:
+    """What a manager's write of one statement runs in (the reads that say why it matched no row
+    may follow it): :func:`write`, or nothing where the engine commits a lone statement as it
+    runs (see :meth:`agentstate.engine.Engine.lone_write`)."""
+    return engine_of(conn).lone_write(conn)
 
 
 def reading(conn: Connection) -> AbstractContextManager[None]:

@@ -109,6 +109,12 @@ class PostgresEngine:
     def write(self, conn: PostgresConnection) -> AbstractContextManager[PostgresConnection]:
         return self._transaction(conn, read_only=False)
 
+    def lone_write(self, conn: PostgresConnection) -> AbstractContextManager[Any]:
+        # Outside a transaction the statement runs on an autocommit pooled connection, which
+        # commits it as it runs; inside one it needs the savepoint, so that its failure does not
+        # abort the caller's transaction.
+        return self.write(conn) if conn.in_transaction() else contextlib.nullcontext()
+
     def reading(self, conn: PostgresConnection) -> AbstractContextManager[None]:
         return self._transaction(conn, read_only=True)
 
@@ -178,6 +184,9 @@ class DirectPostgresEngine(PostgresEngine):
     @contextlib.contextmanager
     def _connection(self, conn: Any) -> Iterator[Any]:
         yield conn
+
+    def lone_write(self, conn: Any) -> AbstractContextManager[Any]:
+        return self.write(conn)  # the caller's connection, in whatever mode the caller set
 
     def translate(
         self, exc: Exception, context: str = "", *, conn: Any = None, writes: bool = False

@@ -44,6 +44,11 @@ class SqliteEngine:
     def write(self, conn: apsw.Connection) -> AbstractContextManager[apsw.Connection]:
         return transactions.write(conn)
 
+    def lone_write(self, conn: apsw.Connection) -> AbstractContextManager[apsw.Connection]:
+        # A statement of its own would take the lock after its read began, and could then fail
+        # with SQLITE_BUSY instead of waiting: every write goes through BEGIN IMMEDIATE.
+        return transactions.write(conn)
+
     def reading(self, conn: apsw.Connection) -> AbstractContextManager[None]:
         return transactions.reading(conn)
 
