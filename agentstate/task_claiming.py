@@ -83,8 +83,9 @@ class Claiming:
         return None if row is None else Claim(task_from_row(row))
 
     def _claim_row(self, owner: str, lease_seconds: float) -> Any:
-        """Inside the write transaction: claim one task and return its row (None if none is due).
-        Times are stamped here, under the lock, so leases follow commit order.
+        """Inside the claim's write (its transaction; for :meth:`_claim_one` on PostgreSQL, each
+        statement on its own): claim one task and return its row (None if none is due). Times
+        are stamped here, under SQLite's lock, so leases follow commit order.
 
         A task whose lease ran out on its last attempt is never handed out (the claim skips it);
         the sweep that fails it, with the reason, runs at most once per ``SWEEP_INTERVAL_S`` per
