@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 
 import agentstate
+from agentstate.postgres.engine import PostgresEngine
 from agentstate.tasks import Claim, TaskManager
 from tests.engines import fresh_database
 
@@ -96,3 +98,46 @@ def test_a_claim_whose_sweep_is_due_sends_the_sweep_as_two_more(tm: TaskManager)
     with sent(tm.conn) as kinds:
         claim(tm)
     assert round_trips(kinds) == 3, kinds
+
+
+def test_a_lone_claim_whose_answer_is_lost_is_repeated_and_nothing_is_run_twice(
+    tm: TaskManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone statement commits as it runs, so a connection lost before its answer came back
+    leaves its outcome unknown: a claim is repeated all the same (the unseen lease expires and
+    its task is claimed again), and the caller gets a claim of another task."""
+    real, lost = PostgresEngine.execute, []
+
+    def execute(self: PostgresEngine, conn: Any, statement: Any, params: Any) -> Any:
+        fetched = real(self, conn, statement, params)
+        if statement.query.name == "tasks.claim_any" and not lost:  # committed, then the answer is lost
+            lost.append(fetched.rows[0][0])
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return fetched
+
+    monkeypatch.setattr(PostgresEngine, "execute", execute)
+    tm = TaskManager(tm.conn, None)  # claims any planner's tasks (tasks.claim_any)
+    tm.SWEEP_INTERVAL_S = 3600.0
+    tm._next_sweep = float("inf")
+    got = tm.claim("exec", lease_seconds=60)
+    assert got is not None and lost and got.worker_id != lost[0]
+    unseen = tm.get_task(lost[0])
+    assert (unseen.task_status, unseen.lease_owner, unseen.attempts) == ("claimed", "exec", 1)  # its lease expires
+
+
+def test_a_complete_whose_update_is_cut_off_is_repeated(tm: TaskManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A complete stays BEGIN, UPDATE, COMMIT: a connection lost while the UPDATE ran surely
+    committed nothing, so the call is repeated and the task completed once."""
+    held = claim(tm)
+    real, cut = PostgresEngine.execute, []
+
+    def execute(self: PostgresEngine, conn: Any, statement: Any, params: Any) -> Any:
+        if statement.query.name == "tasks.finish" and not cut:
+            cut.append(1)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real(self, conn, statement, params)
+
+    monkeypatch.setattr(PostgresEngine, "execute", execute)
+    done = tm.complete(held, result={"ok": True})
+    assert cut and done.task_status == "completed"
+    assert [e.to_status for e in tm.history(held.worker_id)][-1] == "completed"
