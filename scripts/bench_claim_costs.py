@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench.contenders.shared import RESULT
 from bench.data import task_specs
+from bench.statistics import summarize
 
 import agentstate
 from agentstate.runner import query
@@ -162,9 +162,37 @@ def litequeue_queue(path: str, tasks: int) -> tuple[Claims, Callable[[int], None
     return (step, put_back), enqueue, queue
 
 
-def percentile_99(found: list[float]) -> float:
-    ordered = sorted(found)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+def time_claims(claims: dict[str, Claims], rounds: int) -> tuple[dict[str, list[int]], dict[str, float]]:
+    """Each variant's claim + complete, one task at a time, READY a round, rounds interleaved: ns
+    per task, and tasks/s over the rounds' wall time."""
+    per_task: dict[str, list[int]] = {name: [] for name in claims}
+    wall_ns = dict.fromkeys(claims, 0)
+    for round_ in range(rounds):
+        if round_ % 5 == 0:
+            print(f"claims: round {round_ + 1}/{rounds}", file=sys.stderr, flush=True)
+        for name, (step, reset) in claims.items():
+            reset()
+            started = time.perf_counter_ns()
+            for _ in range(READY):
+                begun = time.perf_counter_ns()
+                step()
+                per_task[name].append(time.perf_counter_ns() - begun)
+            wall_ns[name] += time.perf_counter_ns() - started
+    return per_task, {name: READY * rounds / (ns / 1e9) for name, ns in wall_ns.items()}
+
+
+def time_enqueues(enqueues: dict[str, Callable[[int], None]], rounds: int) -> dict[str, list[int]]:
+    """Each variant's enqueue, ENQUEUES a round, rounds interleaved: ns per call."""
+    per_call: dict[str, list[int]] = {name: [] for name in enqueues}
+    for round_ in range(rounds):
+        if round_ % 5 == 0:
+            print(f"enqueues: round {round_ + 1}/{rounds}", file=sys.stderr, flush=True)
+        for name, enqueue in enqueues.items():
+            for i in range(round_ * ENQUEUES, (round_ + 1) * ENQUEUES):
+                begun = time.perf_counter_ns()
+                enqueue(i)
+                per_call[name].append(time.perf_counter_ns() - begun)
+    return per_call
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,50 +237,30 @@ def main(argv: list[str] | None = None) -> int:
             "its SQL alone, without history": sql_enqueue(without),
             BASELINE: litequeue_enqueue,
         }
-        per_task: dict[str, list[float]] = {name: [] for name in claims}
-        walls: dict[str, list[float]] = {name: [] for name in claims}
-        for round_ in range(args.rounds):
-            if round_ % 5 == 0:
-                print(f"claims: round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            for name, (step, reset) in claims.items():
-                reset()
-                started = time.perf_counter_ns()
-                for _ in range(READY):
-                    begun = time.perf_counter_ns()
-                    step()
-                    per_task[name].append((time.perf_counter_ns() - begun) / 1000)
-                walls[name].append((time.perf_counter_ns() - started) / 1e9)
-        per_enqueue: dict[str, list[float]] = {name: [] for name in enqueues}
-        for round_ in range(args.rounds):  # after the claims: the tasks they add stay pending
-            if round_ % 5 == 0:
-                print(f"enqueues: round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            for name, enqueue in enqueues.items():
-                for i in range(round_ * ENQUEUES, (round_ + 1) * ENQUEUES):
-                    begun = time.perf_counter_ns()
-                    enqueue(i)
-                    per_enqueue[name].append((time.perf_counter_ns() - begun) / 1000)
+        per_task, rates = time_claims(claims, args.rounds)
+        per_enqueue = time_enqueues(enqueues, args.rounds)  # after the claims: the tasks they add stay pending
         with_history.close()
         without.close()
         queue.close()
-    rates = {name: READY * len(found) / sum(found) for name, found in walls.items()}
     print(f"\n{args.tasks:,} tasks run before, {args.rounds} rounds, synchronous=NORMAL\n")
     print(f"claim + complete, one task at a time, {READY} a round (litequeue: pop + done):\n")
     print("| variant | median µs per task | p99 µs | tasks/s | median / litequeue's | tasks/s / litequeue's |")
     print("|---|---:|---:|---:|---:|---:|")
-    base = statistics.median(per_task[BASELINE])
-    for name, found in per_task.items():
-        median = statistics.median(found)
+    figures = {name: summarize(found) for name, found in per_task.items()}
+    for name, row in figures.items():
         print(
-            f"| {name} | {median:,.1f} | {percentile_99(found):,.0f} | {rates[name]:,.0f} | {median / base:.2f} "
-            f"| {rates[name] / rates[BASELINE]:.2f} |"
+            f"| {name} | {row['median_us']:,.1f} | {row['p99_us']:,.0f} | {rates[name]:,.0f} "
+            f"| {row['median_us'] / figures[BASELINE]['median_us']:.2f} | {rates[name] / rates[BASELINE]:.2f} |"
         )
     print(f"\nenqueue one task, its own transaction, {ENQUEUES} a round (litequeue: put):\n")
     print("| variant | median µs | p99 µs | median / litequeue's |")
     print("|---|---:|---:|---:|")
-    base = statistics.median(per_enqueue[BASELINE])
-    for name, found in per_enqueue.items():
-        median = statistics.median(found)
-        print(f"| {name} | {median:,.1f} | {percentile_99(found):,.0f} | {median / base:.2f} |")
+    figures = {name: summarize(found) for name, found in per_enqueue.items()}
+    for name, row in figures.items():
+        print(
+            f"| {name} | {row['median_us']:,.1f} | {row['p99_us']:,.0f} "
+            f"| {row['median_us'] / figures[BASELINE]['median_us']:.2f} |"
+        )
     return 0
 
 

@@ -117,8 +117,7 @@ def test_a_lone_claim_whose_answer_is_lost_is_repeated_and_nothing_is_run_twice(
 
     monkeypatch.setattr(PostgresEngine, "execute", execute)
     tm = TaskManager(tm.conn, None)  # claims any planner's tasks (tasks.claim_any)
-    tm.SWEEP_INTERVAL_S = 3600.0
-    tm._next_sweep = float("inf")
+    tm._next_sweep = float("inf")  # no sweep: only the claim statement runs
     got = tm.claim("exec", lease_seconds=60)
     assert got is not None and lost and got.worker_id != lost[0]
     unseen = tm.get_task(lost[0])
